@@ -1,1 +1,18 @@
-//! Data sources.
+//! `ft-data`: the data layer of ft, between files on disk and the trainer.
+//!
+//! - [`source`]: streaming readers for JSONL, JSON, CSV/TSV, YAML and
+//!   chatterbot-style YAML conversations, and the cheap [`probe`] the
+//!   compiler uses to learn which fields a file has (with file and line).
+//!
+//! This crate knows neither the recipe syntax nor Burn: the compiler turns
+//! a recipe's `dataset` into a [`SourceSpec`], and the runtime consumes the
+//! [`Row`]s.
+
+pub mod source;
+pub mod value;
+
+pub use source::{
+    check_row, probe, resolve_files, rows, BadRow, BadRowReason, FieldCheck, FieldInfo, Format,
+    Probe, Row, Rows, SourceError, SourceSpec,
+};
+pub use value::{get_path, typed_cell, ValueKind};
