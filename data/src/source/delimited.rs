@@ -8,11 +8,11 @@
 //! are JSON number literals become numbers (see [`crate::typed_cell`]);
 //! all other cells, including empty ones, are strings.
 //!
-//! `\r\n` is turned into `\n` before the CSV reader sees the bytes: the
-//! `csv` crate counts lines by `\n` only and sets a record's position before
-//! consuming the `\n` of the previous `\r\n`, which made every line number
-//! of a CRLF file one too small. (A `\r\n` inside a quoted cell thereby
-//! becomes `\n`, which is what a model should see anyway.)
+//! `\r\n` is turned into `\n` before the CSV reader sees the bytes, and a
+//! final `\n` is added if the file lacks one: the `csv` crate counts lines
+//! by `\n` only, and leaves the `\n` of a `\r\n` for the next record, which
+//! made line numbers of CRLF files wrong (see [`line_of`]). A `\r\n` inside a
+//! quoted cell thereby becomes `\n`, which is what a model should see anyway.
 
 use super::{io_err, BadRow, BadRowReason, Format, Row, SourceError, SourceSpec};
 use crate::value::typed_cell;
@@ -52,8 +52,19 @@ fn builder(spec: &SourceSpec) -> csv::ReaderBuilder {
     b
 }
 
-fn line_of(rec: &csv::ByteRecord) -> usize {
-    rec.position().map_or(0, |p| p.line() as usize)
+/// The 1-based line where the record just read starts.
+///
+/// Not `rec.position()`: the csv crate takes that before skipping blank
+/// lines, so every blank line shifted later rows by one. Instead count back
+/// from the line after the record (the input always ends with `\n`, see
+/// [`CrlfToLf`], so every record has a terminator) over the newlines inside
+/// its quoted cells.
+fn line_of<R: Read>(reader: &csv::Reader<R>, rec: &csv::ByteRecord) -> usize {
+    let inner: usize = rec
+        .iter()
+        .map(|f| f.iter().filter(|&&b| b == b'\n').count())
+        .sum();
+    (reader.position().line() as usize).saturating_sub(1 + inner)
 }
 
 /// Open the file and consume its header row (if it has one).
@@ -90,7 +101,7 @@ fn open_reader(
         Ok(false) => return Err(bad(1, "no header row".into())),
         Err(e) => return Err(bad(1, e.to_string())),
     }
-    let line = line_of(&rec);
+    let line = line_of(&reader, &rec);
     let mut names = Vec::with_capacity(rec.len());
     for (i, field) in rec.iter().enumerate() {
         let field = if i == 0 {
@@ -193,7 +204,7 @@ impl Iterator for DelimitedRows {
                 return self.bad(line, BadRowReason::MalformedCsv { msg: e.to_string() });
             }
         }
-        let line = line_of(&self.record);
+        let line = line_of(&self.reader, &self.record);
         if self.record.len() != self.names.len() {
             return self.bad(
                 line,
@@ -229,6 +240,8 @@ pub(crate) struct CrlfToLf {
     buf: Box<[u8]>,
     /// A `\r` at the end of the last chunk, not yet known to precede `\n`.
     held_cr: bool,
+    /// The last byte handed out (to add a final `\n` when missing).
+    last: Option<u8>,
 }
 
 impl CrlfToLf {
@@ -237,6 +250,7 @@ impl CrlfToLf {
             src,
             buf: vec![0; 64 * 1024].into_boxed_slice(),
             held_cr: false,
+            last: None,
         }
     }
 }
@@ -258,6 +272,12 @@ impl Read for CrlfToLf {
         if n == 0 {
             if std::mem::take(&mut self.held_cr) {
                 out[0] = b'\r';
+                self.last = Some(b'\r');
+                return Ok(1);
+            }
+            if self.last.is_some_and(|b| b != b'\n') {
+                out[0] = b'\n';
+                self.last = Some(b'\n');
                 return Ok(1);
             }
             return Ok(0);
@@ -286,6 +306,7 @@ impl Read for CrlfToLf {
             // signal end of file.
             return self.read(out);
         }
+        self.last = Some(out[o - 1]);
         Ok(o)
     }
 }
