@@ -58,19 +58,21 @@ impl JsonRows {
             return Err(sc.syntax("the document is empty"));
         }
         if let Some(path) = self.records.clone() {
-            let not_found =
-                |sc: &Scanner| (BadRowReason::RecordsNotFound { key: path.clone() }, sc.line);
+            // A missing key is reported at the line of the object that
+            // lacks it.
+            let not_found = |line| (BadRowReason::RecordsNotFound { key: path.clone() }, line);
             for seg in path.split('.') {
                 sc.skip_ws()?;
+                let obj_line = sc.line;
                 if sc.peek()? != Some(b'{') {
-                    return Err(not_found(sc));
+                    return Err(not_found(obj_line));
                 }
                 sc.bump()?;
                 let mut keybuf = Vec::new();
                 loop {
                     sc.skip_ws()?;
                     match sc.peek()? {
-                        Some(b'}') => return Err(not_found(sc)),
+                        Some(b'}') => return Err(not_found(obj_line)),
                         Some(b'"') => {}
                         _ => return Err(sc.syntax("expected a key")),
                     }
@@ -90,7 +92,7 @@ impl JsonRows {
                     sc.skip_ws()?;
                     match sc.bump()? {
                         Some(b',') => {}
-                        Some(b'}') => return Err(not_found(sc)),
+                        Some(b'}') => return Err(not_found(obj_line)),
                         _ => return Err(sc.syntax("expected `,` or `}`")),
                     }
                 }

@@ -194,14 +194,17 @@ impl YamlRows {
         }
         if let Some(path) = self.records.clone() {
             let not_found = || BadRowReason::RecordsNotFound { key: path.clone() };
+            // A missing key is reported at the line of the mapping that
+            // lacks it.
             for seg in path.split('.') {
                 if !matches!(e, Event::MappingStart(..)) {
                     return Err((not_found(), span.start.line()));
                 }
+                let map_line = span.start.line();
                 loop {
                     let (k, ks) = self.ev()?;
                     if k == Event::MappingEnd {
-                        return Err((not_found(), ks.start.line()));
+                        return Err((not_found(), map_line));
                     }
                     let key = self.node(k, ks)?;
                     (e, span) = self.ev()?;
