@@ -457,17 +457,23 @@ pub fn probe(spec: &SourceSpec, max_rows: usize) -> Result<Probe, SourceError> {
             match item {
                 Ok(row) => visit_paths(&row.value, &mut |path, v| {
                     let kind = ValueKind::of(v);
-                    let i = *index.entry(path.to_owned()).or_insert_with(|| {
-                        fields.push(FieldInfo {
-                            name: path.to_owned(),
-                            file: row.file.to_path_buf(),
-                            line: row.line,
-                            kind: ValueKind::Null,
-                            nullable: false,
-                            rows_present: 0,
-                        });
-                        fields.len() - 1
-                    });
+                    // Look up before inserting: most paths are already known,
+                    // and this runs for every field of every probed row.
+                    let i = match index.get(path) {
+                        Some(&i) => i,
+                        None => {
+                            index.insert(path.to_owned(), fields.len());
+                            fields.push(FieldInfo {
+                                name: path.to_owned(),
+                                file: row.file.to_path_buf(),
+                                line: row.line,
+                                kind: ValueKind::Null,
+                                nullable: false,
+                                rows_present: 0,
+                            });
+                            fields.len() - 1
+                        }
+                    };
                     let fi = &mut fields[i];
                     fi.kind = if fi.rows_present == 0 {
                         kind
