@@ -3,12 +3,18 @@
 //! - [`source`]: streaming readers for JSONL, JSON, CSV/TSV, YAML and
 //!   chatterbot-style YAML conversations, and the cheap [`probe`] the
 //!   compiler uses to learn which fields a file has (with file and line).
+//! - [`split`]: hash-based train/val/test assignment (optionally stratified)
+//!   and the cross-split leakage report.
+//! - [`rng`]: the small PRNG and stable hash everything seeded uses, so a
+//!   seed gives the same result on every machine.
 //!
 //! This crate knows neither the recipe syntax nor Burn: the compiler turns
 //! a recipe's `dataset` into a [`SourceSpec`], and the runtime consumes the
 //! [`Row`]s.
 
+pub mod rng;
 pub mod source;
+pub mod split;
 pub mod value;
 
 pub use source::{
