@@ -5,6 +5,8 @@
 //!   compiler uses to learn which fields a file has (with file and line).
 //! - [`split`]: hash-based train/val/test assignment (optionally stratified)
 //!   and the cross-split leakage report.
+//! - [`mixture`]: multi-task sampling by weights or temperature, with a
+//!   cap on repeats, in deterministic, resumable epochs.
 //! - [`rng`]: the small PRNG and stable hash everything seeded uses, so a
 //!   seed gives the same result on every machine.
 //!
@@ -12,6 +14,7 @@
 //! a recipe's `dataset` into a [`SourceSpec`], and the runtime consumes the
 //! [`Row`]s.
 
+pub mod mixture;
 pub mod rng;
 pub mod source;
 pub mod split;
