@@ -5,6 +5,8 @@
 //!   compiler uses to learn which fields a file has (with file and line).
 //! - [`split`]: hash-based train/val/test assignment (optionally stratified)
 //!   and the cross-split leakage report.
+//! - [`curriculum`]: ordered stages with difficulty order and competence
+//!   pacing, as one deterministic, resumable iterator.
 //! - [`mixture`]: multi-task sampling by weights or temperature, with a
 //!   cap on repeats, in deterministic, resumable epochs.
 //! - [`rng`]: the small PRNG and stable hash everything seeded uses, so a
@@ -14,6 +16,7 @@
 //! a recipe's `dataset` into a [`SourceSpec`], and the runtime consumes the
 //! [`Row`]s.
 
+pub mod curriculum;
 pub mod mixture;
 pub mod rng;
 pub mod source;
