@@ -1,1 +1,12 @@
+//! The ft compiler: recipe text → checked recipe → Plan.
+//!
+//! Stages, each a module: `syntax` (pest grammar, AST with spans, error
+//! recovery), `check` (names, types, values, rules), `world` (reads model and
+//! data headers), `plan` (the serde Plan the runtime consumes). Diagnostics
+//! are data (`diagnostics`), rendered in one place. This crate knows nothing
+//! of Burn.
 
+pub mod check;
+pub mod diagnostics;
+pub mod source;
+pub mod syntax;
