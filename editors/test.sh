@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Tests of the editor support, for CI and by hand:
+#   1. VS Code: the TextMate grammar (tokenized with vscode-textmate, as in
+#      VS Code) and the client's wiring, with `node --test`.
+#   2. tree-sitter, if a `tree-sitter` binary is on PATH (or $TREE_SITTER):
+#      the committed parser matches grammar.js, the corpus passes, and every
+#      sample recipe parses without ERROR or MISSING nodes.
+#   3. The Neovim copy of the highlight queries matches the grammar's.
+# Prints "N passed, M failed" last; exits non-zero if anything failed.
+set -u
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1"; }
+
+# ── 1. VS Code ───────────────────────────────────────────────────────────
+cd "$here/vscode"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null || fail "npm ci"
+fi
+# The TAP summary gives the counts of the node tests.
+out="$(node --test test/ 2>&1)"
+status=$?
+n_pass=$(printf '%s\n' "$out" | sed -n 's/^# pass \([0-9]*\)$/\1/p')
+n_fail=$(printf '%s\n' "$out" | sed -n 's/^# fail \([0-9]*\)$/\1/p')
+passed=$((passed + ${n_pass:-0}))
+failed=$((failed + ${n_fail:-0}))
+if [ "$status" -ne 0 ]; then
+  printf '%s\n' "$out" | grep -E '^not ok|error:|expected|actual' | head -40
+  [ "${n_fail:-0}" -gt 0 ] || fail "node --test (exit $status)"
+fi
+echo "vscode: ${n_pass:-0} passed, ${n_fail:-0} failed (node --test)"
+
+# ── 2. tree-sitter ───────────────────────────────────────────────────────
+ts="${TREE_SITTER:-$(command -v tree-sitter || true)}"
+cd "$here/tree-sitter-ft"
+if [ -n "$ts" ]; then
+  # Regenerating must not change the committed parser (grammar.js edited
+  # without `tree-sitter generate` is a mistake CI should catch).
+  tmp="$(mktemp -d)"
+  cp -r grammar.js tree-sitter.json src "$tmp/"
+  if (cd "$tmp" && "$ts" generate >/dev/null 2>&1) && diff -q "$tmp/src/parser.c" src/parser.c >/dev/null; then
+    pass "tree-sitter: src/parser.c is up to date with grammar.js"
+  else
+    fail "tree-sitter: src/parser.c differs from grammar.js (run tree-sitter generate)"
+  fi
+  rm -rf "$tmp"
+
+  out="$("$ts" test 2>&1)"
+  status=$?
+  # One line per corpus case: "  N. ✓ name" or "  N. ✗ name".
+  n_ok=$(printf '%s\n' "$out" | grep -c '✓' || true)
+  n_bad=$(printf '%s\n' "$out" | grep -c '✗' || true)
+  passed=$((passed + n_ok))
+  failed=$((failed + n_bad))
+  if [ "$status" -ne 0 ]; then
+    printf '%s\n' "$out" | tail -40
+    [ "$n_bad" -gt 0 ] || fail "tree-sitter test (exit $status)"
+  fi
+  echo "tree-sitter corpus: $n_ok passed, $n_bad failed"
+
+  # Sample recipes: the VS Code fixtures and the project's recipes.
+  for f in "$here"/vscode/test/fixtures/*.ft "$repo"/recipes/*.ft; do
+    [ -f "$f" ] || continue
+    name="${f#"$repo"/}"
+    if "$ts" parse --quiet "$f" >/dev/null 2>&1 && ! "$ts" parse "$f" 2>/dev/null | grep -qE 'ERROR|MISSING'; then
+      pass "tree-sitter parse $name"
+    else
+      fail "tree-sitter parse $name"
+      "$ts" parse "$f" 2>&1 | grep -nE 'ERROR|MISSING' | head -5
+    fi
+  done
+else
+  echo "tree-sitter: no binary (set TREE_SITTER or put tree-sitter on PATH); skipped"
+fi
+
+# ── 3. Neovim queries ────────────────────────────────────────────────────
+if cmp -s "$here/tree-sitter-ft/queries/highlights.scm" "$here/nvim/queries/ft/highlights.scm"; then
+  pass "nvim/queries/ft/highlights.scm matches tree-sitter-ft/queries/highlights.scm"
+else
+  fail "nvim/queries/ft/highlights.scm differs from tree-sitter-ft/queries/highlights.scm (copy it)"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
