@@ -5,7 +5,10 @@
 #   2. tree-sitter, if a `tree-sitter` binary is on PATH (or $TREE_SITTER):
 #      the committed parser matches grammar.js, the corpus passes, and every
 #      sample recipe parses without ERROR or MISSING nodes.
-#   3. The Neovim copy of the highlight queries matches the grammar's.
+#   3. Neovim: the plugin's copy of the highlight queries matches the
+#      grammar's; with nvim >= 0.10 on PATH (or $NVIM) and a C compiler,
+#      headless checks of filetype, ftplugin, LSP start-up and tree-sitter
+#      highlighting (nvim/test/check.lua; no real server needed).
 # Prints "N passed, M failed" last; exits non-zero if anything failed.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -38,10 +41,11 @@ ts="${TREE_SITTER:-$(command -v tree-sitter || true)}"
 cd "$here/tree-sitter-ft"
 if [ -n "$ts" ]; then
   # Regenerating must not change the committed parser (grammar.js edited
-  # without `tree-sitter generate` is a mistake CI should catch).
+  # without `tree-sitter generate` is a mistake CI should catch). ABI 14
+  # keeps the parser loadable by Neovim 0.10 and Helix.
   tmp="$(mktemp -d)"
   cp -r grammar.js tree-sitter.json src "$tmp/"
-  if (cd "$tmp" && "$ts" generate >/dev/null 2>&1) && diff -q "$tmp/src/parser.c" src/parser.c >/dev/null; then
+  if (cd "$tmp" && "$ts" generate --abi 14 >/dev/null 2>&1) && diff -q "$tmp/src/parser.c" src/parser.c >/dev/null; then
     pass "tree-sitter: src/parser.c is up to date with grammar.js"
   else
     fail "tree-sitter: src/parser.c differs from grammar.js (run tree-sitter generate)"
@@ -81,6 +85,30 @@ if cmp -s "$here/tree-sitter-ft/queries/highlights.scm" "$here/nvim/queries/ft/h
   pass "nvim/queries/ft/highlights.scm matches tree-sitter-ft/queries/highlights.scm"
 else
   fail "nvim/queries/ft/highlights.scm differs from tree-sitter-ft/queries/highlights.scm (copy it)"
+fi
+nvim="${NVIM:-$(command -v nvim || true)}"
+cc="${CC:-cc}"
+nvim_minor=$([ -n "$nvim" ] && "$nvim" --version 2>/dev/null | sed -n '1s/^NVIM v0\.\([0-9]*\).*/\1/p')
+if [ -n "$nvim" ] && [ "${nvim_minor:-0}" -ge 10 ] && command -v "$cc" >/dev/null; then
+  tmp="$(mktemp -d)"
+  mkdir -p "$tmp/parser"
+  if "$cc" -O2 -shared -fPIC -I "$here/tree-sitter-ft/src" "$here/tree-sitter-ft/src/parser.c" -o "$tmp/parser/ft.so"; then
+    out="$(cd "$here" && XDG_STATE_HOME="$tmp/state" timeout 60 "$nvim" --headless --clean \
+      -l nvim/test/check.lua nvim "$tmp" vscode/test/fixtures/*.ft 2>&1)"
+    status=$?
+    printf '%s\n' "$out" | grep -E '^(ok|FAIL) ' | grep -v '^ok' || true
+    n_ok=$(printf '%s\n' "$out" | grep -c '^ok ' || true)
+    n_bad=$(printf '%s\n' "$out" | grep -c '^FAIL ' || true)
+    passed=$((passed + n_ok))
+    failed=$((failed + n_bad))
+    [ "$status" -eq 0 ] || [ "$n_bad" -gt 0 ] || { printf '%s\n' "$out" | tail -20; fail "nvim check.lua (exit $status)"; }
+    echo "nvim: $n_ok passed, $n_bad failed"
+  else
+    fail "cc: compiling tree-sitter-ft/src/parser.c"
+  fi
+  rm -rf "$tmp"
+else
+  echo "nvim: no nvim >= 0.10 (set NVIM) or no C compiler; skipped"
 fi
 
 echo "$passed passed, $failed failed"
