@@ -1,0 +1,191 @@
+//! Small building blocks shared by the model families, written to match
+//! transformers' arithmetic (so parity holds to f32 rounding): HF-style
+//! `weight`/`bias` names, RMSNorm, LayerNorm, rotary tables, attention masks.
+
+use burn::module::{Module, Param};
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+use ft_formats::{FormatError, FormatErrorKind, RopeScaling};
+
+use crate::weights::{Loader, Result};
+
+/// A large negative number for masked attention scores. Finite (not -inf)
+/// so that a fully masked row (a padding query) softmaxes to a uniform row
+/// instead of NaN.
+pub const MASKED: f32 = -1e9;
+
+/// Llama's RMSNorm: `x / sqrt(mean(x²) + eps) · weight`.
+#[derive(Module, Debug)]
+pub struct RmsNorm<B: Backend> {
+    pub weight: Param<Tensor<B, 1>>,
+    pub eps: f64,
+}
+
+impl<B: Backend> RmsNorm<B> {
+    pub fn load(l: &mut Loader<B>, path: &str, d: usize, eps: f64) -> Result<Self> {
+        Ok(RmsNorm {
+            weight: Param::from_tensor(l.tensor(&format!("{path}.weight"), [d])?),
+            eps,
+        })
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let ms = x.clone().powi_scalar(2).mean_dim(D - 1);
+        let inv = (ms + self.eps).sqrt().recip();
+        x * inv * self.weight.val().unsqueeze()
+    }
+}
+
+/// BERT's LayerNorm (biased variance, as PyTorch).
+#[derive(Module, Debug)]
+pub struct LayerNorm<B: Backend> {
+    pub weight: Param<Tensor<B, 1>>,
+    pub bias: Param<Tensor<B, 1>>,
+    pub eps: f64,
+}
+
+impl<B: Backend> LayerNorm<B> {
+    pub fn load(l: &mut Loader<B>, path: &str, d: usize, eps: f64) -> Result<Self> {
+        Ok(LayerNorm {
+            weight: Param::from_tensor(l.tensor(&format!("{path}.weight"), [d])?),
+            bias: Param::from_tensor(l.tensor(&format!("{path}.bias"), [d])?),
+            eps,
+        })
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let (var, mean) = x.clone().var_mean_bias(D - 1);
+        let normed = (x - mean) / (var + self.eps).sqrt();
+        normed * self.weight.val().unsqueeze() + self.bias.val().unsqueeze()
+    }
+}
+
+/// Rotary inverse frequencies, HF convention (`rotate_half`: the first and
+/// second halves of each head are paired), including `rope_scaling` of type
+/// "linear" and "llama3". Other scaling types are refused rather than
+/// silently ignored.
+#[derive(Debug, Clone)]
+pub struct Rope {
+    pub inv_freq: Vec<f64>,
+    pub head_dim: usize,
+}
+
+impl Rope {
+    pub fn new(
+        head_dim: usize,
+        theta: f64,
+        scaling: Option<&RopeScaling>,
+        config_path: &std::path::Path,
+    ) -> Result<Self> {
+        let mut inv_freq: Vec<f64> = (0..head_dim / 2)
+            .map(|i| 1.0 / theta.powf((2 * i) as f64 / head_dim as f64))
+            .collect();
+        match scaling.map(|s| s.rope_type.as_str()) {
+            None | Some("default") => {}
+            Some("linear") => {
+                let f = scaling.expect("some").factor;
+                inv_freq.iter_mut().for_each(|v| *v /= f);
+            }
+            Some("llama3") => {
+                let s = scaling.expect("some");
+                let low = s.low_freq_factor.unwrap_or(1.0);
+                let high = s.high_freq_factor.unwrap_or(4.0);
+                let old_ctx = s.original_max_positions.unwrap_or(8192) as f64;
+                let low_wavelen = old_ctx / low;
+                let high_wavelen = old_ctx / high;
+                for v in inv_freq.iter_mut() {
+                    let wavelen = 2.0 * std::f64::consts::PI / *v;
+                    if wavelen > low_wavelen {
+                        *v /= s.factor;
+                    } else if wavelen >= high_wavelen {
+                        let smooth = (old_ctx / wavelen - low) / (high - low);
+                        *v = (1.0 - smooth) * *v / s.factor + smooth * *v;
+                    }
+                }
+            }
+            Some(other) => return Err(FormatError::new(
+                config_path,
+                FormatErrorKind::BadConfigField {
+                    field: "rope_scaling".into(),
+                    detail: format!(
+                        "rope type `{other}` is not supported (supported: default, linear, llama3)"
+                    ),
+                },
+            )),
+        }
+        Ok(Rope { inv_freq, head_dim })
+    }
+
+    /// `(cos, sin)` tables `[1, 1, len, head_dim]` for positions
+    /// `start..start + len`.
+    pub fn tables<B: Backend>(
+        &self,
+        start: usize,
+        len: usize,
+        device: &B::Device,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let d = self.head_dim;
+        let mut cos = Vec::with_capacity(len * d);
+        let mut sin = Vec::with_capacity(len * d);
+        for p in start..start + len {
+            // HF duplicates the frequencies: emb = cat(freqs, freqs).
+            for _ in 0..2 {
+                for f in &self.inv_freq {
+                    let a = p as f64 * f;
+                    cos.push(a.cos() as f32);
+                    sin.push(a.sin() as f32);
+                }
+            }
+        }
+        (
+            Tensor::from_data(TensorData::new(cos, [1, 1, len, d]), device),
+            Tensor::from_data(TensorData::new(sin, [1, 1, len, d]), device),
+        )
+    }
+}
+
+/// `x·cos + rotate_half(x)·sin` for `x: [batch, heads, seq, head_dim]`.
+pub fn apply_rope<B: Backend>(
+    x: Tensor<B, 4>,
+    cos: &Tensor<B, 4>,
+    sin: &Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let d = x.dims()[3];
+    let x1 = x.clone().narrow(3, 0, d / 2);
+    let x2 = x.clone().narrow(3, d / 2, d / 2);
+    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+    x * cos.clone() + rotated * sin.clone()
+}
+
+/// Additive mask `[batch, 1, q_len, past + q_len]`: 0 where attending is
+/// allowed, [`MASKED`] elsewhere. `attention_mask` (`[batch, past + q_len]`,
+/// 1 = token, 0 = padding) masks padded keys; `causal` masks the future.
+pub fn attention_bias<B: Backend>(
+    batch: usize,
+    q_len: usize,
+    past: usize,
+    attention_mask: Option<&Tensor<B, 2>>,
+    causal: bool,
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let k_len = past + q_len;
+    let mut bias: Tensor<B, 4> = if causal {
+        let mut m = vec![0.0f32; q_len * k_len];
+        for i in 0..q_len {
+            for j in (past + i + 1)..k_len {
+                m[i * k_len + j] = MASKED;
+            }
+        }
+        Tensor::from_data(TensorData::new(m, [1, 1, q_len, k_len]), device)
+    } else {
+        Tensor::zeros([1, 1, q_len, k_len], device)
+    };
+    bias = bias.expand([batch, 1, q_len, k_len]);
+    if let Some(mask) = attention_mask {
+        let pad = (mask.clone().neg() + 1.0) * MASKED;
+        let pad: Tensor<B, 4> = pad
+            .reshape([batch, 1, 1, k_len])
+            .expand([batch, 1, q_len, k_len]);
+        bias = bias + pad;
+    }
+    bias
+}

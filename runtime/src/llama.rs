@@ -1,0 +1,382 @@
+//! The Llama family (Llama 2/3, SmolLM2, Mistral, Qwen2) as Burn modules.
+//!
+//! The module tree mirrors transformers' `LlamaForCausalLM`, so that every HF
+//! module path (`model.layers.3.self_attn.q_proj`) names one field path here;
+//! [`LlamaForCausalLM::linear_mut`] resolves such a path to the Burn
+//! `Linear`, which is how PEFT methods find their targets.
+
+use burn::module::Module;
+use burn::nn::{Embedding, Linear};
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::{backend::Backend, Int, Tensor};
+use ft_formats::{Family, FormatError, FormatErrorKind, ModelConfig};
+
+use crate::layers::{apply_rope, attention_bias, RmsNorm, Rope};
+use crate::weights::{Loader, Result, WeightSource};
+
+#[derive(Module, Debug)]
+pub struct LlamaAttention<B: Backend> {
+    pub q_proj: Linear<B>,
+    pub k_proj: Linear<B>,
+    pub v_proj: Linear<B>,
+    pub o_proj: Linear<B>,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+}
+
+#[derive(Module, Debug)]
+pub struct LlamaMlp<B: Backend> {
+    pub gate_proj: Linear<B>,
+    pub up_proj: Linear<B>,
+    pub down_proj: Linear<B>,
+}
+
+#[derive(Module, Debug)]
+pub struct LlamaDecoderLayer<B: Backend> {
+    pub self_attn: LlamaAttention<B>,
+    pub mlp: LlamaMlp<B>,
+    pub input_layernorm: RmsNorm<B>,
+    pub post_attention_layernorm: RmsNorm<B>,
+}
+
+#[derive(Module, Debug)]
+pub struct LlamaModel<B: Backend> {
+    pub embed_tokens: Embedding<B>,
+    pub layers: Vec<LlamaDecoderLayer<B>>,
+    pub norm: RmsNorm<B>,
+    #[module(skip)]
+    pub rope: Rope,
+}
+
+/// The decoder with its language-model head. `lm_head` is `None` when the
+/// head is tied to the token embedding (the embedding matrix is used
+/// directly rather than duplicated).
+#[derive(Module, Debug)]
+pub struct LlamaForCausalLM<B: Backend> {
+    pub model: LlamaModel<B>,
+    pub lm_head: Option<Linear<B>>,
+    #[module(skip)]
+    pub config: ModelConfig,
+}
+
+/// Keys and values of the positions seen so far, per layer, after rotary
+/// embedding and before the KV heads are repeated: `[batch, kv_heads, t, d]`.
+#[derive(Debug, Clone)]
+pub struct KvCache<B: Backend> {
+    pub layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+}
+
+impl<B: Backend> KvCache<B> {
+    pub fn new(num_layers: usize) -> Self {
+        KvCache {
+            layers: vec![None; num_layers],
+        }
+    }
+
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map_or(0, |(k, _)| k.dims()[2])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<B: Backend> LlamaAttention<B> {
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        cos: &Tensor<B, 4>,
+        sin: &Tensor<B, 4>,
+        bias: &Tensor<B, 4>,
+        cache: Option<&mut Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+    ) -> Tensor<B, 3> {
+        let [b, s, _] = x.dims();
+        let (nh, nkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let q = self
+            .q_proj
+            .forward(x.clone())
+            .reshape([b, s, nh, d])
+            .swap_dims(1, 2);
+        let k = self
+            .k_proj
+            .forward(x.clone())
+            .reshape([b, s, nkv, d])
+            .swap_dims(1, 2);
+        let v = self
+            .v_proj
+            .forward(x)
+            .reshape([b, s, nkv, d])
+            .swap_dims(1, 2);
+        let q = apply_rope(q, cos, sin);
+        let mut k = apply_rope(k, cos, sin);
+        let mut v = v;
+        if let Some(slot) = cache {
+            if let Some((pk, pv)) = slot.take() {
+                k = Tensor::cat(vec![pk, k], 2);
+                v = Tensor::cat(vec![pv, v], 2);
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        let t = k.dims()[2];
+        // Grouped-query attention: each KV head serves nh / nkv query heads
+        // (repeat_interleave order, as transformers' repeat_kv).
+        let rep = nh / nkv;
+        let (k, v) = if rep == 1 {
+            (k, v)
+        } else {
+            let r = |x: Tensor<B, 4>| -> Tensor<B, 4> {
+                x.unsqueeze_dim::<5>(2)
+                    .expand([b, nkv, rep, t, d])
+                    .reshape([b, nh, t, d])
+            };
+            (r(k), r(v))
+        };
+        let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (d as f64).sqrt()) + bias.clone();
+        let probs = softmax(scores, 3);
+        let out = probs.matmul(v).swap_dims(1, 2).reshape([b, s, nh * d]);
+        self.o_proj.forward(out)
+    }
+}
+
+impl<B: Backend> LlamaMlp<B> {
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let g = silu(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(g * self.up_proj.forward(x))
+    }
+}
+
+impl<B: Backend> LlamaForCausalLM<B> {
+    /// Builds the model from a weight source (HF names, PyTorch shapes).
+    pub fn load(
+        config: &ModelConfig,
+        source: &mut dyn WeightSource,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let path = source.path();
+        if config.family != Family::Llama {
+            return Err(FormatError::new(
+                path,
+                FormatErrorKind::UnsupportedArchitecture {
+                    name: format!("{} (not a Llama-family decoder)", config.model_type),
+                },
+            ));
+        }
+        let c = config;
+        let (h, d) = (c.hidden_size, c.head_dim);
+        let rope = Rope::new(d, c.rope_theta, c.rope_scaling.as_ref(), &path)?;
+        let mut l = Loader::<B> { source, device };
+        let embed_tokens = l.embedding("model.embed_tokens", c.vocab_size, h)?;
+        let mut layers = Vec::with_capacity(c.num_layers);
+        for i in 0..c.num_layers {
+            let p = format!("model.layers.{i}");
+            let ab = c.attention_bias;
+            layers.push(LlamaDecoderLayer {
+                self_attn: LlamaAttention {
+                    q_proj: l.linear(&format!("{p}.self_attn.q_proj"), h, c.num_heads * d, ab)?,
+                    k_proj: l.linear(
+                        &format!("{p}.self_attn.k_proj"),
+                        h,
+                        c.num_kv_heads * d,
+                        ab,
+                    )?,
+                    v_proj: l.linear(
+                        &format!("{p}.self_attn.v_proj"),
+                        h,
+                        c.num_kv_heads * d,
+                        ab,
+                    )?,
+                    // Llama's `attention_bias` covers o_proj too; Qwen2 biases q/k/v only.
+                    o_proj: l.linear(
+                        &format!("{p}.self_attn.o_proj"),
+                        c.num_heads * d,
+                        h,
+                        ab && c.model_type != "qwen2",
+                    )?,
+                    num_heads: c.num_heads,
+                    num_kv_heads: c.num_kv_heads,
+                    head_dim: d,
+                },
+                mlp: LlamaMlp {
+                    gate_proj: l.linear(
+                        &format!("{p}.mlp.gate_proj"),
+                        h,
+                        c.intermediate_size,
+                        false,
+                    )?,
+                    up_proj: l.linear(
+                        &format!("{p}.mlp.up_proj"),
+                        h,
+                        c.intermediate_size,
+                        false,
+                    )?,
+                    down_proj: l.linear(
+                        &format!("{p}.mlp.down_proj"),
+                        c.intermediate_size,
+                        h,
+                        false,
+                    )?,
+                },
+                input_layernorm: RmsNorm::load(
+                    &mut l,
+                    &format!("{p}.input_layernorm"),
+                    h,
+                    c.norm_eps,
+                )?,
+                post_attention_layernorm: RmsNorm::load(
+                    &mut l,
+                    &format!("{p}.post_attention_layernorm"),
+                    h,
+                    c.norm_eps,
+                )?,
+            });
+        }
+        let norm = RmsNorm::load(&mut l, "model.norm", h, c.norm_eps)?;
+        // Tied: the head is the embedding (as in transformers, a saved
+        // `lm_head.weight` copy is ignored). Untied: lm_head is required.
+        let lm_head = if c.tie_word_embeddings {
+            None
+        } else {
+            Some(l.linear("lm_head", h, c.vocab_size, false)?)
+        };
+        Ok(LlamaForCausalLM {
+            model: LlamaModel {
+                embed_tokens,
+                layers,
+                norm,
+                rope: rope,
+            },
+            lm_head,
+            config: config.clone(),
+        })
+    }
+
+    /// Final hidden states `[batch, seq, hidden]` (after the last norm).
+    ///
+    /// `attention_mask` is `[batch, past + seq]` with 1 for real tokens and 0
+    /// for padding. Positions are `past..past + seq` for every row, as in
+    /// transformers' forward without explicit `position_ids`; pad on the
+    /// right when batching prompts of different lengths.
+    pub fn forward_hidden(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2>>,
+        mut cache: Option<&mut KvCache<B>>,
+    ) -> Tensor<B, 3> {
+        let [b, s] = input_ids.dims();
+        let device = input_ids.device();
+        let past = cache.as_ref().map_or(0, |c| c.len());
+        let (cos, sin) = self.model.rope.tables::<B>(past, s, &device);
+        let bias = attention_bias(b, s, past, attention_mask.as_ref(), true, &device);
+        let mut x = self.model.embed_tokens.forward(input_ids);
+        for (i, layer) in self.model.layers.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let a = layer.self_attn.forward(
+                layer.input_layernorm.forward(x.clone()),
+                &cos,
+                &sin,
+                &bias,
+                slot,
+            );
+            x = x + a;
+            let m = layer
+                .mlp
+                .forward(layer.post_attention_layernorm.forward(x.clone()));
+            x = x + m;
+        }
+        self.model.norm.forward(x)
+    }
+
+    /// Logits `[batch, seq, vocab]` for hidden states.
+    pub fn head(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        match &self.lm_head {
+            Some(l) => l.forward(hidden),
+            None => {
+                let w = self.model.embed_tokens.weight.val(); // [vocab, hidden]
+                hidden.matmul(w.transpose().unsqueeze())
+            }
+        }
+    }
+
+    /// Logits for every position.
+    pub fn forward(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2>>,
+        cache: Option<&mut KvCache<B>>,
+    ) -> Tensor<B, 3> {
+        self.head(self.forward_hidden(input_ids, attention_mask, cache))
+    }
+
+    pub fn new_cache(&self) -> KvCache<B> {
+        KvCache::new(self.model.layers.len())
+    }
+
+    /// HF module paths of every linear layer, in model order.
+    pub fn linear_paths(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for i in 0..self.model.layers.len() {
+            for m in [
+                "self_attn.q_proj",
+                "self_attn.k_proj",
+                "self_attn.v_proj",
+                "self_attn.o_proj",
+            ] {
+                out.push(format!("model.layers.{i}.{m}"));
+            }
+            for m in ["mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"] {
+                out.push(format!("model.layers.{i}.{m}"));
+            }
+        }
+        if self.lm_head.is_some() {
+            out.push("lm_head".into());
+        }
+        out
+    }
+
+    /// Resolves an HF module path (`model.layers.3.self_attn.q_proj`,
+    /// `lm_head`) to the Burn linear it names.
+    pub fn linear_mut(&mut self, path: &str) -> Option<&mut Linear<B>> {
+        if path == "lm_head" {
+            return self.lm_head.as_mut();
+        }
+        let rest = path.strip_prefix("model.layers.")?;
+        let (i, module) = rest.split_once('.')?;
+        let layer = self.model.layers.get_mut(i.parse::<usize>().ok()?)?;
+        Some(match module {
+            "self_attn.q_proj" => &mut layer.self_attn.q_proj,
+            "self_attn.k_proj" => &mut layer.self_attn.k_proj,
+            "self_attn.v_proj" => &mut layer.self_attn.v_proj,
+            "self_attn.o_proj" => &mut layer.self_attn.o_proj,
+            "mlp.gate_proj" => &mut layer.mlp.gate_proj,
+            "mlp.up_proj" => &mut layer.mlp.up_proj,
+            "mlp.down_proj" => &mut layer.mlp.down_proj,
+            _ => return None,
+        })
+    }
+
+    /// Read-only version of [`Self::linear_mut`].
+    pub fn linear(&self, path: &str) -> Option<&Linear<B>> {
+        if path == "lm_head" {
+            return self.lm_head.as_ref();
+        }
+        let rest = path.strip_prefix("model.layers.")?;
+        let (i, module) = rest.split_once('.')?;
+        let layer = self.model.layers.get(i.parse::<usize>().ok()?)?;
+        Some(match module {
+            "self_attn.q_proj" => &layer.self_attn.q_proj,
+            "self_attn.k_proj" => &layer.self_attn.k_proj,
+            "self_attn.v_proj" => &layer.self_attn.v_proj,
+            "self_attn.o_proj" => &layer.self_attn.o_proj,
+            "mlp.gate_proj" => &layer.mlp.gate_proj,
+            "mlp.up_proj" => &layer.mlp.up_proj,
+            "mlp.down_proj" => &layer.mlp.down_proj,
+            _ => return None,
+        })
+    }
+}
