@@ -81,3 +81,16 @@ test("package.json declares the language, grammar and setting", () => {
   // The real client module resolves (a production dependency, shipped in the .vsix).
   assert.ok(require.resolve("vscode-languageclient/node"));
 });
+
+test("language-configuration: indentation on { [ ( and comments", () => {
+  const conf = require("../language-configuration.json");
+  const inc = new RegExp(conf.indentationRules.increaseIndentPattern);
+  const dec = new RegExp(conf.indentationRules.decreaseIndentPattern);
+  assert.ok(inc.test('model x = hf("models/m") {'));
+  assert.ok(inc.test("train {  # trailing comment"));
+  assert.ok(inc.test("  prompt = chat(["));
+  assert.ok(!inc.test("  split = { train = 80% }"));
+  assert.ok(!inc.test("# a comment ending in {"));
+  assert.ok(dec.test("}") && dec.test("  ])"));
+  assert.equal(conf.comments.lineComment, "#");
+});
