@@ -199,17 +199,21 @@ module.exports = grammar({
     // `{{` and `}}` are literal braces in templates.
     brace_escape: (_) => token.immediate(choice('{{', '}}')),
 
-    // A template placeholder: `{field}` or `{nested.field}`.
+    // A template placeholder: `{field}` or `{nested.field}`; field names are
+    // letters, digits, `_`, `-`, spaces and dots (check/types.rs).
     placeholder: ($) =>
       seq(
         token.immediate('{'),
-        optional(alias(token.immediate(/[^{}"\n]+/), $.field_name)),
+        optional(alias(token.immediate(/[\w .\-]+/), $.field_name)),
         token.immediate('}'),
       ),
 
-    // A brace that is not part of a placeholder: plain text in strings that
-    // are not templates (a Jinja chat template, a regex). Lowest precedence.
-    _lone_brace: (_) => token.immediate(prec(-1, /[{}]/)),
+    // Braces that are not a placeholder are text, as in a Jinja chat
+    // template (`{% for m in messages %}`) or a regex: a `{` followed by a
+    // character no field name has (longer than `{`, so it wins), or a lone
+    // `}` (lowest precedence, so `}}` and a placeholder's `}` win).
+    _lone_brace: (_) =>
+      choice(token.immediate(/\{[^\w .\-{}"\n][^{}"\\\n]*/), token.immediate(prec(-1, '}'))),
 
     identifier: (_) => /[A-Za-z_][A-Za-z0-9_]*/,
 

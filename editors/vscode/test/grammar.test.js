@@ -113,6 +113,10 @@ test("classify.ft: blocks, keys, numbers, templates, escapes, comments", async (
   expectScope(tk, "{", "punctuation.definition.template-expression.begin.ft", { line: lineOf(tk, "input") });
   expectScope(tk, "\\t", "constant.character.escape.ft");
   expectScope(tk, "Review: ", "string.quoted.double.ft");
+  // Braces that cannot be a placeholder (a Jinja tag) are plain text.
+  const jinja = tk.find((t) => t.text.includes("% for m in messages %"));
+  assert.ok(jinja && !jinja.scopes.some((s) => s.includes("template")), JSON.stringify(jinja));
+  expectScope(tk, "{{", "constant.character.escape.brace.ft");
   // Expressions.
   expectScope(tk, "if", "keyword.control.conditional.ft");
   expectScope(tk, "else", "keyword.control.conditional.ft");
