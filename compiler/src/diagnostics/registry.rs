@@ -6,7 +6,16 @@ use super::Code;
 /// All codes, in id order.
 pub fn all() -> Vec<&'static Code> {
     let mut v: Vec<&'static Code> = Vec::new();
-    for group in [crate::syntax::CODES] {
+    for group in [
+        crate::syntax::CODES,
+        crate::check::blocks::CODES,
+        crate::check::types::CODES,
+        crate::check::special::CODES,
+        crate::check::names::CODES,
+        crate::check::rules::CODES,
+        crate::driver::CODES,
+        crate::world::CODES,
+    ] {
         v.extend_from_slice(group);
     }
     v.sort_by_key(|c| c.id);

@@ -82,7 +82,6 @@ impl Item {
 #[derive(Debug, Clone, Serialize)]
 pub struct Import {
     pub path: StrLit,
-    pub alias: Option<Ident>,
     pub span: Span,
 }
 
@@ -164,6 +163,8 @@ pub struct StrLit {
     /// Whether the value equals the source text byte for byte (no escapes),
     /// which makes offsets inside the value valid file offsets.
     pub verbatim: bool,
+    /// Spans of escapes that do not exist (`\q`); kept as written in `value`.
+    pub bad_escapes: Vec<Span>,
 }
 
 #[derive(Debug, Clone, Serialize)]

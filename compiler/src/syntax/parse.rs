@@ -72,12 +72,9 @@ impl Cx {
         let span = self.span(&p);
         match p.as_rule() {
             Rule::import_item => {
-                let mut it = p
-                    .into_inner()
-                    .filter(|p| p.as_rule() != Rule::kw_import && p.as_rule() != Rule::kw_as);
+                let mut it = p.into_inner().filter(|p| p.as_rule() != Rule::kw_import);
                 let path = self.string(it.next().expect("import path"));
-                let alias = it.next().map(|p| self.ident(p));
-                Item::Import(Import { path, alias, span })
+                Item::Import(Import { path, span })
             }
             Rule::let_item => {
                 let mut it = p.into_inner().filter(|p| p.as_rule() != Rule::kw_let);
@@ -342,10 +339,11 @@ impl Cx {
         let content = inner.into_inner().next().expect("string content");
         let raw = content.as_str();
         let content_start = content.as_span().start() + self.offset;
-        let (value, verbatim) = if long || !raw.contains('\\') {
-            (raw.to_string(), true)
+        let (value, verbatim, bad) = if long || !raw.contains('\\') {
+            (raw.to_string(), true, Vec::new())
         } else {
-            (unescape(raw), false)
+            let (v, bad) = unescape(raw);
+            (v, false, bad)
         };
         StrLit {
             value,
@@ -353,34 +351,40 @@ impl Cx {
             content_start,
             long,
             verbatim,
+            bad_escapes: bad
+                .into_iter()
+                .map(|i| Span::new(content_start + i, content_start + i + 2))
+                .collect(),
         }
     }
 }
 
-/// Resolves `\n`, `\t`, `\"`, `\\` and `\{` (a literal brace in a template).
-/// Unknown escapes are kept as written; the checker reports them (FT0006).
-pub fn unescape(raw: &str) -> String {
+/// Resolves `\n`, `\t`, `\r`, `\"` and `\\`. Unknown escapes are kept as
+/// written and their byte offsets returned; the checker reports them.
+pub fn unescape(raw: &str) -> (String, Vec<usize>) {
     let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
+    let mut bad = Vec::new();
+    let mut chars = raw.char_indices();
+    while let Some((i, c)) = chars.next() {
         if c != '\\' {
             out.push(c);
             continue;
         }
-        match chars.next() {
+        match chars.next().map(|(_, c)| c) {
             Some('n') => out.push('\n'),
             Some('t') => out.push('\t'),
             Some('r') => out.push('\r'),
             Some('"') => out.push('"'),
             Some('\\') => out.push('\\'),
             Some(other) => {
+                bad.push(i);
                 out.push('\\');
                 out.push(other);
             }
             None => out.push('\\'),
         }
     }
-    out
+    (out, bad)
 }
 
 fn translate(e: pest::error::Error<Rule>, text: &str, offset: usize) -> ParseError {
@@ -448,7 +452,6 @@ fn rule_words(r: Rule) -> Option<&'static str> {
         Rule::kw_then => "`then`",
         Rule::kw_else => "`else`",
         Rule::kw_in => "`in`",
-        Rule::kw_as => "`as`",
         Rule::kw_where
         | Rule::kw_from
         | Rule::op_or

@@ -1,0 +1,230 @@
+//! Runs the stages on a recipe: read and parse it and its imports, check,
+//! then the world checks. The CLI, the language server and watch mode all
+//! come through here, so they report exactly the same diagnostics.
+
+use std::path::{Path, PathBuf};
+
+use crate::check::{self, Recipe};
+use crate::diagnostics::{Diagnostic, FileId};
+use crate::source::{SourceFile, SourceMap};
+use crate::syntax::{self, ast};
+use crate::world;
+
+crate::declare_codes! {
+    /// An imported recipe file cannot be read.
+    ///
+    /// `import "common.ft"` is resolved relative to the importing file.
+    /// Check the path and that the file exists.
+    IMPORT_NOT_FOUND = "FT0116", "import not found";
+
+    /// Recipes import each other in a cycle.
+    ///
+    /// `a.ft` imports `b.ft`, which imports `a.ft`: neither can be read
+    /// first. The chain of imports is shown; move what both need into a
+    /// third file that imports neither.
+    IMPORT_CYCLE = "FT0117", "import cycle";
+
+    /// The recipe file itself cannot be read.
+    ///
+    /// The path does not exist, is a directory, or is not readable.
+    UNREADABLE = "FT0007", "cannot read the recipe";
+}
+
+/// Everything known about one recipe after checking.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub sources: SourceMap,
+    /// Parsed files, indexed like `sources`.
+    pub files: Vec<ast::File>,
+    pub recipe: Recipe,
+    pub diagnostics: Vec<Diagnostic>,
+    pub world: Option<world::World>,
+}
+
+impl Analysis {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Read model and data headers (the world checks).
+    pub world: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { world: true }
+    }
+}
+
+/// Checks the recipe at `path`, reading it from disk.
+pub fn analyze_path(path: &Path, opts: Options) -> Analysis {
+    match std::fs::read(path) {
+        Ok(bytes) => analyze_bytes(path, &bytes, opts),
+        Err(e) => {
+            let mut sources = SourceMap::default();
+            sources.add(SourceFile::new(path, path.display().to_string(), ""));
+            let d = Diagnostic::error(
+                &UNREADABLE,
+                Default::default(),
+                format!("cannot read `{}`: {e}", path.display()),
+            )
+            .help("check the path");
+            Analysis {
+                sources,
+                files: vec![ast::File::default()],
+                recipe: Recipe::default(),
+                diagnostics: vec![d],
+                world: None,
+            }
+        }
+    }
+}
+
+/// Checks a recipe whose bytes are given (the editor's unsaved buffer).
+pub fn analyze_bytes(path: &Path, bytes: &[u8], opts: Options) -> Analysis {
+    let name = path.display().to_string();
+    match syntax::decode(bytes) {
+        Ok(text) => analyze_text(path, text, opts),
+        Err(d) => {
+            let mut sources = SourceMap::default();
+            sources.add(SourceFile::new(path, name, ""));
+            Analysis {
+                sources,
+                files: vec![ast::File::default()],
+                recipe: Recipe::default(),
+                diagnostics: vec![d],
+                world: None,
+            }
+        }
+    }
+}
+
+pub fn analyze_text(path: &Path, text: &str, opts: Options) -> Analysis {
+    let mut sources = SourceMap::default();
+    let mut files = Vec::new();
+    let mut diagnostics = Vec::new();
+    let root = sources.add(SourceFile::new(path, path.display().to_string(), text));
+    let (file, diags) = syntax::parse(text);
+    diagnostics.extend(diags);
+    files.push(file);
+    load_imports(
+        root,
+        &mut vec![canonical(path)],
+        &mut sources,
+        &mut files,
+        &mut diagnostics,
+    );
+
+    let refs: Vec<(FileId, &ast::File)> = files.iter().enumerate().collect();
+    let recipe = check::check(&refs, &mut diagnostics);
+    let world = opts
+        .world
+        .then(|| world::check(&recipe, &sources, &mut diagnostics));
+    sort(&mut diagnostics);
+    Analysis {
+        sources,
+        files,
+        recipe,
+        diagnostics,
+        world,
+    }
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Loads the imports of file `id` depth-first, detecting cycles along the
+/// current chain; a file imported twice (a diamond) is loaded once.
+fn load_imports(
+    id: FileId,
+    chain: &mut Vec<PathBuf>,
+    sources: &mut SourceMap,
+    files: &mut Vec<ast::File>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let imports: Vec<ast::Import> = files[id]
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            ast::Item::Import(im) => Some(im.clone()),
+            _ => None,
+        })
+        .collect();
+    for im in imports {
+        let target = sources.get(id).dir().join(&im.path.value);
+        let canon = canonical(&target);
+        if let Some(pos) = chain.iter().position(|p| *p == canon) {
+            let cycle: Vec<String> = chain[pos..]
+                .iter()
+                .chain(std::iter::once(&canon))
+                .map(|p| {
+                    p.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                })
+                .collect();
+            diags.push(
+                Diagnostic::error(&IMPORT_CYCLE, im.path.span, "this import closes a cycle")
+                    .in_file(id)
+                    .label("imports a file that imports this one")
+                    .note(format!("cycle: {}", cycle.join(" → ")))
+                    .help("move what both files need into a third file that imports neither"),
+            );
+            continue;
+        }
+        if sources.find(&canon).is_some() {
+            continue;
+        }
+        let text = match std::fs::read(&target) {
+            Ok(b) => b,
+            Err(e) => {
+                diags.push(
+                    Diagnostic::error(
+                        &IMPORT_NOT_FOUND,
+                        im.path.span,
+                        format!("cannot read `{}`: {e}", target.display()),
+                    )
+                    .in_file(id)
+                    .label("imported here")
+                    .help("paths are relative to the importing recipe"),
+                );
+                continue;
+            }
+        };
+        let text = match syntax::decode(&text) {
+            Ok(t) => t.to_string(),
+            Err(d) => {
+                diags.push(d.in_file(id));
+                continue;
+            }
+        };
+        let new_id = sources.add(SourceFile::new(
+            canon.clone(),
+            target.display().to_string(),
+            text.as_str(),
+        ));
+        let (file, pd) = syntax::parse(&text);
+        diags.extend(pd.into_iter().map(|d| d.in_file(new_id)));
+        files.push(file);
+        chain.push(canon);
+        load_imports(new_id, chain, sources, files, diags);
+        chain.pop();
+    }
+}
+
+/// Diagnostics in file order, then position, errors before warnings at the
+/// same place, so output is stable.
+pub fn sort(diags: &mut [Diagnostic]) {
+    diags.sort_by(|a, b| {
+        (a.primary.file, a.primary.span.start, a.severity, a.code.id).cmp(&(
+            b.primary.file,
+            b.primary.span.start,
+            b.severity,
+            b.code.id,
+        ))
+    });
+}
