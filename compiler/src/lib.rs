@@ -8,5 +8,7 @@
 
 pub mod check;
 pub mod diagnostics;
+pub mod driver;
 pub mod source;
 pub mod syntax;
+pub mod world;
