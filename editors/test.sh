@@ -5,7 +5,7 @@
 #   2. tree-sitter, if a `tree-sitter` binary is on PATH (or $TREE_SITTER):
 #      the committed parser matches grammar.js, the corpus passes, and every
 #      sample recipe parses without ERROR or MISSING nodes.
-#   3. Neovim: the plugin's copy of the highlight queries matches the
+#   3. Neovim and Helix: their copies of the highlight queries match the
 #      grammar's; with nvim >= 0.10 on PATH (or $NVIM) and a C compiler,
 #      headless checks of filetype, ftplugin, LSP start-up and tree-sitter
 #      highlighting (nvim/test/check.lua; no real server needed).
@@ -80,11 +80,16 @@ else
   echo "tree-sitter: no binary (set TREE_SITTER or put tree-sitter on PATH); skipped"
 fi
 
-# ── 3. Neovim queries ────────────────────────────────────────────────────
+# ── 3. Neovim and Helix ────────────────────────────────────────────────────
 if cmp -s "$here/tree-sitter-ft/queries/highlights.scm" "$here/nvim/queries/ft/highlights.scm"; then
   pass "nvim/queries/ft/highlights.scm matches tree-sitter-ft/queries/highlights.scm"
 else
   fail "nvim/queries/ft/highlights.scm differs from tree-sitter-ft/queries/highlights.scm (copy it)"
+fi
+if sed -E -f "$here/helix/captures.sed" "$here/tree-sitter-ft/queries/highlights.scm" | cmp -s - "$here/helix/queries/ft/highlights.scm"; then
+  pass "helix/queries/ft/highlights.scm is captures.sed of the grammar's queries"
+else
+  fail "helix/queries/ft/highlights.scm is stale (regenerate with helix/captures.sed)"
 fi
 nvim="${NVIM:-$(command -v nvim || true)}"
 cc="${CC:-cc}"
