@@ -1,1 +1,41 @@
-fn main() {}
+//! `ft`: check, plan and run fine-tuning recipes.
+//!
+//! Exit codes: 0 success, 1 the recipe has errors (diagnostics printed),
+//! 2 usage or I/O problems.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "ft",
+    version,
+    about = "Fine-tune language models from declarative recipes",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check recipes against the language and the real model and data files
+    Check(commands::check::Args),
+    /// Print the long explanation of a diagnostic code (e.g. FT0102)
+    Explain(commands::explain::Args),
+    /// Format recipes in the canonical layout (comments kept)
+    Fmt(commands::fmt::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check(a) => commands::check::run(a),
+        Command::Explain(a) => commands::explain::run(a),
+        Command::Fmt(a) => commands::fmt::run(a),
+    }
+}

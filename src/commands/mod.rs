@@ -1,0 +1,22 @@
+//! One module per subcommand; each has clap `Args` and a `run`.
+
+pub mod check;
+pub mod explain;
+pub mod fmt;
+
+use std::io::IsTerminal;
+
+use ft_compiler::diagnostics::render::Style;
+
+/// `--format` for commands that print diagnostics or results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Text for people (colour on a terminal unless NO_COLOR is set)
+    Human,
+    /// JSON for programs
+    Json,
+}
+
+pub fn stderr_style() -> Style {
+    Style::detect(std::io::stderr().is_terminal())
+}
