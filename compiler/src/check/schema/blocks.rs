@@ -18,7 +18,7 @@ static DATASET_KEYS: [Key; 12] = [
     key("rejected", Ty::Template, None, "The dispreferred completion of a preference pair (DPO)."),
     key("shots", Ty::Shots, None, "Few-shot examples prepended to each prompt: `2 from train` draws two rows of the training split (deterministically, never the row itself)."),
     key("split", Ty::Split, Some("{ train = 100% }"), "How rows are assigned to splits: `{ train = 80%, val = 10%, test = 10%, seed = 42, stratify = label, key = id }`. Assignment hashes each row (its `key` field, or its content), so a row keeps its split when the file grows."),
-    key("where", Ty::RowExpr, None, "Keep only the rows for which this is true: `where = len(text) > 10`."),
+    key("filter", Ty::RowExpr, None, "Keep only the rows for which this is true: `filter = len(text) > 10`. Rows removed are counted in the data report."),
     key("truncate", Ty::Enum(&["truncate", "drop", "error"]), Some("truncate"), "What to do with an example longer than `max_len`: cut it (from the left of the prompt), drop it (counted in the report), or stop with an error."),
     key("on_bad_row", Ty::Enum(&["fail", "skip"]), Some("fail"), "What to do with a malformed row (bad JSON, missing field, wrong type, empty completion): stop, or skip it and count it in the run summary."),
 ];
