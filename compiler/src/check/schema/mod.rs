@@ -5,6 +5,7 @@
 
 mod blocks;
 mod calls;
+pub mod docs;
 
 pub use blocks::{block, method, BLOCKS, PEFT_METHODS};
 pub use calls::*;
