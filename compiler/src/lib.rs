@@ -9,6 +9,7 @@
 pub mod check;
 pub mod diagnostics;
 pub mod driver;
+pub mod fmt;
 pub mod source;
 pub mod syntax;
 pub mod world;
