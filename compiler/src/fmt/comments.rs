@@ -43,24 +43,27 @@ impl<'a> Comments<'a> {
         !self.within(span).is_empty()
     }
 
-    fn newlines(&self, from: usize, to: usize) -> usize {
-        if from >= to {
-            return 0;
-        }
-        self.src.as_bytes()[from..to]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-    }
-
     /// Whether the source has a line break between the two offsets.
     pub fn newline_between(&self, from: usize, to: usize) -> bool {
-        self.newlines(from, to) > 0
+        from < to && self.src.as_bytes()[from..to].contains(&b'\n')
     }
 
-    /// Whether the source has a blank line between the two offsets.
+    /// Whether the source has a blank line between the two offsets: a line
+    /// with nothing but spaces on it (a comma alone on a line is not blank).
     pub fn blank_between(&self, from: usize, to: usize) -> bool {
-        self.newlines(from, to) >= 2
+        if from >= to {
+            return false;
+        }
+        let mut after_newline = false;
+        for b in &self.src.as_bytes()[from..to] {
+            match b {
+                b'\n' if after_newline => return true,
+                b'\n' => after_newline = true,
+                b' ' | b'\t' | b'\r' => {}
+                _ => after_newline = false,
+            }
+        }
+        false
     }
 
     /// `span` without the blanks and comments at its end. The parser's
@@ -163,15 +166,27 @@ pub(super) fn nested_in_expr(e: &Expr, out: &mut Vec<Span>) {
     }
 }
 
+/// The range a block's body owns: from the end of the header, so that a
+/// comment between the header and the `{` (`model m = hf("x") # note` with
+/// the `{` on the next line) goes after the `{`, not before the block.
+pub(super) fn body_range(b: &Block) -> Option<Span> {
+    let header_end = match (&b.source, &b.name) {
+        (Some(s), _) => s.span.end,
+        (None, Some(n)) => n.span.end,
+        (None, None) => b.keyword.span.end,
+    };
+    b.body
+        .as_ref()
+        .map(|body| Span::new(header_end, body.span.end))
+}
+
 /// Collects the ranges of the sequences inside a block: its source's and
 /// its body.
 pub(super) fn nested_in_block(b: &Block, out: &mut Vec<Span>) {
     if let Some(s) = &b.source {
         nested_in_expr(s, out);
     }
-    if let Some(body) = &b.body {
-        out.push(body.span);
-    }
+    out.extend(body_range(b));
 }
 
 #[cfg(test)]
@@ -207,11 +222,11 @@ mod tests {
 
     #[test]
     fn blank_and_newline_detection() {
-        let src = "a\n\nb\nc";
+        let src = "a\n \t\r\nb\n,\nc";
         let c = Comments::new(&[], src);
-        assert!(c.blank_between(0, 3));
-        assert!(!c.blank_between(3, 6));
-        assert!(c.newline_between(3, 6));
+        assert!(c.blank_between(0, 6));
+        assert!(!c.blank_between(6, 11));
+        assert!(c.newline_between(6, 11));
         assert!(!c.newline_between(5, 3));
     }
 }

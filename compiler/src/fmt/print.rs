@@ -4,7 +4,7 @@
 //! same rules everywhere. Text is built bottom-up as strings: each piece
 //! knows the column it starts at, which is all the width rules need.
 
-use super::comments::{nested_in_block, nested_in_expr, Comments};
+use super::comments::{body_range, nested_in_block, nested_in_expr, Comments};
 use super::{INDENT, MAX_BODY_WIDTH};
 use crate::syntax::ast::{Arg, Block, Body, Comment, Entry, Expr, Field, File, Item, Span};
 
@@ -347,17 +347,18 @@ impl<'a> Ctx<'a> {
             let value = self.expr(src, indent, end_col(indent, &s), suffix);
             s.push_str(&value);
         }
-        if let Some(body) = &b.body {
+        if let (Some(body), Some(range)) = (&b.body, body_range(b)) {
             s.push(' ');
-            let body = self.body(body, indent, end_col(indent, &s));
+            let body = self.body(body, range, indent, end_col(indent, &s));
             s.push_str(&body);
         }
         s
     }
 
-    /// A body starting at column `col` on a line indented by `indent`.
-    fn body(&self, body: &Body, indent: usize, col: usize) -> String {
-        let has_comments = self.comments.any_within(body.span);
+    /// A body starting at column `col` on a line indented by `indent`;
+    /// `range`: the comments it owns ([`body_range`]).
+    fn body(&self, body: &Body, range: Span, indent: usize, col: usize) -> String {
+        let has_comments = self.comments.any_within(range);
         if body.entries.is_empty() && !has_comments {
             return "{}".to_string();
         }
@@ -367,7 +368,7 @@ impl<'a> Ctx<'a> {
             }
         }
         let els: Vec<El> = body.entries.iter().map(El::Entry).collect();
-        let seq = self.seq(&els, body.span, indent + INDENT, Mode::Body);
+        let seq = self.seq(&els, range, indent + INDENT, Mode::Body);
         let mut s = String::from("{");
         if let Some(c) = seq.open {
             s.push_str("  ");
