@@ -66,14 +66,16 @@
 //! - a comment on the same line after an element (after its comma, if any)
 //!   stays at the end of that element's last line;
 //! - a comment on the line of the opening bracket, before any element,
-//!   stays after the bracket (`train {  # note`);
+//!   stays after the bracket (`train {  # note`); so does one after a
+//!   block's header when its `{` is on the next line, and one between a
+//!   call's name and its `(`;
 //! - a comment on its own line is written on its own line before the next
 //!   element, or before the closing bracket when no element follows.
 //!
 //! A list, record, call or body with a comment anywhere inside it is always
 //! multi-line. A comment that falls *inside* an element where no comment
 //! slot exists (`lr = # note` then the value on the next line, or between a
-//! block's name and its `{`) is moved to its own line just before that
+//! block's keyword and its name) is moved to its own line just before that
 //! element, after the element's other leading comments. It never leaves the
 //! innermost list, record, call or body that contains it, so a second run
 //! finds it as an ordinary leading comment and prints the same text.

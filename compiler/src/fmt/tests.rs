@@ -316,6 +316,30 @@ fn comments_inside_an_element_move_before_it() {
 }
 
 #[test]
+fn a_comment_between_header_and_brace_goes_after_the_brace() {
+    check(
+        "model m = hf(\"x\") # local folder\n{\n  head = causal_lm()\n}\n",
+        "model m = hf(\"x\") {  # local folder\n  head = causal_lm()\n}\n",
+    );
+    check(
+        "train # note\n{ epochs = 1 }\npeft lora\n# own line\n{}\n",
+        "train {  # note\n  epochs = 1\n}\n\npeft lora {\n  # own line\n}\n",
+    );
+}
+
+#[test]
+fn comments_in_parentheses_and_block_names_move_before_the_item() {
+    check(
+        "let x = (1 + # one\n  2) * 3\n",
+        "# one\nlet x = (1 + 2) * 3\n",
+    );
+    check(
+        "curriculum {\n  stage # the first\n    short { epochs = 1 }\n}\n",
+        "curriculum {\n  # the first\n  stage short { epochs = 1 }\n}\n",
+    );
+}
+
+#[test]
 fn stray_comments_go_after_leading_ones() {
     check(
         "train {\n  # lead\n\n  lr = # stray\n    1\n}\n",
@@ -331,6 +355,21 @@ fn comment_text_is_kept_verbatim_but_trailing_blanks_go() {
     );
 }
 
+#[test]
+fn bare_blocks() {
+    check(
+        "model m = hf(\"x\")\ntrain\n",
+        "model m = hf(\"x\")\n\ntrain\n",
+    );
+}
+
+#[test]
+fn deep_nesting_is_printed() {
+    let depth = 40;
+    let input = format!("let x = {}1{}\n", "[".repeat(depth), "]".repeat(depth));
+    check(&input, &input);
+}
+
 // ── errors ───────────────────────────────────────────────────────────────
 
 #[test]
@@ -341,5 +380,6 @@ fn syntax_errors_refuse_to_format() {
     assert_eq!(e.diagnostics[0].code.id, "FT0001");
     assert!(e.to_string().contains("1 syntax error"), "{e}");
     let e = format("let x = \"open\nlet y = [1,\n").unwrap_err();
-    assert!(!e.diagnostics.is_empty());
+    assert_eq!(e.diagnostics.len(), 2);
+    assert!(e.to_string().contains("2 syntax errors"), "{e}");
 }
