@@ -160,27 +160,53 @@ impl Types<'_> {
         self.err(d);
     }
 
-    /// Substitutes a `let` constant for a bare name (unless the name is a
-    /// valid word at this position).
-    fn resolve_let(&mut self, e: &Expr) -> Option<Expr> {
+    /// Checks the value of the `let` constant that the bare name `e` refers
+    /// to, with `f`, while that constant is marked as being expanded (so a
+    /// cycle ends instead of recursing forever). `None`: `e` is not a
+    /// constant. `Some(None)`: it is, and `f` reported a problem, or the
+    /// constant is part of a cycle.
+    fn via_let<T>(
+        &mut self,
+        e: &Expr,
+        f: impl FnOnce(&mut Self, &Expr) -> Option<T>,
+    ) -> Option<Option<T>> {
         let id = e.as_ident()?;
         let value = self.lets.get(&id.name)?.clone();
-        if self.expanding.contains(&id.name) {
-            self.err(
-                Diagnostic::error(
-                    &LET_CYCLE,
-                    id.span,
-                    format!("`{}` is defined in terms of itself", id.name),
-                )
-                .label("cycle through here")
-                .help("give one of the constants in the cycle a literal value"),
-            );
-            return None;
+        if let Some(pos) = self.expanding.iter().position(|n| *n == id.name) {
+            // Reported once per cycle: where it closes on its first-declared
+            // constant, when that is where the expansion started.
+            let d = Diagnostic::error(
+                &LET_CYCLE,
+                id.span,
+                format!("`{}` is defined in terms of itself", id.name),
+            )
+            .label("cycle through here")
+            .note(format!(
+                "cycle: {} → {}",
+                self.expanding[pos..].join(" → "),
+                id.name
+            ))
+            .help("give one of the constants in the cycle a literal value");
+            let dup = self
+                .diags
+                .iter()
+                .any(|o| o.code == d.code && o.primary.span == d.primary.span);
+            let first = self.expanding[pos..]
+                .iter()
+                .min_by_key(|n| self.lets.get(*n).map(|v| v.span.start));
+            if pos == 0 && first == Some(&id.name) && !dup {
+                self.err(d);
+            }
+            return Some(None);
         }
-        Some(Expr {
+        let sub = Expr {
             kind: value.kind,
             span: e.span,
-        })
+        };
+        self.expanding.push(id.name.clone());
+        let r = f(self, &sub);
+        self.expanding.pop();
+        Some(r)
     }
 
     /// Folds constant arithmetic: `2e-4 * 2`, `-1`, `base_lr / 10`.
@@ -228,13 +254,10 @@ impl Types<'_> {
                 Some(Ok((v, pa || pb)))
             }
             ExprKind::Path(p) if p.len() == 1 => {
-                if let Some(sub) = self.resolve_let(e) {
-                    self.expanding.push(p[0].name.clone());
-                    let r = self.const_num(&sub);
-                    self.expanding.pop();
-                    r
-                } else {
-                    None
+                match self.via_let(e, |t, sub| t.const_num(sub)) {
+                    Some(Some(r)) => Some(r),
+                    Some(None) => Some(Err(())),
+                    None => None,
                 }
             }
             _ => None,
@@ -313,8 +336,8 @@ impl Types<'_> {
             }
             Ty::Bool => match &e.kind {
                 ExprKind::Bool(b) => v(Val::Bool(*b)),
-                _ => match self.resolve_let(e) {
-                    Some(sub) => self.check(&sub, ty),
+                _ => match self.via_let(e, |t, sub| t.check(sub, ty)) {
+                    Some(r) => r,
                     None => self.mismatch(e, ty),
                 },
             },
@@ -323,8 +346,8 @@ impl Types<'_> {
                     let s = self.string(s)?;
                     v(Val::Str(s))
                 }
-                _ => match self.resolve_let(e) {
-                    Some(sub) => self.check(&sub, ty),
+                _ => match self.via_let(e, |t, sub| t.check(sub, ty)) {
+                    Some(r) => r,
                     None => self.mismatch(e, ty),
                 },
             },
@@ -333,16 +356,16 @@ impl Types<'_> {
                     let t = self.template(s)?;
                     v(Val::Template(t))
                 }
-                _ => match self.resolve_let(e) {
-                    Some(sub) => self.check(&sub, ty),
+                _ => match self.via_let(e, |t, sub| t.check(sub, ty)) {
+                    Some(r) => r,
                     None => self.mismatch(e, ty),
                 },
             },
             Ty::Enum(words) => match e.as_ident() {
                 Some(id) if words.contains(&id.name.as_str()) => v(Val::Word(id.name.clone())),
                 Some(id) => {
-                    if let Some(sub) = self.resolve_let(e) {
-                        return self.check(&sub, ty);
+                    if let Some(r) = self.via_let(e, |t, sub| t.check(sub, ty)) {
+                        return r;
                     }
                     let d = Diagnostic::error(
                         &UNKNOWN_VALUE,
@@ -371,8 +394,8 @@ impl Types<'_> {
                     self.no_duplicates(&out);
                     v(Val::List(out))
                 }
-                _ => match self.resolve_let(e) {
-                    Some(sub) => self.check(&sub, ty),
+                _ => match self.via_let(e, |t, sub| t.check(sub, ty)) {
+                    Some(r) => r,
                     None => self.mismatch(e, ty),
                 },
             },
@@ -583,15 +606,15 @@ impl Types<'_> {
             ExprKind::Call { callee, args } => (callee, args),
             ExprKind::Path(p) if p.len() == 1 => (&p[0], &[]),
             _ => {
-                if let Some(sub) = self.resolve_let(e) {
-                    return self.call(&sub, defs);
+                if let Some(r) = self.via_let(e, |t, sub| t.call(sub, defs)) {
+                    return r;
                 }
                 return self.mismatch(e, &Ty::Calls(defs));
             }
         };
         let Some(def) = schema::find_call(defs, &callee.name) else {
-            if let Some(sub) = self.resolve_let(e) {
-                return self.call(&sub, defs);
+            if let Some(r) = self.via_let(e, |t, sub| t.call(sub, defs)) {
+                return r;
             }
             let d = Diagnostic::error(
                 &UNKNOWN_CALL,
