@@ -5,7 +5,7 @@
 //! the lists, records and calls inside it break.
 
 use super::comments::call_range;
-use super::print::{end_col, path_text, width, Ctx, El, Mode};
+use super::print::{end_col, path_text, push_comment, width, Ctx, El, Mode};
 use super::{INDENT, MAX_WIDTH};
 use crate::syntax::ast::{Arg, Expr, ExprKind, Order, Span, UnOp};
 
@@ -220,8 +220,8 @@ impl Ctx<'_> {
         let seq = self.seq(els, range, indent + INDENT, Mode::Commas);
         let mut s = String::from(open);
         if let Some(c) = seq.open {
-            s.push_str("  #");
-            s.push_str(c.text.trim_end());
+            s.push_str("  ");
+            push_comment(&mut s, c);
         }
         s.push('\n');
         s.push_str(&seq.lines);

@@ -140,7 +140,7 @@ pub(super) fn end_col(col: usize, text: &str) -> usize {
     }
 }
 
-fn push_comment(out: &mut String, c: &Comment) {
+pub(super) fn push_comment(out: &mut String, c: &Comment) {
     out.push('#');
     out.push_str(c.text.trim_end());
 }

@@ -486,5 +486,6 @@ fn a_typical_recipe_formats_quickly() {
         format(text).unwrap();
     }
     let each = start.elapsed() / runs;
+    eprintln!("format: {each:?} per run ({} bytes)", text.len());
     assert!(each.as_millis() < 50, "{each:?} per format");
 }
