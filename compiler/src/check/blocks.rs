@@ -190,6 +190,11 @@ pub fn check_block(
         _ => {}
     }
     if def.name_is_method {
+        // Without its method, a `peft` block's keys cannot be checked (they
+        // depend on the method): the missing name is the one error.
+        if b.name.is_none() {
+            return None;
+        }
         if let Some(n) = &b.name {
             match schema::method(&n.name) {
                 Some(m) => out.method = Some(m),
