@@ -144,11 +144,15 @@ pub fn check_rules(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
 
 fn required_blocks(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
     let start = Span::new(0, 0);
+    // An empty recipe is already reported as such (FT0006).
+    let empty = diags
+        .iter()
+        .any(|d| std::ptr::eq(d.code, &crate::syntax::EMPTY_RECIPE) && d.primary.file == 0);
     for (kw, example) in [
         ("model", "model m = hf(\"models/my-model\")"),
         ("dataset", "dataset d = jsonl(\"data/train.jsonl\") { … }"),
     ] {
-        if recipe.all(kw).next().is_none() && !recipe.maybe_broken(kw) {
+        if recipe.all(kw).next().is_none() && !recipe.maybe_broken(kw) && !empty {
             diags.push(
                 Diagnostic::error(
                     &MISSING_BLOCK,

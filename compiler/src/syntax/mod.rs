@@ -63,7 +63,7 @@ crate::declare_codes! {
     ///
     /// A recipe needs at least a `model`, a `dataset` and a `train` block.
     /// Start from one of the examples in `recipes/`, for instance
-    /// `recipes/quickstart.ft`.
+    /// `recipes/sentiment-minilm.ft`.
     EMPTY_RECIPE = "FT0006", "empty recipe";
 }
 
@@ -83,7 +83,7 @@ pub fn parse(text: &str) -> (File, Vec<Diagnostic>) {
     if scanned.chunks.is_empty() {
         diags.push(
             Diagnostic::error(&EMPTY_RECIPE, Span::new(0, 0), "the recipe is empty")
-                .help("declare at least a `model`, a `dataset` and a `train` block; see `recipes/quickstart.ft`"),
+                .help("declare at least a `model`, a `dataset` and a `train` block; see the examples in `recipes/`"),
         );
         return (file, diags);
     }
