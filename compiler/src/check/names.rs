@@ -142,9 +142,22 @@ pub fn check_names(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
         }
     }
 
-    // Unused datasets, when there is a choice.
+    // Unused datasets, when there is a choice. Without `train.data` and a
+    // curriculum, the training data is the only mixture, else the only
+    // dataset; with several candidates it is ambiguous (FT0508), and no
+    // dataset is singled out as unused.
     let datasets: Vec<&CBlock> = recipe.all("dataset").collect();
-    let implicit = datasets.len() == 1 && recipe.one("train").and_then(|t| t.get("data")).is_none();
+    let designated = recipe.one("train").and_then(|t| t.get("data")).is_some()
+        || recipe.one("curriculum").is_some();
+    let mixtures: Vec<&CBlock> = recipe.all("mixture").collect();
+    let implicit = !designated
+        && match mixtures.as_slice() {
+            [only] => {
+                used.extend(only.weights.iter().map(|(n, _)| n.name.clone()));
+                false
+            }
+            _ => true,
+        };
     if !implicit
         && !recipe.maybe_broken("train")
         && !recipe.maybe_broken("curriculum")
