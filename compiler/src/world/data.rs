@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use ft_data::{BadRowReason, Format, Probe, SourceError, SourceSpec};
+use ft_data::{Format, Probe, SourceError, SourceSpec};
 
 use super::*;
 use crate::check::blocks::CBlock;
@@ -138,10 +138,9 @@ fn report_bad_rows(p: &Probe, span: Span, block: &CBlock, diags: &mut Vec<Diagno
         return;
     };
     let skip = block.get("on_bad_row").and_then(|v| v.as_word()) == Some("skip");
-    let fatal = p
-        .bad_rows
-        .iter()
-        .any(|b| matches!(b.reason, BadRowReason::WrongFieldCount { .. }));
+    // With the default `on_bad_row = fail`, training stops at the first
+    // malformed row, whatever its reason.
+    let fatal = !p.bad_rows.is_empty();
     let msg = format!(
         "{} of the first {} rows are malformed; first at {}:{}: {}",
         p.bad_rows.len(),
@@ -197,10 +196,10 @@ fn collect(key: &str, e: &Entry, declared: &[&str], out: &mut Vec<(String, Span)
         Val::Chat(ChatMessages::Field(id)) => out.push((id.name.clone(), id.span)),
         Val::RowExpr(expr) => expr_fields(expr, declared, out),
         Val::Split(s) => {
-            if let Some(st) = &s.stratify {
-                if !(st.name == "label" && declared.contains(&"label")) {
-                    out.push((st.name.clone(), st.span));
-                }
+            // `stratify = label` means the dataset's label; without one,
+            // FT0402 already reports it.
+            if let Some(st) = s.stratify.as_ref().filter(|st| st.name != "label") {
+                out.push((st.name.clone(), st.span));
             }
             out.extend(s.key.iter().map(|k| (k.name.clone(), k.span)));
         }
