@@ -29,6 +29,8 @@ enum Command {
     Explain(commands::explain::Args),
     /// Format recipes in the canonical layout (comments kept)
     Fmt(commands::fmt::Args),
+    /// Run the language server (LSP over stdio) for editors
+    Lsp(commands::lsp::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,5 +39,6 @@ fn main() -> ExitCode {
         Command::Check(a) => commands::check::run(a),
         Command::Explain(a) => commands::explain::run(a),
         Command::Fmt(a) => commands::fmt::run(a),
+        Command::Lsp(a) => commands::lsp::run(a),
     }
 }

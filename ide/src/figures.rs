@@ -1,0 +1,668 @@
+//! The plan figures shown when hovering `peft` or `train`: how many
+//! parameters the chosen PEFT method trains on the real model, the model's
+//! total, and a memory estimate.
+//!
+//! The arithmetic is pure (a [`Shape`] of the model and a [`Method`] in,
+//! [`Figures`] out) so it is unit-tested without model files; only
+//! [`shape_of`] and [`method_of`] touch the compiler's types. The counts
+//! follow Hugging Face PEFT, so a user can compare them with
+//! `print_trainable_parameters()`.
+
+use ft_compiler::check::blocks::CBlock;
+use ft_compiler::check::value::{Target as CTarget, Val};
+use ft_formats::{Family, ModelInventory};
+
+/// Bytes per parameter of f32 weights.
+pub const WEIGHT_BYTES: u64 = 4;
+/// Bytes per trainable parameter beyond its weight: the gradient plus
+/// AdamW's two moments, all f32.
+pub const TRAIN_BYTES: u64 = 12;
+
+/// A linear layer of the model: its module path and dimensions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Linear {
+    pub path: String,
+    pub layer: Option<usize>,
+    pub in_features: u64,
+    pub out_features: u64,
+}
+
+/// What the figures need to know about a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shape {
+    pub family: Family,
+    /// Parameters of the pretrained model.
+    pub params: u64,
+    pub hidden: u64,
+    pub layers: u64,
+    pub linears: Vec<Linear>,
+    /// Every parameter tensor: module path (without `.weight`/`.bias`) and
+    /// element count, for `full { freeze = […] }`.
+    pub tensors: Vec<(String, u64)>,
+}
+
+/// A module selector, matched like PEFT's `target_modules`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// Matches a module path equal to it or ending in `.` + it.
+    Suffix(String),
+    /// Matches the full module path.
+    Regex(String),
+    /// Every linear layer but the output head.
+    AllLinear,
+}
+
+/// A PEFT method with the settings that change its size.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Method {
+    Full {
+        freeze: Vec<String>,
+    },
+    Lora {
+        rank: u64,
+        /// Per-module rank overrides (`rank_for = { value = 16 }`).
+        rank_for: Vec<(String, u64)>,
+        targets: Option<Vec<Target>>,
+        layers: Option<Vec<usize>>,
+        dora: bool,
+    },
+    Ia3 {
+        targets: Option<Vec<Target>>,
+        feedforward: Option<Vec<Target>>,
+        layers: Option<Vec<usize>>,
+    },
+    Prompt {
+        virtual_tokens: u64,
+    },
+    Prefix {
+        virtual_tokens: u64,
+    },
+    Adapter {
+        size: u64,
+        houlsby: bool,
+        layers: Option<Vec<usize>>,
+    },
+}
+
+/// The figures of one plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Figures {
+    /// Parameters updated by the optimizer (method plus new head).
+    pub trainable: u64,
+    /// Parameters of the trained model: pretrained, plus the head and any
+    /// adapter weights added.
+    pub total: u64,
+    /// Of `trainable`, the new classification head.
+    pub head: u64,
+    /// Linear modules the method attaches to (LoRA, IA3).
+    pub modules: usize,
+    /// f32 weights of the whole model.
+    pub weight_bytes: u64,
+    /// Gradients and AdamW state of the trainable parameters.
+    pub train_bytes: u64,
+}
+
+impl Figures {
+    pub fn memory_bytes(&self) -> u64 {
+        self.weight_bytes + self.train_bytes
+    }
+    /// Trainable share of the total, in percent.
+    pub fn percent(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            100.0 * self.trainable as f64 / self.total as f64
+        }
+    }
+}
+
+impl Target {
+    pub fn matches(&self, path: &str, family: Family) -> bool {
+        match self {
+            Target::Suffix(s) => path == s || path.ends_with(&format!(".{s}")),
+            Target::Regex(r) => {
+                regex::Regex::new(&format!("^(?:{r})$")).is_ok_and(|re| re.is_match(path))
+            }
+            Target::AllLinear => !is_output_head(path, family),
+        }
+    }
+}
+
+fn is_output_head(path: &str, family: Family) -> bool {
+    match family {
+        Family::Llama => path == "lm_head",
+        _ => path == "classifier" || path.starts_with("cls."),
+    }
+}
+
+fn suffixes(names: &[&str]) -> Vec<Target> {
+    names
+        .iter()
+        .map(|n| Target::Suffix(n.to_string()))
+        .collect()
+}
+
+/// LoRA's default targets: the family's query and value projections (as
+/// PEFT's defaults).
+pub fn default_lora_targets(family: Family) -> Vec<Target> {
+    match family {
+        Family::Llama => suffixes(&["q_proj", "v_proj"]),
+        Family::Bert => suffixes(&["query", "value"]),
+    }
+}
+
+/// IA3's defaults: keys, values and the feed-forward output, of which the
+/// last is a feed-forward module.
+pub fn default_ia3_targets(family: Family) -> (Vec<Target>, Vec<Target>) {
+    match family {
+        Family::Llama => (
+            suffixes(&["k_proj", "v_proj", "down_proj"]),
+            suffixes(&["down_proj"]),
+        ),
+        Family::Bert => (
+            suffixes(&["key", "value", "output.dense"]),
+            suffixes(&["output.dense"]),
+        ),
+    }
+}
+
+fn in_layers(l: &Linear, layers: &Option<Vec<usize>>) -> bool {
+    match (layers, l.layer) {
+        (Some(set), Some(i)) => set.contains(&i),
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
+/// Computes the figures; `head_labels` is the label count of a new
+/// `classify` head (trained in every method, as PEFT's `modules_to_save`).
+pub fn compute(shape: &Shape, method: &Method, head_labels: Option<u64>) -> Figures {
+    let head = head_labels.map_or(0, |n| n * shape.hidden + n);
+    let mut modules = 0;
+    // (trainable by the method, parameters added to the model)
+    let (trainable, added) = match method {
+        Method::Full { freeze } => {
+            let frozen: u64 = shape
+                .tensors
+                .iter()
+                .filter(|(path, _)| freeze.iter().any(|f| frozen_by(path, f)))
+                .map(|(_, n)| n)
+                .sum();
+            (shape.params.saturating_sub(frozen), 0)
+        }
+        Method::Lora {
+            rank,
+            rank_for,
+            targets,
+            layers,
+            dora,
+        } => {
+            let targets = targets
+                .clone()
+                .unwrap_or_else(|| default_lora_targets(shape.family));
+            let mut n = 0;
+            for l in &shape.linears {
+                if !in_layers(l, layers)
+                    || !targets.iter().any(|t| t.matches(&l.path, shape.family))
+                {
+                    continue;
+                }
+                let r = rank_for
+                    .iter()
+                    .find(|(m, _)| Target::Suffix(m.clone()).matches(&l.path, shape.family))
+                    .map_or(*rank, |(_, r)| *r);
+                modules += 1;
+                n += r * (l.in_features + l.out_features);
+                if *dora {
+                    n += l.out_features;
+                }
+            }
+            (n, n)
+        }
+        Method::Ia3 {
+            targets,
+            feedforward,
+            layers,
+        } => {
+            let (dt, df) = default_ia3_targets(shape.family);
+            let targets = targets.clone().unwrap_or(dt);
+            let ff = feedforward.clone().unwrap_or(df);
+            let mut n = 0;
+            for l in &shape.linears {
+                if !in_layers(l, layers)
+                    || !targets.iter().any(|t| t.matches(&l.path, shape.family))
+                {
+                    continue;
+                }
+                modules += 1;
+                n += if ff.iter().any(|t| t.matches(&l.path, shape.family)) {
+                    l.in_features
+                } else {
+                    l.out_features
+                };
+            }
+            (n, n)
+        }
+        Method::Prompt { virtual_tokens } => {
+            let n = virtual_tokens * shape.hidden;
+            (n, n)
+        }
+        Method::Prefix { virtual_tokens } => {
+            let n = virtual_tokens * 2 * shape.layers * shape.hidden;
+            (n, n)
+        }
+        Method::Adapter {
+            size,
+            houlsby,
+            layers,
+        } => {
+            let per = shape.hidden * size + size + size * shape.hidden + shape.hidden;
+            let count = match layers {
+                Some(set) => set.iter().filter(|&&i| (i as u64) < shape.layers).count() as u64,
+                None => shape.layers,
+            };
+            let n = per * count * if *houlsby { 2 } else { 1 };
+            (n, n)
+        }
+    };
+    let trainable = trainable + head;
+    let total = shape.params + added + head;
+    Figures {
+        trainable,
+        total,
+        head,
+        modules,
+        weight_bytes: total * WEIGHT_BYTES,
+        train_bytes: trainable * TRAIN_BYTES,
+    }
+}
+
+/// `freeze = [embeddings]` freezes every tensor under a module whose path
+/// contains that component sequence.
+fn frozen_by(path: &str, part: &str) -> bool {
+    path == part
+        || path.starts_with(&format!("{part}."))
+        || path.ends_with(&format!(".{part}"))
+        || path.contains(&format!(".{part}."))
+}
+
+/// The shape of a model from its inventory.
+pub fn shape_of(inv: &ModelInventory) -> Shape {
+    let c = &inv.config;
+    Shape {
+        family: c.family,
+        params: inv.params,
+        hidden: c.hidden_size as u64,
+        layers: c.num_layers as u64,
+        linears: inv
+            .linears
+            .iter()
+            .map(|l| Linear {
+                path: l.path.clone(),
+                layer: l.layer,
+                in_features: l.in_features,
+                out_features: l.out_features,
+            })
+            .collect(),
+        tensors: inv
+            .tensors
+            .iter()
+            .filter(|t| !t.dtype.starts_with('I') && !t.dtype.starts_with('U'))
+            .map(|t| {
+                let path = t
+                    .hf_name
+                    .strip_suffix(".weight")
+                    .or_else(|| t.hf_name.strip_suffix(".bias"))
+                    .unwrap_or(&t.hf_name);
+                (path.to_string(), t.shape.iter().product())
+            })
+            .collect(),
+    }
+}
+
+fn targets_of(b: &CBlock, key: &str) -> Option<Vec<Target>> {
+    match &b.get(key)?.val {
+        Val::Targets(ts) => Some(
+            ts.iter()
+                .map(|t| match t {
+                    CTarget::Suffix(s, _) => Target::Suffix(s.clone()),
+                    CTarget::Regex(r, _) => Target::Regex(r.clone()),
+                    CTarget::AllLinear(_) => Target::AllLinear,
+                })
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn layers_of(b: &CBlock) -> Option<Vec<usize>> {
+    match &b.get("layers")?.val {
+        Val::List(items) => Some(
+            items
+                .iter()
+                .filter_map(|v| v.as_i64())
+                .filter_map(|i| usize::try_from(i).ok())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn int_of(b: &CBlock, key: &str, default: u64) -> u64 {
+    b.get(key)
+        .and_then(|v| v.as_i64())
+        .and_then(|i| u64::try_from(i).ok())
+        .unwrap_or(default)
+}
+
+/// The method of a checked `peft` block (defaults as in the schema).
+pub fn method_of(b: &CBlock) -> Option<Method> {
+    let m = b.method?;
+    Some(match m.name {
+        "full" => Method::Full {
+            freeze: match b.get("freeze").map(|v| &v.val) {
+                Some(Val::List(items)) => items
+                    .iter()
+                    .filter_map(|v| match &v.val {
+                        Val::Str(s) | Val::Word(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
+        },
+        "lora" => Method::Lora {
+            rank: int_of(b, "rank", 8),
+            rank_for: match b.get("rank_for").map(|v| &v.val) {
+                Some(Val::ModuleMap(m)) => m
+                    .iter()
+                    .filter(|(_, (r, _))| *r >= 1.0)
+                    .map(|(k, (r, _))| (k.clone(), *r as u64))
+                    .collect(),
+                _ => Vec::new(),
+            },
+            targets: targets_of(b, "targets"),
+            layers: layers_of(b),
+            dora: b.get("dora").and_then(|v| v.as_bool()).unwrap_or(false),
+        },
+        "ia3" => Method::Ia3 {
+            targets: targets_of(b, "targets"),
+            feedforward: targets_of(b, "feedforward"),
+            layers: layers_of(b),
+        },
+        "prompt" => Method::Prompt {
+            virtual_tokens: int_of(b, "virtual_tokens", 0),
+        },
+        "prefix" => Method::Prefix {
+            virtual_tokens: int_of(b, "virtual_tokens", 0),
+        },
+        "adapter" => Method::Adapter {
+            size: int_of(b, "size", 64),
+            houlsby: b.get("style").and_then(|v| v.as_word()) == Some("houlsby"),
+            layers: layers_of(b),
+        },
+        _ => return None,
+    })
+}
+
+/// The label count of a model block's `classify(labels = […])` head.
+pub fn head_labels(model: &CBlock) -> Option<u64> {
+    let head = model.get("head")?;
+    let (name, _) = head.as_call()?;
+    if name != "classify" {
+        return None;
+    }
+    match &head.arg("labels")?.val {
+        Val::List(items) => Some(items.len() as u64),
+        _ => None,
+    }
+}
+
+/// `74,498`: thousands separated, as people read counts.
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `22.7M`, `135M`, `1.2B`: a count at a glance.
+pub fn short(n: u64) -> String {
+    let f = n as f64;
+    let (v, unit) = if f >= 1e9 {
+        (f / 1e9, "B")
+    } else if f >= 1e6 {
+        (f / 1e6, "M")
+    } else if f >= 1e3 {
+        (f / 1e3, "K")
+    } else {
+        return n.to_string();
+    };
+    if v >= 100.0 {
+        format!("{v:.0}{unit}")
+    } else {
+        format!("{v:.1}{unit}")
+    }
+}
+
+/// `86.4 MiB`.
+pub fn bytes(n: u64) -> String {
+    let f = n as f64;
+    let gib = 1024.0 * 1024.0 * 1024.0;
+    if f >= gib {
+        format!("{:.2} GiB", f / gib)
+    } else {
+        format!("{:.1} MiB", f / (1024.0 * 1024.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// MiniLM-L6 (all-MiniLM-L6-v2): 6 BERT layers, hidden 384, FFN 1536.
+    fn minilm() -> Shape {
+        let mut linears = Vec::new();
+        for i in 0..6 {
+            let p = format!("encoder.layer.{i}");
+            for (name, inf, outf) in [
+                ("attention.self.query", 384, 384),
+                ("attention.self.key", 384, 384),
+                ("attention.self.value", 384, 384),
+                ("attention.output.dense", 384, 384),
+                ("intermediate.dense", 384, 1536),
+                ("output.dense", 1536, 384),
+            ] {
+                linears.push(Linear {
+                    path: format!("{p}.{name}"),
+                    layer: Some(i),
+                    in_features: inf,
+                    out_features: outf,
+                });
+            }
+        }
+        Shape {
+            family: Family::Bert,
+            params: 22_713_216,
+            hidden: 384,
+            layers: 6,
+            linears,
+            tensors: vec![("embeddings.word_embeddings".into(), 30522 * 384)],
+        }
+    }
+
+    /// SmolLM2-135M: 30 Llama layers, hidden 576, 9 heads of 64, 3 KV heads.
+    fn smollm2() -> Shape {
+        let mut linears = Vec::new();
+        for i in 0..30 {
+            for (name, inf, outf) in [
+                ("self_attn.q_proj", 576, 576),
+                ("self_attn.k_proj", 576, 192),
+                ("self_attn.v_proj", 576, 192),
+                ("self_attn.o_proj", 576, 576),
+                ("mlp.gate_proj", 576, 1536),
+                ("mlp.up_proj", 576, 1536),
+                ("mlp.down_proj", 1536, 576),
+            ] {
+                linears.push(Linear {
+                    path: format!("model.layers.{i}.{name}"),
+                    layer: Some(i),
+                    in_features: inf,
+                    out_features: outf,
+                });
+            }
+        }
+        Shape {
+            family: Family::Llama,
+            params: 134_515_008,
+            hidden: 576,
+            layers: 30,
+            linears,
+            tensors: Vec::new(),
+        }
+    }
+
+    fn lora(rank: u64, targets: &[&str]) -> Method {
+        Method::Lora {
+            rank,
+            rank_for: Vec::new(),
+            targets: Some(suffixes(targets)),
+            layers: None,
+            dora: false,
+        }
+    }
+
+    #[test]
+    fn minilm_lora_with_classify_head() {
+        let f = compute(&minilm(), &lora(8, &["query", "value"]), Some(2));
+        assert_eq!(f.head, 770);
+        assert_eq!(f.trainable, 73_728 + 770);
+        assert_eq!(f.trainable, 74_498);
+        assert_eq!(f.modules, 12);
+        assert_eq!(f.total, 22_713_216 + 74_498);
+        assert_eq!(f.weight_bytes, f.total * 4);
+        assert_eq!(f.train_bytes, 74_498 * 12);
+    }
+
+    #[test]
+    fn smollm2_lora_q_v() {
+        let f = compute(&smollm2(), &lora(8, &["q_proj", "v_proj"]), None);
+        assert_eq!(f.trainable, 460_800);
+        assert_eq!(f.modules, 60);
+        // The defaults for Llama are the same projections.
+        let d = Method::Lora {
+            rank: 8,
+            rank_for: Vec::new(),
+            targets: None,
+            layers: None,
+            dora: false,
+        };
+        assert_eq!(compute(&smollm2(), &d, None).trainable, 460_800);
+    }
+
+    #[test]
+    fn lora_variants() {
+        let s = smollm2();
+        // DoRA adds one magnitude per output: 30 × (576 + 192).
+        let dora = Method::Lora {
+            rank: 8,
+            rank_for: Vec::new(),
+            targets: Some(suffixes(&["q_proj", "v_proj"])),
+            layers: Some(vec![0, 1]),
+            dora: true,
+        };
+        assert_eq!(compute(&s, &dora, None).trainable, 2 * (15_360 + 768));
+        // A per-module rank.
+        let rf = Method::Lora {
+            rank: 8,
+            rank_for: vec![("v_proj".into(), 16)],
+            targets: Some(suffixes(&["q_proj", "v_proj"])),
+            layers: None,
+            dora: false,
+        };
+        assert_eq!(compute(&s, &rf, None).trainable, 30 * (8 * 1152 + 16 * 768));
+        // all_linear skips nothing in the layers (lm_head is not listed).
+        let all = Method::Lora {
+            rank: 1,
+            rank_for: Vec::new(),
+            targets: Some(vec![Target::AllLinear]),
+            layers: None,
+            dora: false,
+        };
+        let per_layer = 1152 + 768 + 768 + 1152 + 2112 * 3;
+        assert_eq!(compute(&s, &all, None).trainable, 30 * per_layer);
+        // A regex matches the full path.
+        let re = Method::Lora {
+            rank: 2,
+            rank_for: Vec::new(),
+            targets: Some(vec![Target::Regex(
+                r"model\.layers\.0\.self_attn\.q_proj".into(),
+            )]),
+            layers: None,
+            dora: false,
+        };
+        assert_eq!(compute(&s, &re, None).trainable, 2 * 1152);
+    }
+
+    #[test]
+    fn other_methods() {
+        let s = smollm2();
+        assert_eq!(
+            compute(&s, &Method::Prompt { virtual_tokens: 20 }, None).trainable,
+            20 * 576
+        );
+        assert_eq!(
+            compute(&s, &Method::Prefix { virtual_tokens: 10 }, None).trainable,
+            10 * 2 * 30 * 576
+        );
+        let full = compute(&s, &Method::Full { freeze: vec![] }, None);
+        assert_eq!(full.trainable, s.params);
+        assert_eq!(full.total, s.params);
+        let ia3 = Method::Ia3 {
+            targets: None,
+            feedforward: None,
+            layers: None,
+        };
+        // k (192) + v (192) outputs, down_proj's input (1536), per layer.
+        assert_eq!(compute(&s, &ia3, None).trainable, 30 * (192 + 192 + 1536));
+        let ad = Method::Adapter {
+            size: 64,
+            houlsby: false,
+            layers: None,
+        };
+        assert_eq!(
+            compute(&s, &ad, None).trainable,
+            30 * (576 * 64 + 64 + 64 * 576 + 576)
+        );
+    }
+
+    #[test]
+    fn full_with_freeze() {
+        let m = minilm();
+        let f = compute(
+            &m,
+            &Method::Full {
+                freeze: vec!["embeddings".into()],
+            },
+            Some(2),
+        );
+        assert_eq!(f.trainable, m.params - 30522 * 384 + 770);
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(group(74_498), "74,498");
+        assert_eq!(group(460_800), "460,800");
+        assert_eq!(group(12), "12");
+        assert_eq!(group(1_000_000), "1,000,000");
+        assert_eq!(short(22_713_216), "22.7M");
+        assert_eq!(short(134_515_008), "135M");
+        assert_eq!(short(999), "999");
+        assert_eq!(bytes(1024 * 1024 * 3 / 2), "1.5 MiB");
+    }
+}
