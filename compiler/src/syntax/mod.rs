@@ -48,10 +48,13 @@ crate::declare_codes! {
     /// ```
     UNTERMINATED_STRING = "FT0003", "unterminated string";
 
-    /// Brackets are nested deeper than the compiler accepts (64 levels).
+    /// Brackets are nested deeper than the compiler accepts (64 levels), or
+    /// one expression chains more than 32 operators.
     ///
     /// No recipe needs this depth; it usually means generated or corrupted
-    /// input. The limit protects the parser from exhausting its stack.
+    /// input. Operators nest like brackets (`- - - x`, `if … else if …`,
+    /// `1 + 1 + …` build trees as deep as they are long), so both limits
+    /// protect the compiler from exhausting its stack.
     TOO_DEEP = "FT0004", "nesting too deep";
 
     /// A closing bracket has no matching opening bracket.
@@ -167,6 +170,16 @@ fn lex_diagnostic(e: &LexError) -> Diagnostic {
             format!("brackets nested deeper than {} levels", scan::MAX_DEPTH),
         )
         .label("too deep from here"),
+        LexError::TooManyOperators { span } => Diagnostic::error(
+            &TOO_DEEP,
+            *span,
+            format!(
+                "more than {} operators in one expression",
+                scan::MAX_OPERATORS
+            ),
+        )
+        .label("too many from here")
+        .help("split the expression with `let` constants"),
         LexError::UnexpectedClose { span } => Diagnostic::error(
             &UNEXPECTED_CLOSE,
             *span,

@@ -27,6 +27,27 @@ pub const ITEM_KEYWORDS: &[&str] = &[
 /// parser would otherwise exhaust the stack on `[[[[…]]]]`.
 pub const MAX_DEPTH: usize = 64;
 
+/// Operators (and `if`, `where`, …) allowed in one stretch of an expression
+/// between brackets, commas and `=`. Operators nest too: `- - - x`,
+/// `if … else if …` and `1 + 1 + …` build a tree as deep as they are long,
+/// and every stage walks trees recursively. With brackets capped at
+/// [`MAX_DEPTH`], this bounds the depth of any expression tree.
+pub const MAX_OPERATORS: usize = 32;
+
+/// Words that act as operators in expressions.
+const OPERATOR_WORDS: &[&str] = &[
+    "not",
+    "and",
+    "or",
+    "if",
+    "then",
+    "else",
+    "where",
+    "from",
+    "ascending",
+    "descending",
+];
+
 #[derive(Debug, Clone)]
 pub struct Chunk {
     pub span: Span,
@@ -38,6 +59,7 @@ pub struct Chunk {
 pub enum LexError {
     UnterminatedString { span: Span, long: bool },
     TooDeep { span: Span },
+    TooManyOperators { span: Span },
     UnexpectedClose { span: Span },
 }
 
@@ -57,6 +79,8 @@ pub fn scan(text: &str) -> Scan {
     // End of the last code (not comment, not blank): chunks end there, so a
     // comment between two items belongs to neither item's span.
     let mut last_code_end = 0;
+    // Operators since the last bracket, comma or `=` (see MAX_OPERATORS).
+    let mut operators: usize = 0;
     let mut i = 0;
 
     let close_chunk =
@@ -86,6 +110,29 @@ pub fn scan(text: &str) -> Scan {
                     depth = 0;
                 }
             }
+        }
+        let is_operator = match c {
+            b'+' | b'-' | b'*' | b'/' | b'<' | b'>' | b'!' => true,
+            // `==`, `<=`, `>=`, `!=`: an operator; a lone `=` separates.
+            b'=' => bytes.get(i + 1) == Some(&b'=') || (i > 0 && b"<>!=".contains(&bytes[i - 1])),
+            _ if is_ident_start(c) && (i == 0 || !is_ident_char(bytes[i - 1])) => {
+                OPERATOR_WORDS.contains(&word_at(text, i))
+            }
+            _ => false,
+        };
+        if is_operator {
+            operators += 1;
+            if operators == MAX_OPERATORS + 1
+                && !errors
+                    .iter()
+                    .any(|e| matches!(e, LexError::TooManyOperators { .. }))
+            {
+                errors.push(LexError::TooManyOperators {
+                    span: Span::new(i, i + 1),
+                });
+            }
+        } else if matches!(c, b',' | b'=' | b'{' | b'[' | b'(' | b'}' | b']' | b')') {
+            operators = 0;
         }
         match c {
             b'#' => {
@@ -186,6 +233,10 @@ fn trim_end(text: &str, start: usize, end: usize) -> usize {
 
 fn is_ident_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_'
+}
+
+fn is_ident_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
 }
 
 fn word_at(text: &str, i: usize) -> &str {
