@@ -31,6 +31,12 @@ enum Command {
     Fmt(commands::fmt::Args),
     /// Run the language server (LSP over stdio) for editors
     Lsp(commands::lsp::Args),
+    /// Generate text with a Llama-family model (HF folder or .gguf)
+    Generate(commands::generate::Args),
+    /// Sentence embeddings from a BERT-family encoder
+    Embed(commands::embed::Args),
+    /// Label probabilities from a BERT-family sequence classifier
+    Classify(commands::classify::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,5 +46,8 @@ fn main() -> ExitCode {
         Command::Explain(a) => commands::explain::run(a),
         Command::Fmt(a) => commands::fmt::run(a),
         Command::Lsp(a) => commands::lsp::run(a),
+        Command::Generate(a) => commands::generate::run(a),
+        Command::Embed(a) => commands::embed::run(a),
+        Command::Classify(a) => commands::classify::run(a),
     }
 }

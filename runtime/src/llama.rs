@@ -297,8 +297,15 @@ impl<B: Backend> LlamaForCausalLM<B> {
         match &self.lm_head {
             Some(l) => l.forward(hidden),
             None => {
+                // Tied: logits = h · Eᵀ. Multiplying by a transposed view of
+                // the 49k×576 embedding makes the CPU backend copy it on
+                // every call, so compute (E · hᵀ)ᵀ, which only transposes
+                // the small activation.
+                let [b, s, h] = hidden.dims();
                 let w = self.model.embed_tokens.weight.val(); // [vocab, hidden]
-                hidden.matmul(w.transpose().unsqueeze())
+                let vocab = w.dims()[0];
+                let x = hidden.reshape([b * s, h]).transpose();
+                w.matmul(x).transpose().reshape([b, s, vocab])
             }
         }
     }

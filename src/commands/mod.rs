@@ -1,9 +1,12 @@
 //! One module per subcommand; each has clap `Args` and a `run`.
 
 pub mod check;
+pub mod classify;
+pub mod embed;
 pub mod explain;
 pub mod fmt;
 pub mod lsp;
+pub mod generate;
 
 use std::io::IsTerminal;
 

@@ -1,0 +1,123 @@
+//! `ft generate MODEL --prompt "…"`: text generation with a Llama-family
+//! model (a Hugging Face folder or a GGUF file) on the CPU.
+//!
+//! The prompt goes through the model's chat template (as a single user turn,
+//! with the assistant prompt appended) unless `--no-chat`. Tokens are printed
+//! as they are produced; special tokens such as `<|im_end|>` are not printed.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ft_formats::ModelTokenizer;
+use ft_runtime::generate::{generate, render_chat_template, ChatMessage, SamplingOptions};
+use ft_runtime::CpuBackend;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model: a Hugging Face folder (config.json + model.safetensors) or a .gguf file
+    model: PathBuf,
+    /// The prompt (a user message, or raw text with --no-chat)
+    #[arg(long)]
+    prompt: String,
+    /// Maximum number of new tokens
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    /// Sampling temperature; 0 means greedy decoding
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Nucleus sampling: keep the most likely tokens up to this total probability
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Seed of the sampler (the same seed reproduces the same text)
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Feed the prompt as raw text instead of through the chat template
+    #[arg(long)]
+    no_chat: bool,
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+pub fn run(args: Args) -> ExitCode {
+    if !(args.temperature >= 0.0 && args.temperature.is_finite()) {
+        return fail(format!("--temperature must be ≥ 0, got {}", args.temperature));
+    }
+    if !(args.top_p > 0.0 && args.top_p <= 1.0) {
+        return fail(format!("--top-p must be in (0, 1], got {}", args.top_p));
+    }
+    let device = Default::default();
+    let (model, files) = match ft_runtime::load_causal_lm::<CpuBackend>(&args.model, &device) {
+        Ok(m) => m,
+        Err(e) => return fail(e),
+    };
+    let tok = match ModelTokenizer::load(&files) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let text = if args.no_chat {
+        args.prompt.clone()
+    } else {
+        let Some(template) = tok.chat_template.as_deref() else {
+            return fail(format!(
+                "{}: the model has no chat template; pass --no-chat to use the prompt as raw text",
+                args.model.display()
+            ));
+        };
+        let msgs = [ChatMessage {
+            role: "user".into(),
+            content: args.prompt.clone(),
+        }];
+        match render_chat_template(template, &msgs, true, tok.bos_token.as_deref(), tok.eos_token.as_deref()) {
+            Ok(t) => t,
+            Err(e) => return fail(format!("{}: {e}", args.model.display())),
+        }
+    };
+    let ids = match tok.tokenizer.encode(text.as_str(), true) {
+        Ok(e) => e.get_ids().to_vec(),
+        Err(e) => return fail(format!("cannot tokenize the prompt: {e}")),
+    };
+    if ids.is_empty() {
+        return fail("the prompt is empty");
+    }
+    let max_pos = model.config.max_positions;
+    if ids.len() + args.max_tokens > max_pos {
+        return fail(format!(
+            "prompt ({} tokens) + --max-tokens {} exceeds the model's context of {max_pos} tokens",
+            ids.len(),
+            args.max_tokens
+        ));
+    }
+    let opts = SamplingOptions {
+        max_new_tokens: args.max_tokens,
+        temperature: args.temperature,
+        top_p: args.top_p,
+        seed: args.seed,
+        stop_ids: tok.eos_token_ids.clone(),
+    };
+    // Decode the whole answer each step and print what is new, so that a
+    // character split over several byte-level tokens is printed once whole.
+    let mut out_ids = Vec::new();
+    let mut printed = 0usize;
+    let mut stdout = std::io::stdout();
+    generate(&model, &ids, &opts, &device, |id| {
+        out_ids.push(id);
+        if let Ok(text) = tok.tokenizer.decode(&out_ids, true) {
+            if text.len() > printed && text.is_char_boundary(printed) && !text.ends_with('\u{fffd}') {
+                let _ = stdout.write_all(text[printed..].as_bytes());
+                let _ = stdout.flush();
+                printed = text.len();
+            }
+        }
+    });
+    if let Ok(text) = tok.tokenizer.decode(&out_ids, true) {
+        if text.len() > printed && text.is_char_boundary(printed) {
+            let _ = stdout.write_all(text[printed..].as_bytes());
+        }
+    }
+    println!();
+    ExitCode::SUCCESS
+}
