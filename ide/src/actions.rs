@@ -69,7 +69,7 @@ pub fn format(doc: &Document) -> Option<Vec<TextEdit>> {
 
 /// `: 74,498 trainable (0.33%)` after the method of `peft lora`.
 pub fn inlay_hints(doc: &Document, a: &Analysis, enc: Encoding) -> Vec<InlayHint> {
-    let Some((f, _, _)) = crate::hover::plan(doc) else {
+    let Some((f, _, _)) = crate::plan::plan(doc) else {
         return Vec::new();
     };
     let idx = crate::position::Index::of(a.sources.get(0), enc);

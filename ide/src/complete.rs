@@ -8,8 +8,9 @@ use lsp_types::{
     CompletionItem, CompletionItemKind, Documentation, InsertTextFormat, MarkupContent, MarkupKind,
 };
 
-use crate::context::{self, Scope, Slot};
+use crate::context;
 use crate::docs::Document;
+use crate::slot::{self, Scope, Slot};
 
 /// A declared name: what kind of block declares it, and the name.
 pub struct Declared {
@@ -146,7 +147,7 @@ fn calls(out: &mut Vec<CompletionItem>, calls: &[CallDef]) {
 pub fn complete(doc: &Document, offset: usize) -> Vec<CompletionItem> {
     let ctx = context::at(doc.text(), offset);
     let mut out = Vec::new();
-    match context::resolve(&ctx) {
+    match slot::resolve(&ctx) {
         Slot::Item => {
             for b in schema::BLOCKS {
                 out.push(item(
@@ -253,7 +254,7 @@ fn keys(doc: &Document, out: &mut Vec<CompletionItem>, scope: Scope, seen: &[Str
                     )
                 });
             }
-            out.extend(context::split_keys().iter().filter(fresh).map(key_item));
+            out.extend(slot::split_keys().iter().filter(fresh).map(key_item));
         }
         _ => {}
     }

@@ -3,14 +3,11 @@
 //! total, and a memory estimate.
 //!
 //! The arithmetic is pure (a [`Shape`] of the model and a [`Method`] in,
-//! [`Figures`] out) so it is unit-tested without model files; only
-//! [`shape_of`] and [`method_of`] touch the compiler's types. The counts
-//! follow Hugging Face PEFT, so a user can compare them with
-//! `print_trainable_parameters()`.
+//! [`Figures`] out) so it is unit-tested without model files; `plan`
+//! builds those from the compiler's types. The counts follow Hugging Face
+//! PEFT, so a user can compare them with `print_trainable_parameters()`.
 
-use ft_compiler::check::blocks::CBlock;
-use ft_compiler::check::value::{Target as CTarget, Val};
-use ft_formats::{Family, ModelInventory};
+use ft_formats::Family;
 
 /// Bytes per parameter of f32 weights.
 pub const WEIGHT_BYTES: u64 = 4;
@@ -284,138 +281,6 @@ fn frozen_by(path: &str, part: &str) -> bool {
         || path.starts_with(&format!("{part}."))
         || path.ends_with(&format!(".{part}"))
         || path.contains(&format!(".{part}."))
-}
-
-/// The shape of a model from its inventory.
-pub fn shape_of(inv: &ModelInventory) -> Shape {
-    let c = &inv.config;
-    Shape {
-        family: c.family,
-        params: inv.params,
-        hidden: c.hidden_size as u64,
-        layers: c.num_layers as u64,
-        linears: inv
-            .linears
-            .iter()
-            .map(|l| Linear {
-                path: l.path.clone(),
-                layer: l.layer,
-                in_features: l.in_features,
-                out_features: l.out_features,
-            })
-            .collect(),
-        tensors: inv
-            .tensors
-            .iter()
-            .filter(|t| !t.dtype.starts_with('I') && !t.dtype.starts_with('U'))
-            .map(|t| {
-                let path = t
-                    .hf_name
-                    .strip_suffix(".weight")
-                    .or_else(|| t.hf_name.strip_suffix(".bias"))
-                    .unwrap_or(&t.hf_name);
-                (path.to_string(), t.shape.iter().product())
-            })
-            .collect(),
-    }
-}
-
-fn targets_of(b: &CBlock, key: &str) -> Option<Vec<Target>> {
-    match &b.get(key)?.val {
-        Val::Targets(ts) => Some(
-            ts.iter()
-                .map(|t| match t {
-                    CTarget::Suffix(s, _) => Target::Suffix(s.clone()),
-                    CTarget::Regex(r, _) => Target::Regex(r.clone()),
-                    CTarget::AllLinear(_) => Target::AllLinear,
-                })
-                .collect(),
-        ),
-        _ => None,
-    }
-}
-
-fn layers_of(b: &CBlock) -> Option<Vec<usize>> {
-    match &b.get("layers")?.val {
-        Val::List(items) => Some(
-            items
-                .iter()
-                .filter_map(|v| v.as_i64())
-                .filter_map(|i| usize::try_from(i).ok())
-                .collect(),
-        ),
-        _ => None,
-    }
-}
-
-fn int_of(b: &CBlock, key: &str, default: u64) -> u64 {
-    b.get(key)
-        .and_then(|v| v.as_i64())
-        .and_then(|i| u64::try_from(i).ok())
-        .unwrap_or(default)
-}
-
-/// The method of a checked `peft` block (defaults as in the schema).
-pub fn method_of(b: &CBlock) -> Option<Method> {
-    let m = b.method?;
-    Some(match m.name {
-        "full" => Method::Full {
-            freeze: match b.get("freeze").map(|v| &v.val) {
-                Some(Val::List(items)) => items
-                    .iter()
-                    .filter_map(|v| match &v.val {
-                        Val::Str(s) | Val::Word(s) => Some(s.clone()),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            },
-        },
-        "lora" => Method::Lora {
-            rank: int_of(b, "rank", 8),
-            rank_for: match b.get("rank_for").map(|v| &v.val) {
-                Some(Val::ModuleMap(m)) => m
-                    .iter()
-                    .filter(|(_, (r, _))| *r >= 1.0)
-                    .map(|(k, (r, _))| (k.clone(), *r as u64))
-                    .collect(),
-                _ => Vec::new(),
-            },
-            targets: targets_of(b, "targets"),
-            layers: layers_of(b),
-            dora: b.get("dora").and_then(|v| v.as_bool()).unwrap_or(false),
-        },
-        "ia3" => Method::Ia3 {
-            targets: targets_of(b, "targets"),
-            feedforward: targets_of(b, "feedforward"),
-            layers: layers_of(b),
-        },
-        "prompt" => Method::Prompt {
-            virtual_tokens: int_of(b, "virtual_tokens", 0),
-        },
-        "prefix" => Method::Prefix {
-            virtual_tokens: int_of(b, "virtual_tokens", 0),
-        },
-        "adapter" => Method::Adapter {
-            size: int_of(b, "size", 64),
-            houlsby: b.get("style").and_then(|v| v.as_word()) == Some("houlsby"),
-            layers: layers_of(b),
-        },
-        _ => return None,
-    })
-}
-
-/// The label count of a model block's `classify(labels = […])` head.
-pub fn head_labels(model: &CBlock) -> Option<u64> {
-    let head = model.get("head")?;
-    let (name, _) = head.as_call()?;
-    if name != "classify" {
-        return None;
-    }
-    match &head.arg("labels")?.val {
-        Val::List(items) => Some(items.len() as u64),
-        _ => None,
-    }
 }
 
 /// `74,498`: thousands separated, as people read counts.

@@ -3,13 +3,13 @@
 //! `peft` and `train`, the plan figures computed on the real model.
 
 use ft_compiler::check::schema::{self, Ty};
-use ft_compiler::driver::Analysis;
 use lsp_types::{Hover, HoverContents, MarkupContent, MarkupKind};
 
 use crate::complete::{block_doc, call_doc, declared, key_doc};
-use crate::context::{self, Place, Scope, Slot};
+use crate::context::{self, Place};
 use crate::docs::Document;
-use crate::figures::{self, Figures};
+use crate::figures;
+use crate::slot::{self, Scope, Slot};
 
 pub fn hover(doc: &Document, offset: usize) -> Option<Hover> {
     let text = doc.text();
@@ -50,7 +50,7 @@ fn field(doc: &Document, ctx: &context::Context, word: &str) -> Option<String> {
 }
 
 fn code(doc: &Document, ctx: &context::Context, word: &str) -> Option<String> {
-    match context::resolve(ctx) {
+    match slot::resolve(ctx) {
         Slot::Item => {
             let b = schema::block(word)?;
             let mut s = block_doc(b);
@@ -83,7 +83,7 @@ fn code(doc: &Document, ctx: &context::Context, word: &str) -> Option<String> {
                 Scope::Split if schema::SPLIT_NAMES.contains(&word) => Some(format!(
                     "**{word}**: the share of rows in the `{word}` split"
                 )),
-                Scope::Split => context::split_keys()
+                Scope::Split => slot::split_keys()
                     .iter()
                     .find(|k| k.name == word)
                     .map(key_doc),
@@ -167,21 +167,8 @@ fn declaration(doc: &Document, word: &str) -> Option<String> {
     Some(format!("```ft\n{line}\n```\n{} `{}`", d.keyword, d.name))
 }
 
-/// The figures of the recipe's PEFT method on its model, from the newest
-/// analysis that knows both.
-pub fn plan(doc: &Document) -> Option<(Figures, String, &Analysis)> {
-    doc.analyses().find_map(|a| {
-        let peft = a.recipe.one("peft")?;
-        let method = figures::method_of(peft)?;
-        let inv = crate::docs::model_of(a, None)?;
-        let labels = a.recipe.model().and_then(figures::head_labels);
-        let f = figures::compute(&figures::shape_of(inv), &method, labels);
-        Some((f, peft.method?.name.to_string(), a))
-    })
-}
-
 fn plan_markdown(doc: &Document) -> Option<String> {
-    let (f, method, a) = plan(doc)?;
+    let (f, method, a) = crate::plan::plan(doc)?;
     let model = a
         .recipe
         .model()

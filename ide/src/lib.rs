@@ -7,9 +7,10 @@
 //! names come from the real model and data files via the world checks.
 //! Modules: `server` (the loop, debouncing), `docs` (open documents and
 //! their analyses), `position` (UTF-8/UTF-16 columns), `context` (what the
-//! cursor is in, from the text alone), `complete`, `hover`, `navigate`,
-//! `actions`, `diagnostics`, and `figures` (trainable parameters and
-//! memory of a plan).
+//! cursor is in, from the text alone) and `slot` (what the schema expects
+//! there), `complete`, `hover`, `navigate`, `actions`, `diagnostics`,
+//! `figures` (trainable parameters and memory of a plan, pure) and `plan`
+//! (those figures for a recipe).
 
 pub mod actions;
 pub mod complete;
@@ -19,8 +20,10 @@ pub mod docs;
 pub mod figures;
 pub mod hover;
 pub mod navigate;
+pub mod plan;
 pub mod position;
 pub mod server;
+pub mod slot;
 pub mod uri;
 
 pub use server::run;
