@@ -24,7 +24,9 @@ pub struct Declared {
 pub fn declared(doc: &Document) -> Vec<Declared> {
     let mut out: Vec<Declared> = Vec::new();
     for line in doc.text().lines() {
-        let mut words = line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+        let mut words = line
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| !w.is_empty());
         let (Some(k), Some(n)) = (words.next(), words.next()) else {
             continue;
         };

@@ -145,11 +145,16 @@ fn target(doc: &Document, word: &str) -> Option<String> {
 /// The line that declares a dataset, mixture or model.
 fn declaration(doc: &Document, word: &str) -> Option<String> {
     let d = declared(doc).into_iter().find(|d| d.name == word)?;
-    let prefix = format!("{} {}", d.keyword, d.name);
+    let declares = |l: &str| {
+        let mut words = l
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| !w.is_empty());
+        words.next() == Some(d.keyword.as_str()) && words.next() == Some(word)
+    };
     let line = doc
         .text()
         .lines()
-        .find(|l| l.starts_with(&prefix))
+        .find(|l| declares(l))
         .map(str::to_string)
         .or_else(|| {
             let a = doc.latest()?;

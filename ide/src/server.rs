@@ -73,6 +73,7 @@ pub fn capabilities(enc: Encoding) -> lsp::ServerCapabilities {
             lsp::TextDocumentSyncOptions {
                 open_close: Some(true),
                 change: Some(lsp::TextDocumentSyncKind::INCREMENTAL),
+                save: Some(lsp::TextDocumentSyncSaveOptions::Supported(true)),
                 ..Default::default()
             },
         )),
@@ -231,6 +232,19 @@ impl Server {
                 };
                 if self.docs.remove(&p.text_document.uri).is_some() {
                     self.publish(p.text_document.uri, Vec::new(), None);
+                }
+            }
+            DidSaveTextDocument::METHOD => {
+                // Other open recipes may import the saved file, which the
+                // compiler reads from disk: check them again.
+                let saved = params::<lsp::DidSaveTextDocumentParams>(&n.params)
+                    .ok()
+                    .map(|p| p.text_document.uri);
+                for doc in self.docs.values_mut() {
+                    if Some(&doc.uri) != saved.as_ref() && doc.dirty.is_none() {
+                        let now = Instant::now();
+                        doc.dirty = Some((now, now));
+                    }
                 }
             }
             // `$/cancelRequest`: every request is answered at once anyway.

@@ -359,48 +359,6 @@ fn definition_references_and_symbols() {
 }
 
 #[test]
-fn definition_of_an_import_opens_the_file() {
-    let dir = tempdir();
-    std::fs::write(
-        dir.join("common.ft"),
-        "dataset shared = jsonl(\"x.jsonl\")\n",
-    )
-    .unwrap();
-    let path = dir.join("main.ft");
-    let uri: lsp::Uri = format!("file://{}", path.display()).parse().unwrap();
-    let text = "import \"common.ft\"\n\ntrain { data = shared }\n";
-    let mut c = Client::start();
-    c.open(&uri, text);
-    let def = |c: &mut Client, p| match c
-        .request::<req::GotoDefinition>(lsp::GotoDefinitionParams {
-            text_document_position_params: tdp(&uri, p),
-            work_done_progress_params: Default::default(),
-            partial_result_params: Default::default(),
-        })
-        .expect("a definition")
-    {
-        lsp::GotoDefinitionResponse::Scalar(l) => l,
-        d => panic!("{d:?}"),
-    };
-    let loc = def(&mut c, pos(text, "common", 2));
-    assert!(
-        loc.uri.as_str().ends_with("/common.ft"),
-        "{}",
-        loc.uri.as_str()
-    );
-    let loc = def(&mut c, pos(text, "shared", 2));
-    assert!(loc.uri.as_str().ends_with("/common.ft"));
-    assert_eq!(loc.range.start, Position::new(0, 8));
-    c.shutdown();
-}
-
-fn tempdir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("ft-ide-test-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.canonicalize().unwrap()
-}
-
-#[test]
 fn formatting_whole_document_and_not_on_syntax_errors() {
     let mut c = Client::start();
     let uri = recipe_uri("fmt-test.ft");
