@@ -312,7 +312,11 @@ fn deep_expressions_without_brackets() {
     deep.push_str(&")".repeat(63));
     deep.push_str(" }\n");
     let a = run(deep.as_bytes());
-    assert!(!has(&a, "FT0004") && !has(&a, "FT0001"), "{:?}", a.diagnostics);
+    assert!(
+        !has(&a, "FT0004") && !has(&a, "FT0001"),
+        "{:?}",
+        a.diagnostics
+    );
     let formatted = fmt::format(&deep).expect("formats");
     assert!(formatted.contains("train"));
 }
