@@ -192,10 +192,8 @@ pub fn check_block(
     if def.name_is_method {
         // Without its method, a `peft` block's keys cannot be checked (they
         // depend on the method): the missing name is the one error.
-        if b.name.is_none() {
-            return None;
-        }
-        if let Some(n) = &b.name {
+        let n = b.name.as_ref()?;
+        {
             match schema::method(&n.name) {
                 Some(m) => out.method = Some(m),
                 None => {

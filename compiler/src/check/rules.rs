@@ -350,7 +350,7 @@ fn check_label_values(v: &V, labels: &[String], file: usize, diags: &mut Vec<Dia
         leaf_strings(e, &mut outs);
     }
     for (s, span) in outs {
-        if !labels.iter().any(|l| *l == s) {
+        if !labels.contains(&s) {
             let d = Diagnostic::error(
                 &LABEL_NOT_IN_HEAD,
                 span,

@@ -451,7 +451,7 @@ fn split(t: &mut Types, e: &Expr) -> Option<V> {
             return None;
         }
     }
-    ok.then(|| V {
+    ok.then_some(V {
         val: Val::Split(decl),
         span: e.span,
     })

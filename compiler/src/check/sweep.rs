@@ -130,9 +130,7 @@ fn check_values(t: &mut Types, values: &Expr, target: &AxisTarget, recipe: &Reci
                 check_method(t, it);
             }
         }
-        (ExprKind::Call { callee, .. }, AxisTarget::Setting(ty))
-            if matches!(ty, Ty::Float { .. } | Ty::Int { .. }) =>
-        {
+        (ExprKind::Call { callee, .. }, AxisTarget::Setting(Ty::Float { .. } | Ty::Int { .. })) => {
             if let Some(v) = t.call(values, schema::RANGES) {
                 if let (Some(lo), Some(hi)) = (
                     v.arg("low").and_then(|v| v.as_f64()),

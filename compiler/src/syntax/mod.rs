@@ -132,6 +132,9 @@ pub fn parse(text: &str) -> (File, Vec<Diagnostic>) {
 
 /// Reads a file's bytes as a recipe: invalid UTF-8 is a diagnostic, not a
 /// panic. Returns the text to parse (empty on failure).
+// The error is the diagnostic itself, produced once per file: boxing it
+// would only move the allocation.
+#[allow(clippy::result_large_err)]
 pub fn decode(bytes: &[u8]) -> Result<&str, Diagnostic> {
     std::str::from_utf8(bytes).map_err(|e| {
         let at = e.valid_up_to();

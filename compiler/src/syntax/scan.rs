@@ -81,7 +81,9 @@ pub fn scan(text: &str) -> Scan {
     let mut last_code_end = 0;
     // Operators since the last bracket, comma or `=` (see MAX_OPERATORS).
     let mut operators: usize = 0;
-    let mut i = 0;
+    // A byte-order mark is not code: skip it so it does not become an item.
+    let start = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
+    let mut i = start;
 
     let close_chunk =
         |start: Option<usize>, end: usize, errors: &mut Vec<LexError>, out: &mut Scan| {
@@ -98,7 +100,7 @@ pub fn scan(text: &str) -> Scan {
 
     while i < bytes.len() {
         let c = bytes[i];
-        let at_line_start = i == 0 || bytes[i - 1] == b'\n';
+        let at_line_start = i == start || bytes[i - 1] == b'\n';
         if at_line_start {
             line_has_code = false;
             if is_ident_start(c) {
@@ -319,6 +321,17 @@ mod tests {
             LexError::UnterminatedString { .. }
         ));
         assert!(s.chunks[1].errors.is_empty());
+    }
+
+    #[test]
+    fn byte_order_mark_is_skipped() {
+        let text = "\u{FEFF}# c\ntrain { epochs = 1 }\n";
+        let s = scan(text);
+        assert_eq!(s.chunks.len(), 1);
+        assert_eq!(
+            &text[s.chunks[0].span.start..s.chunks[0].span.end],
+            "train { epochs = 1 }"
+        );
     }
 
     #[test]

@@ -123,7 +123,7 @@ fn source_error(e: &SourceError, span: Span) -> Diagnostic {
         SourceError::NotFound { .. } | SourceError::GlobMatchedNothing { .. } => {
             let mut d =
                 Diagnostic::error(&DATA_NOT_FOUND, span, e.to_string()).label("no such data file");
-            if span.len() > 0 {
+            if !span.is_empty() {
                 d = d.help("paths are relative to the recipe's folder; the example datasets are fetched by `scripts/fetch-assets.sh`");
             }
             d
