@@ -168,7 +168,6 @@ struct Report<'a> {
     source: NamedSource<String>,
     labels: Vec<LabeledSpan>,
     help: Option<String>,
-    related: Vec<Report<'a>>,
 }
 
 impl<'a> Report<'a> {
@@ -179,7 +178,7 @@ impl<'a> Report<'a> {
             Some(diag.primary.message.clone()).filter(|m| !m.is_empty()),
             to_span(diag.primary.span),
         )];
-        let mut related = Vec::new();
+        let mut elsewhere = Vec::new();
         for l in &diag.secondary {
             if l.file == diag.primary.file {
                 labels.push(LabeledSpan::new_with_span(
@@ -187,29 +186,21 @@ impl<'a> Report<'a> {
                     to_span(l.span),
                 ));
             } else {
-                // A label in another file (an import) is shown as a related
-                // report with that file's own source.
+                // A label in another file (an import) becomes a note with
+                // its location, so the report still reads as one problem.
                 let f = sources.get(l.file);
-                related.push(Report {
-                    diag,
-                    source: NamedSource::new(f.name.clone(), f.text.to_string()),
-                    labels: vec![LabeledSpan::new_primary_with_span(
-                        Some(l.message.clone()),
-                        to_span(l.span),
-                    )],
-                    help: None,
-                    related: Vec::new(),
-                });
+                let (line, col) = f.line_col(l.span.start);
+                elsewhere.push(format!("note: {} at {}:{line}:{col}", l.message, f.name));
             }
         }
         let mut help_lines: Vec<String> = diag.help.iter().cloned().collect();
         help_lines.extend(diag.notes.iter().map(|n| format!("note: {n}")));
+        help_lines.extend(elsewhere);
         Report {
             diag,
             source: NamedSource::new(file.name.clone(), file.text.to_string()),
             labels,
             help: (!help_lines.is_empty()).then(|| help_lines.join("\n")),
-            related,
         }
     }
 }
@@ -222,13 +213,6 @@ impl fmt::Debug for Report<'_> {
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.related.is_empty()
-            && self.labels.len() == 1
-            && self.help.is_none()
-            && self.diag.message.is_empty()
-        {
-            return Ok(());
-        }
         f.write_str(&self.diag.message)
     }
 }
@@ -255,14 +239,5 @@ impl miette::Diagnostic for Report<'_> {
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         Some(Box::new(self.labels.iter().cloned()))
-    }
-    fn related<'b>(&'b self) -> Option<Box<dyn Iterator<Item = &'b dyn miette::Diagnostic> + 'b>> {
-        if self.related.is_empty() {
-            None
-        } else {
-            Some(Box::new(
-                self.related.iter().map(|r| r as &dyn miette::Diagnostic),
-            ))
-        }
     }
 }
