@@ -27,7 +27,12 @@ fn every_key_is_documented() {
     let md = ft_compiler::check::schema::docs::reference_markdown();
     for b in ft_compiler::check::schema::BLOCKS {
         for k in b.keys {
-            assert!(md.contains(&format!("| `{}` |", k.name)), "{}.{} undocumented", b.keyword, k.name);
+            assert!(
+                md.contains(&format!("| `{}` |", k.name)),
+                "{}.{} undocumented",
+                b.keyword,
+                k.name
+            );
             assert!(!k.doc.is_empty());
         }
     }

@@ -253,13 +253,11 @@ impl Types<'_> {
                 };
                 Some(Ok((v, pa || pb)))
             }
-            ExprKind::Path(p) if p.len() == 1 => {
-                match self.via_let(e, |t, sub| t.const_num(sub)) {
-                    Some(Some(r)) => Some(r),
-                    Some(None) => Some(Err(())),
-                    None => None,
-                }
-            }
+            ExprKind::Path(p) if p.len() == 1 => match self.via_let(e, |t, sub| t.const_num(sub)) {
+                Some(Some(r)) => Some(r),
+                Some(None) => Some(Err(())),
+                None => None,
+            },
             _ => None,
         }
     }

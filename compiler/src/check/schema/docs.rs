@@ -19,7 +19,15 @@ pub fn reference_markdown() -> String {
             (Presence::Optional, false, _) => format!("`{} [NAME] {{ … }}`", b.keyword),
             (Presence::Forbidden, _, _) => format!("`{} {{ … }}`", b.keyword),
         };
-        let _ = writeln!(out, "Form: {form}{}\n", if b.singleton { " — at most one per recipe." } else { "" });
+        let _ = writeln!(
+            out,
+            "Form: {form}{}\n",
+            if b.singleton {
+                " — at most one per recipe."
+            } else {
+                ""
+            }
+        );
         if let Some(sources) = b.source {
             let _ = writeln!(out, "Sources:\n");
             calls(&mut out, sources);
@@ -28,13 +36,20 @@ pub fn reference_markdown() -> String {
             keys(&mut out, b.keys);
         }
         if b.dataset_keys {
-            let _ = writeln!(out, "Every other entry `name = weight` names a dataset and its weight (> 0).\n");
+            let _ = writeln!(
+                out,
+                "Every other entry `name = weight` names a dataset and its weight (> 0).\n"
+            );
         }
         if b.axes {
             let _ = writeln!(out, "Axes: `path in [v1, v2, …]` or `path in loguniform(low, high)` / `uniform(low, high)`; paths are `train.KEY`, `train.KEY.ARG` (e.g. `train.optimizer.lr`), `peft.KEY`, `evaluate.KEY`, or `peft` with a list of methods such as `[lora(rank = 8), ia3()]`.\n");
         }
         for s in b.sub_blocks {
-            let _ = writeln!(out, "#### `{}` (inside `{}`)\n\n{}\n\nForm: `{} NAME {{ … }}`\n", s.keyword, b.keyword, s.doc, s.keyword);
+            let _ = writeln!(
+                out,
+                "#### `{}` (inside `{}`)\n\n{}\n\nForm: `{} NAME {{ … }}`\n",
+                s.keyword, b.keyword, s.doc, s.keyword
+            );
             keys(&mut out, s.keys);
             let _ = writeln!(out, "```ft\n{}\n```\n", s.example);
         }
@@ -55,7 +70,10 @@ pub fn reference_markdown() -> String {
         ("Pacing (`curriculum.pacing`)", PACINGS),
         ("Strategies (`sweep.strategy`)", STRATEGIES),
         ("Picks (`sweep.pick`)", PICKS),
-        ("Prompt-tuning initialisation (`peft prompt { init }`)", PROMPT_INITS),
+        (
+            "Prompt-tuning initialisation (`peft prompt { init }`)",
+            PROMPT_INITS,
+        ),
     ] {
         let _ = writeln!(out, "#### {title}\n");
         calls(&mut out, list);
@@ -64,7 +82,10 @@ pub fn reference_markdown() -> String {
     for (m, d) in METRICS {
         let _ = writeln!(out, "| `{m}` | {d} |");
     }
-    let _ = writeln!(out, "\n### Row functions\n\n| function | meaning |\n|---|---|");
+    let _ = writeln!(
+        out,
+        "\n### Row functions\n\n| function | meaning |\n|---|---|"
+    );
     for (f, d) in ROW_FUNCTIONS {
         let _ = writeln!(out, "| `{f}(…)` | {d} |");
     }
@@ -79,7 +100,14 @@ fn keys(out: &mut String, keys: &[Key]) {
             (false, Some(d)) => format!("`{}`", d.replace('|', "\\|")),
             (false, None) => "—".to_string(),
         };
-        let _ = writeln!(out, "| `{}` | {} | {} | {} |", k.name, cell(&describe(&k.ty)), default, cell(k.doc));
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} |",
+            k.name,
+            cell(&describe(&k.ty)),
+            default,
+            cell(k.doc)
+        );
     }
     out.push('\n');
 }
@@ -89,12 +117,28 @@ fn calls(out: &mut String, calls: &[CallDef]) {
         let params: Vec<String> = c
             .params
             .iter()
-            .map(|p| if p.required { p.name.to_string() } else { format!("{}?", p.name) })
+            .map(|p| {
+                if p.required {
+                    p.name.to_string()
+                } else {
+                    format!("{}?", p.name)
+                }
+            })
             .collect();
         let _ = writeln!(out, "- `{}({})` — {}", c.name, params.join(", "), c.doc);
         for p in c.params {
-            let default = p.default.map(|d| format!(" (default `{d}`)")).unwrap_or_default();
-            let _ = writeln!(out, "  - `{}`: {}{} — {}", p.name, describe(&p.ty), default, p.doc);
+            let default = p
+                .default
+                .map(|d| format!(" (default `{d}`)"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  - `{}`: {}{} — {}",
+                p.name,
+                describe(&p.ty),
+                default,
+                p.doc
+            );
         }
     }
     out.push('\n');
