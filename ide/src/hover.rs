@@ -106,10 +106,17 @@ fn value(
     word: &str,
 ) -> Option<String> {
     match ty {
-        Ty::Enum(words) if words.contains(&word) => Some(match key {
-            Some(k) => format!("`{word}`: a value of **{}**\n\n{}", k.name, k.doc),
-            None => format!("`{word}`"),
-        }),
+        Ty::Enum(words) if words.contains(&word) => {
+            let metric = schema::METRICS
+                .iter()
+                .find(|(m, _)| *m == word && key.is_some_and(|k| k.name == "metrics"))
+                .map(|(_, d)| format!(": {d}"))
+                .unwrap_or_default();
+            Some(match key {
+                Some(k) => format!("`{word}`{metric}\n\nA value of **{}**: {}", k.name, k.doc),
+                None => format!("`{word}`"),
+            })
+        }
         Ty::Calls(calls) => schema::find_call(calls, word).map(call_doc),
         Ty::Metric if schema::SPLIT_NAMES.contains(&word) => {
             Some(format!("**{word}**: the `{word}` split"))

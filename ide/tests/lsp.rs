@@ -138,11 +138,11 @@ fn hover_on_keys_calls_values_and_names() {
     let h = c
         .hover(&uri, pos(&text, "merged", 1))
         .expect("hover on an enum value");
-    assert!(h.contains("a value of **export**"), "{h}");
+    assert!(h.contains("A value of **export**"), "{h}");
     let h = c
         .hover(&uri, pos(&text, "accuracy,", 1))
         .expect("hover on a metric");
-    assert!(h.contains("accuracy"), "{h}");
+    assert!(h.contains("share of correct labels"), "{h}");
     let h = c
         .hover(&uri, pos(&text, "val.accuracy", 5))
         .expect("hover on val.accuracy");
