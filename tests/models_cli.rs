@@ -6,13 +6,22 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn asset(rel: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/models").join(rel);
-    assert!(p.exists(), "missing test asset {}: run `scripts/fetch-assets.sh` first", p.display());
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".cache/models")
+        .join(rel);
+    assert!(
+        p.exists(),
+        "missing test asset {}: run `scripts/fetch-assets.sh` first",
+        p.display()
+    );
     p
 }
 
 fn ft(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ft")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ft"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -33,7 +42,10 @@ fn generate_answers_paris() {
     ]);
     assert_eq!(code, 0, "stderr: {err}");
     assert!(out.contains("Paris"), "answer: {out:?}");
-    assert!(!out.contains("<|im_end|>"), "special tokens are not printed: {out:?}");
+    assert!(
+        !out.contains("<|im_end|>"),
+        "special tokens are not printed: {out:?}"
+    );
 }
 
 #[test]
@@ -41,7 +53,20 @@ fn generate_sampling_is_seeded() {
     let model = asset("SmolLM2-135M-Instruct.Q4_1.gguf");
     let m = model.to_str().unwrap();
     let run = |seed: &str| {
-        let args = ["generate", m, "--prompt", "Tell me a story", "--max-tokens", "6", "--temperature", "1.0", "--top-p", "0.9", "--seed", seed];
+        let args = [
+            "generate",
+            m,
+            "--prompt",
+            "Tell me a story",
+            "--max-tokens",
+            "6",
+            "--temperature",
+            "1.0",
+            "--top-p",
+            "0.9",
+            "--seed",
+            seed,
+        ];
         let (code, out, err) = ft(&args);
         assert_eq!(code, 0, "stderr: {err}");
         out
@@ -52,11 +77,26 @@ fn generate_sampling_is_seeded() {
 #[test]
 fn embed_prints_normalized_vectors() {
     let model = asset("all-MiniLM-L6-v2");
-    let (code, out, err) = ft(&["embed", model.to_str().unwrap(), "--text", "Hello world", "--text", "Bonjour"]);
+    let (code, out, err) = ft(&[
+        "embed",
+        model.to_str().unwrap(),
+        "--text",
+        "Hello world",
+        "--text",
+        "Bonjour",
+    ]);
     assert_eq!(code, 0, "stderr: {err}");
-    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
-    let v: Vec<f64> = lines[0]["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let v: Vec<f64> = lines[0]["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
     assert_eq!(v.len(), 384);
     let norm: f64 = v.iter().map(|x| x * x).sum::<f64>().sqrt();
     assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
@@ -70,7 +110,10 @@ fn model_errors_are_clear_not_panics() {
     std::fs::write(&pickle, [0x80u8, 2, 0x7d]).unwrap();
     let (code, _, err) = ft(&["generate", pickle.to_str().unwrap(), "--prompt", "hi"]);
     assert_eq!(code, 2);
-    assert!(err.contains("pickle") && err.contains("safetensors"), "{err}");
+    assert!(
+        err.contains("pickle") && err.contains("safetensors"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     // An encoder is not a causal LM, and has no classifier head.
     let minilm = asset("all-MiniLM-L6-v2");

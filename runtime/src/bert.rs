@@ -185,7 +185,7 @@ impl<B: Backend> BertModel<B> {
             embeddings,
             layers,
             pooler,
-            prefix: prefix,
+            prefix,
             config: config.clone(),
         })
     }

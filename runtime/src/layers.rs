@@ -102,15 +102,17 @@ impl Rope {
                     }
                 }
             }
-            Some(other) => return Err(FormatError::new(
-                config_path,
-                FormatErrorKind::BadConfigField {
-                    field: "rope_scaling".into(),
-                    detail: format!(
+            Some(other) => {
+                return Err(FormatError::new(
+                    config_path,
+                    FormatErrorKind::BadConfigField {
+                        field: "rope_scaling".into(),
+                        detail: format!(
                         "rope type `{other}` is not supported (supported: default, linear, llama3)"
                     ),
-                },
-            )),
+                    },
+                ))
+            }
         }
         Ok(Rope { inv_freq, head_dim })
     }

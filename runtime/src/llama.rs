@@ -249,7 +249,7 @@ impl<B: Backend> LlamaForCausalLM<B> {
                 embed_tokens,
                 layers,
                 norm,
-                rope: rope,
+                rope,
             },
             lm_head,
             config: config.clone(),

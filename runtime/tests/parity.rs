@@ -21,30 +21,47 @@ fn root() -> PathBuf {
 
 fn asset(rel: &str) -> PathBuf {
     let p = root().join(".cache/models").join(rel);
-    assert!(p.exists(), "missing test asset {}: run `scripts/fetch-assets.sh` first", p.display());
+    assert!(
+        p.exists(),
+        "missing test asset {}: run `scripts/fetch-assets.sh` first",
+        p.display()
+    );
     p
 }
 
 fn fixture(name: &str) -> Value {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let text = std::fs::read_to_string(&p)
         .unwrap_or_else(|e| panic!("{}: {e} (run scripts/reference/models.py)", p.display()));
     serde_json::from_str(&text).unwrap()
 }
 
 fn f32s(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
 
 fn ids_of(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 /// max|a − b| / max|b|
 fn rel_err(ours: &[f32], reference: &[f32]) -> f64 {
     assert_eq!(ours.len(), reference.len());
     let scale = reference.iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
-    let diff = ours.iter().zip(reference).fold(0f64, |m, (&a, &b)| m.max((a as f64 - b as f64).abs()));
+    let diff = ours
+        .iter()
+        .zip(reference)
+        .fold(0f64, |m, (&a, &b)| m.max((a as f64 - b as f64).abs()));
     diff / scale.max(1e-12)
 }
 
@@ -57,7 +74,10 @@ fn check(what: &str, ours: &[f32], reference: &[f32], worst: &mut f64) {
 
 fn int_tensor(rows: &[Vec<u32>]) -> Tensor<B, 2, Int> {
     let n = rows[0].len();
-    let flat: Vec<i64> = rows.iter().flat_map(|r| r.iter().map(|&t| t as i64)).collect();
+    let flat: Vec<i64> = rows
+        .iter()
+        .flat_map(|r| r.iter().map(|&t| t as i64))
+        .collect();
     Tensor::from_data(TensorData::new(flat, [rows.len(), n]), &Default::default())
 }
 
@@ -65,13 +85,23 @@ fn int_tensor(rows: &[Vec<u32>]) -> Tensor<B, 2, Int> {
 fn tokenizers_match_transformers() {
     let fx = fixture("tokenizers.json");
     let bert = ModelTokenizer::load(&ModelFiles::open(asset("all-MiniLM-L6-v2")).unwrap()).unwrap();
-    let smol = ModelTokenizer::load(&ModelFiles::open(asset("SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap()).unwrap();
+    let smol =
+        ModelTokenizer::load(&ModelFiles::open(asset("SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap())
+            .unwrap();
     for case in fx["cases"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
         let b = bert.tokenizer.encode(text, true).unwrap();
-        assert_eq!(b.get_ids(), ids_of(&case["minilm"]), "MiniLM ids for {text:?}");
+        assert_eq!(
+            b.get_ids(),
+            ids_of(&case["minilm"]),
+            "MiniLM ids for {text:?}"
+        );
         let s = smol.tokenizer.encode(text, true).unwrap();
-        assert_eq!(s.get_ids(), ids_of(&case["smollm2"]), "SmolLM2 ids for {text:?}");
+        assert_eq!(
+            s.get_ids(),
+            ids_of(&case["smollm2"]),
+            "SmolLM2 ids for {text:?}"
+        );
     }
 }
 
@@ -83,28 +113,58 @@ fn minilm_matches_pytorch() {
     let tok = ModelTokenizer::load(&files).unwrap();
     let mut worst = 0f64;
     for (n, case) in fx["cases"].as_array().unwrap().iter().enumerate() {
-        let ids = tok.tokenizer.encode(case["text"].as_str().unwrap(), true).unwrap().get_ids().to_vec();
+        let ids = tok
+            .tokenizer
+            .encode(case["text"].as_str().unwrap(), true)
+            .unwrap()
+            .get_ids()
+            .to_vec();
         assert_eq!(ids, ids_of(&case["input_ids"]));
-        let h = model.forward(int_tensor(&[ids.clone()]), None, None);
+        let h = model.forward(int_tensor(std::slice::from_ref(&ids)), None, None);
         let [_, s, d] = h.dims();
         let all: Vec<f32> = h.clone().into_data().to_vec().unwrap();
         let row = |p: usize| &all[p * d..(p + 1) * d];
-        check(&format!("sentence {n} [CLS]"), row(0), &f32s(&case["cls"]), &mut worst);
-        for (p, r) in case["token_positions"].as_array().unwrap().iter().zip(case["tokens"].as_array().unwrap()) {
+        check(
+            &format!("sentence {n} [CLS]"),
+            row(0),
+            &f32s(&case["cls"]),
+            &mut worst,
+        );
+        for (p, r) in case["token_positions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(case["tokens"].as_array().unwrap())
+        {
             let p = p.as_u64().unwrap() as usize;
             assert!(p < s);
-            check(&format!("sentence {n} token {p}"), row(p), &f32s(r), &mut worst);
+            check(
+                &format!("sentence {n} token {p}"),
+                row(p),
+                &f32s(r),
+                &mut worst,
+            );
         }
         let pooled: Vec<f32> = model.pool(h).unwrap().into_data().to_vec().unwrap();
-        check(&format!("sentence {n} pooled"), &pooled, &f32s(&case["pooled"]), &mut worst);
+        check(
+            &format!("sentence {n} pooled"),
+            &pooled,
+            &f32s(&case["pooled"]),
+            &mut worst,
+        );
     }
     let batch = &fx["padded_batch"];
-    let rows: Vec<Vec<u32>> = batch["input_ids"].as_array().unwrap().iter().map(ids_of).collect();
+    let rows: Vec<Vec<u32>> = batch["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ids_of)
+        .collect();
     let mask: Vec<f32> = batch["attention_mask"]
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|r| f32s(r))
+        .flat_map(f32s)
         .collect();
     let mask = Tensor::<B, 2>::from_data(TensorData::new(mask, [rows.len(), rows[0].len()]), &dev);
     let h = model.forward(int_tensor(&rows), Some(mask), None);
@@ -112,7 +172,12 @@ fn minilm_matches_pytorch() {
     let all: Vec<f32> = h.into_data().to_vec().unwrap();
     let seq = rows[0].len();
     for (i, want) in batch["cls"].as_array().unwrap().iter().enumerate() {
-        check(&format!("padded batch row {i} [CLS]"), &all[i * seq * d..i * seq * d + d], &f32s(want), &mut worst);
+        check(
+            &format!("padded batch row {i} [CLS]"),
+            &all[i * seq * d..i * seq * d + d],
+            &f32s(want),
+            &mut worst,
+        );
     }
     println!("MiniLM worst relative error: {worst:.2e}");
 }
@@ -122,35 +187,66 @@ fn smollm2_matches_pytorch_and_answers_paris() {
     let fx = fixture("smollm2.json");
     let dev = Default::default();
     let t = std::time::Instant::now();
-    let (model, files) = ft_runtime::load_causal_lm::<B>(asset("SmolLM2-135M-Instruct.Q4_1.gguf"), &dev).unwrap();
+    let (model, files) =
+        ft_runtime::load_causal_lm::<B>(asset("SmolLM2-135M-Instruct.Q4_1.gguf"), &dev).unwrap();
     println!("SmolLM2 load: {:.2} s", t.elapsed().as_secs_f64());
     let tok = ModelTokenizer::load(&files).unwrap();
     let mut worst = 0f64;
     for (n, case) in fx["cases"].as_array().unwrap().iter().enumerate() {
-        let ids = tok.tokenizer.encode(case["prompt"].as_str().unwrap(), true).unwrap().get_ids().to_vec();
+        let ids = tok
+            .tokenizer
+            .encode(case["prompt"].as_str().unwrap(), true)
+            .unwrap()
+            .get_ids()
+            .to_vec();
         assert_eq!(ids, ids_of(&case["input_ids"]));
         let s = ids.len();
-        let logits = model.head(model.forward_hidden(int_tensor(&[ids]), None, None).narrow(1, s - 1, 1));
+        let logits = model.head(model.forward_hidden(int_tensor(&[ids]), None, None).narrow(
+            1,
+            s - 1,
+            1,
+        ));
         let logits: Vec<f32> = logits.into_data().to_vec().unwrap();
         let top = ids_of(&case["top_ids"]);
         let mut order: Vec<usize> = (0..logits.len()).collect();
         order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
         assert_eq!(order[0] as u32, top[0], "prompt {n}: top-1 token");
         let at_top: Vec<f32> = top.iter().map(|&i| logits[i as usize]).collect();
-        check(&format!("prompt {n} top-10 logits"), &at_top, &f32s(&case["top_logits"]), &mut worst);
+        check(
+            &format!("prompt {n} top-10 logits"),
+            &at_top,
+            &f32s(&case["top_logits"]),
+            &mut worst,
+        );
         let start = case["slice_start"].as_u64().unwrap() as usize;
         let want = f32s(&case["slice"]);
-        check(&format!("prompt {n} logits[{start}..]"), &logits[start..start + want.len()], &want, &mut worst);
+        check(
+            &format!("prompt {n} logits[{start}..]"),
+            &logits[start..start + want.len()],
+            &want,
+            &mut worst,
+        );
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let lse = max + logits.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+        let lse = max
+            + logits
+                .iter()
+                .map(|&v| (v as f64 - max).exp())
+                .sum::<f64>()
+                .ln();
         let want_lse = case["logsumexp"].as_f64().unwrap();
-        assert!(((lse - want_lse) / want_lse).abs() < TOL, "prompt {n}: logsumexp {lse} vs {want_lse}");
+        assert!(
+            ((lse - want_lse) / want_lse).abs() < TOL,
+            "prompt {n}: logsumexp {lse} vs {want_lse}"
+        );
     }
     println!("SmolLM2 worst relative error: {worst:.2e}");
 
     // The chat template, its tokens and greedy decoding, against transformers.
     let chat = &fx["chat"];
-    let msgs = [ChatMessage { role: "user".into(), content: chat["question"].as_str().unwrap().into() }];
+    let msgs = [ChatMessage {
+        role: "user".into(),
+        content: chat["question"].as_str().unwrap().into(),
+    }];
     let rendered = render_chat_template(
         tok.chat_template.as_deref().unwrap(),
         &msgs,
@@ -160,15 +256,31 @@ fn smollm2_matches_pytorch_and_answers_paris() {
     )
     .unwrap();
     assert_eq!(rendered, chat["rendered"].as_str().unwrap());
-    let ids = tok.tokenizer.encode(rendered.as_str(), true).unwrap().get_ids().to_vec();
+    let ids = tok
+        .tokenizer
+        .encode(rendered.as_str(), true)
+        .unwrap()
+        .get_ids()
+        .to_vec();
     assert_eq!(ids, ids_of(&chat["input_ids"]));
     let want = ids_of(&chat["greedy_ids"]);
-    let opts = SamplingOptions { max_new_tokens: want.len(), stop_ids: tok.eos_token_ids.clone(), ..Default::default() };
+    let opts = SamplingOptions {
+        max_new_tokens: want.len(),
+        stop_ids: tok.eos_token_ids.clone(),
+        ..Default::default()
+    };
     let t = std::time::Instant::now();
     let out = generate(&model, &ids, &opts, &dev, |_| {});
-    println!("greedy: {} tokens in {:.2} s", out.len(), t.elapsed().as_secs_f64());
+    println!(
+        "greedy: {} tokens in {:.2} s",
+        out.len(),
+        t.elapsed().as_secs_f64()
+    );
     let text = tok.tokenizer.decode(&out, false).unwrap();
     println!("answer: {text:?}");
-    assert_eq!(out, want, "greedy tokens differ from transformers ({text:?})");
+    assert_eq!(
+        out, want,
+        "greedy tokens differ from transformers ({text:?})"
+    );
     assert!(text.contains("Paris"), "{text:?}");
 }

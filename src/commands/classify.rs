@@ -34,20 +34,21 @@ pub fn run(args: Args) -> ExitCode {
         if !source.has("classifier.weight") {
             return Err(ft_formats::FormatError::new(
                 &args.model,
-                ft_formats::FormatErrorKind::MissingTensor { tensor: "classifier.weight".into() },
+                ft_formats::FormatErrorKind::MissingTensor {
+                    tensor: "classifier.weight".into(),
+                },
             ));
         }
-        let model = BertForSequenceClassification::<CpuBackend>::load(&config, source.as_mut(), &device)?;
+        let model =
+            BertForSequenceClassification::<CpuBackend>::load(&config, source.as_mut(), &device)?;
         Ok((model, files, config))
     });
     let (model, files, config) = match loaded {
         Ok(m) => m,
-        Err(e) => {
-            return fail(format!(
-                "{e}\n(`ft classify` needs a fine-tuned classification checkpoint; an encoder such as \
+        Err(e) => return fail(format!(
+            "{e}\n(`ft classify` needs a fine-tuned classification checkpoint; an encoder such as \
                  all-MiniLM-L6-v2 has no classifier head — use `ft embed`)"
-            ))
-        }
+        )),
     };
     let tok = match ModelTokenizer::load(&files) {
         Ok(t) => t,
@@ -59,14 +60,21 @@ pub fn run(args: Args) -> ExitCode {
             Err(e) => return fail(format!("cannot tokenize {text:?}: {e}")),
         };
         if ids.len() > config.max_positions {
-            return fail(format!("{text:?} has {} tokens; the model takes at most {}", ids.len(), config.max_positions));
+            return fail(format!(
+                "{text:?} has {} tokens; the model takes at most {}",
+                ids.len(),
+                config.max_positions
+            ));
         }
         let n = ids.len();
         let input = Tensor::<CpuBackend, 2, Int>::from_data(
             TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, n]),
             &device,
         );
-        let probs: Vec<f32> = softmax(model.forward(input, None, None), 1).into_data().to_vec().unwrap_or_default();
+        let probs: Vec<f32> = softmax(model.forward(input, None, None), 1)
+            .into_data()
+            .to_vec()
+            .unwrap_or_default();
         let labels: Vec<serde_json::Value> = probs
             .iter()
             .enumerate()

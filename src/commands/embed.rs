@@ -56,7 +56,10 @@ pub fn run(args: Args) -> ExitCode {
             Err(e) => return fail(format!("cannot tokenize {text:?}: {e}")),
         };
         if ids.len() > max_pos {
-            return fail(format!("{text:?} has {} tokens; the model takes at most {max_pos}", ids.len()));
+            return fail(format!(
+                "{text:?} has {} tokens; the model takes at most {max_pos}",
+                ids.len()
+            ));
         }
         let n = ids.len();
         let input = Tensor::<CpuBackend, 2, Int>::from_data(

@@ -44,7 +44,10 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 
 pub fn run(args: Args) -> ExitCode {
     if !(args.temperature >= 0.0 && args.temperature.is_finite()) {
-        return fail(format!("--temperature must be ≥ 0, got {}", args.temperature));
+        return fail(format!(
+            "--temperature must be ≥ 0, got {}",
+            args.temperature
+        ));
     }
     if !(args.top_p > 0.0 && args.top_p <= 1.0) {
         return fail(format!("--top-p must be in (0, 1], got {}", args.top_p));
@@ -71,7 +74,13 @@ pub fn run(args: Args) -> ExitCode {
             role: "user".into(),
             content: args.prompt.clone(),
         }];
-        match render_chat_template(template, &msgs, true, tok.bos_token.as_deref(), tok.eos_token.as_deref()) {
+        match render_chat_template(
+            template,
+            &msgs,
+            true,
+            tok.bos_token.as_deref(),
+            tok.eos_token.as_deref(),
+        ) {
             Ok(t) => t,
             Err(e) => return fail(format!("{}: {e}", args.model.display())),
         }
@@ -106,7 +115,8 @@ pub fn run(args: Args) -> ExitCode {
     generate(&model, &ids, &opts, &device, |id| {
         out_ids.push(id);
         if let Ok(text) = tok.tokenizer.decode(&out_ids, true) {
-            if text.len() > printed && text.is_char_boundary(printed) && !text.ends_with('\u{fffd}') {
+            if text.len() > printed && text.is_char_boundary(printed) && !text.ends_with('\u{fffd}')
+            {
                 let _ = stdout.write_all(text[printed..].as_bytes());
                 let _ = stdout.flush();
                 printed = text.len();
