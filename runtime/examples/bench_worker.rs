@@ -2,6 +2,8 @@
 //! forward pass on a fixed random batch each time it reads `run` on stdin
 //! (so that the driver can interleave ft and PyTorch runs).
 //!
+//! Built with `--features flex` it runs on the Flex backend instead of NdArray.
+//!
 //! `bench_worker minilm|smollm2 PATH BATCH SEQ`; prints `ready LOAD_SECONDS`,
 //! then one `FORWARD_MS` line per `run`; exits on `quit` or end of input.
 
@@ -9,6 +11,9 @@ use std::io::BufRead;
 use std::time::Instant;
 
 use burn::tensor::{Int, Tensor, TensorData};
+#[cfg(feature = "flex")]
+type B = burn::backend::Flex;
+#[cfg(not(feature = "flex"))]
 use ft_runtime::CpuBackend as B;
 
 fn main() {

@@ -117,7 +117,7 @@ pub fn run(args: Args) -> ExitCode {
         if let Ok(text) = tok.tokenizer.decode(&out_ids, true) {
             if text.len() > printed && text.is_char_boundary(printed) && !text.ends_with('\u{fffd}')
             {
-                let _ = stdout.write_all(text[printed..].as_bytes());
+                let _ = stdout.write_all(&text.as_bytes()[printed..]);
                 let _ = stdout.flush();
                 printed = text.len();
             }
@@ -125,7 +125,7 @@ pub fn run(args: Args) -> ExitCode {
     });
     if let Ok(text) = tok.tokenizer.decode(&out_ids, true) {
         if text.len() > printed && text.is_char_boundary(printed) {
-            let _ = stdout.write_all(text[printed..].as_bytes());
+            let _ = stdout.write_all(&text.as_bytes()[printed..]);
         }
     }
     println!();
