@@ -347,3 +347,82 @@ fn pickles_are_refused_and_folders_need_weights() {
         FormatErrorKind::Io { .. }
     ));
 }
+
+#[test]
+fn sharded_safetensors_index() {
+    let dir = temp_dir("sharded");
+    let config = br#"{"model_type": "bert", "vocab_size": 4, "hidden_size": 2, "num_attention_heads": 1,
+        "num_hidden_layers": 1, "intermediate_size": 4, "max_position_embeddings": 8, "type_vocab_size": 2}"#;
+    write(&dir, "config.json", config);
+    write(
+        &dir,
+        "a.safetensors",
+        &safetensors_bytes(&[(
+            "embeddings.word_embeddings.weight",
+            "F32",
+            vec![4, 2],
+            f32_bytes(&[0.0; 8]),
+        )]),
+    );
+    write(
+        &dir,
+        "b.safetensors",
+        &safetensors_bytes(&[
+            (
+                "encoder.layer.0.attention.self.query.weight",
+                "F32",
+                vec![2, 2],
+                f32_bytes(&[1.0; 4]),
+            ),
+            (
+                "encoder.layer.0.attention.self.query.bias",
+                "F32",
+                vec![2],
+                f32_bytes(&[0.0; 2]),
+            ),
+        ]),
+    );
+    let index = serde_json::json!({"metadata": {}, "weight_map": {
+        "embeddings.word_embeddings.weight": "a.safetensors",
+        "encoder.layer.0.attention.self.query.weight": "b.safetensors",
+        "encoder.layer.0.attention.self.query.bias": "b.safetensors"}});
+    write(
+        &dir,
+        "model.safetensors.index.json",
+        index.to_string().as_bytes(),
+    );
+    let inv = ModelFiles::open(&dir).unwrap().inventory().unwrap();
+    assert_eq!(inv.tensors.len(), 3);
+    assert_eq!(inv.params, 8 + 4 + 2);
+    assert_eq!(inv.linears.len(), 1);
+    assert!(inv.linears[0].has_bias);
+    // The index names a tensor its shard lacks.
+    let index = serde_json::json!({"weight_map": {
+        "embeddings.word_embeddings.weight": "a.safetensors",
+        "encoder.layer.0.attention.self.key.weight": "b.safetensors"}});
+    write(
+        &dir,
+        "model.safetensors.index.json",
+        index.to_string().as_bytes(),
+    );
+    let err = ModelFiles::open(&dir).unwrap().inventory().unwrap_err();
+    assert!(err.path.ends_with("b.safetensors"), "{err}");
+    assert!(
+        matches!(&err.kind, FormatErrorKind::MissingTensor { tensor } if tensor.ends_with("self.key.weight"))
+    );
+    // A shard name escaping the folder is refused.
+    let index = serde_json::json!({"weight_map": {"x": "../a.safetensors"}});
+    write(
+        &dir,
+        "model.safetensors.index.json",
+        index.to_string().as_bytes(),
+    );
+    assert!(matches!(
+        ModelFiles::open(&dir)
+            .unwrap()
+            .inventory()
+            .unwrap_err()
+            .kind,
+        FormatErrorKind::BadHeader { .. }
+    ));
+}
