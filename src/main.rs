@@ -4,6 +4,7 @@
 //! 2 usage or I/O problems.
 
 mod commands;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,8 @@ enum Command {
     Fmt(commands::fmt::Args),
     /// Run the language server (LSP over stdio) for editors
     Lsp(commands::lsp::Args),
+    /// Re-check a recipe on every save; with --run, retrain when its meaning changes
+    Watch(commands::watch::Args),
     /// Generate text with a Llama-family model (HF folder or .gguf)
     Generate(commands::generate::Args),
     /// Sentence embeddings from a BERT-family encoder
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Explain(a) => commands::explain::run(a),
         Command::Fmt(a) => commands::fmt::run(a),
         Command::Lsp(a) => commands::lsp::run(a),
+        Command::Watch(a) => commands::watch::run(a),
         Command::Generate(a) => commands::generate::run(a),
         Command::Embed(a) => commands::embed::run(a),
         Command::Classify(a) => commands::classify::run(a),

@@ -45,6 +45,71 @@ impl Analysis {
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
+
+    /// A hash of what the recipe *means*: its syntax trees without spans and
+    /// comments, plus the size and modification time of every model and
+    /// data file it reads. A comment or layout edit leaves it unchanged, so
+    /// watch mode does not restart a run for it; a changed value or data
+    /// file changes it.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for f in &self.files {
+            let items = serde_json::to_value(&f.items).unwrap_or_default();
+            strip_positions(&items).to_string().hash(&mut h);
+        }
+        // Recipe files count by their trees (above); model and data files by
+        // size and modification time.
+        let recipes: Vec<&PathBuf> = self.sources.files.iter().map(|f| &f.path).collect();
+        for p in self.input_files().iter().filter(|p| !recipes.contains(p)) {
+            p.hash(&mut h);
+            if let Ok(m) = std::fs::metadata(&p) {
+                m.len().hash(&mut h);
+                m.modified().ok().hash(&mut h);
+            }
+        }
+        h.finish()
+    }
+
+    /// Every file the recipe depends on: the recipe, its imports, and the
+    /// model and data files the world checks found.
+    pub fn input_files(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = self.sources.files.iter().map(|f| f.path.clone()).collect();
+        if let Some(w) = &self.world {
+            for m in &w.models {
+                out.push(m.path.clone());
+                if m.path.is_dir() {
+                    if let Ok(rd) = std::fs::read_dir(&m.path) {
+                        out.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()));
+                    }
+                }
+            }
+            for d in &w.data {
+                for (_, p) in &d.probes {
+                    out.extend(p.files.iter().cloned());
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// A JSON tree without byte positions, so that moving text around does not
+/// change it.
+fn strip_positions(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "span" | "content_start" | "bad_escapes"))
+                .map(|(k, v)| (k.clone(), strip_positions(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(strip_positions).collect()),
+        other => other.clone(),
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -5,8 +5,9 @@ pub mod classify;
 pub mod embed;
 pub mod explain;
 pub mod fmt;
-pub mod lsp;
 pub mod generate;
+pub mod lsp;
+pub mod watch;
 
 use std::io::IsTerminal;
 
