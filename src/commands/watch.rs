@@ -31,7 +31,7 @@ pub struct Args {
     #[arg(long, hide = true)]
     run_command: Option<String>,
     /// Quiet period after the last change before re-checking, in milliseconds
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 50)]
     debounce_ms: u64,
     /// Never clear the screen (for logs)
     #[arg(long)]
@@ -110,7 +110,8 @@ pub fn run(args: Args) -> ExitCode {
                 Action::Check => {
                     let analysis = driver::analyze_path(&args.recipe, Options::default());
                     checks += 1;
-                    draw(&analysis, checks, clear);
+                    // Watch before drawing: a save right after the redraw
+                    // must not be missed.
                     inputs = analysis
                         .input_files()
                         .iter()
@@ -121,6 +122,7 @@ pub fn run(args: Args) -> ExitCode {
                             let _ = debouncer.watch(&dir, RecursiveMode::NonRecursive);
                         }
                     }
+                    draw(&analysis, checks, clear);
                     let event = Event::Checked {
                         errors: analysis.has_errors(),
                         fingerprint: analysis.fingerprint(),
