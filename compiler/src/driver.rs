@@ -128,42 +128,36 @@ impl Default for Options {
 pub fn analyze_path(path: &Path, opts: Options) -> Analysis {
     match std::fs::read(path) {
         Ok(bytes) => analyze_bytes(path, &bytes, opts),
-        Err(e) => {
-            let mut sources = SourceMap::default();
-            sources.add(SourceFile::new(path, path.display().to_string(), ""));
-            let d = Diagnostic::error(
+        Err(e) => unreadable(
+            path,
+            Diagnostic::error(
                 &UNREADABLE,
                 Default::default(),
                 format!("cannot read `{}`: {e}", path.display()),
             )
-            .help("check the path");
-            Analysis {
-                sources,
-                files: vec![ast::File::default()],
-                recipe: Recipe::default(),
-                diagnostics: vec![d],
-                world: None,
-            }
-        }
+            .help("check the path"),
+        ),
     }
 }
 
 /// Checks a recipe whose bytes are given (the editor's unsaved buffer).
 pub fn analyze_bytes(path: &Path, bytes: &[u8], opts: Options) -> Analysis {
-    let name = path.display().to_string();
     match syntax::decode(bytes) {
         Ok(text) => analyze_text(path, text, opts),
-        Err(d) => {
-            let mut sources = SourceMap::default();
-            sources.add(SourceFile::new(path, name, ""));
-            Analysis {
-                sources,
-                files: vec![ast::File::default()],
-                recipe: Recipe::default(),
-                diagnostics: vec![d],
-                world: None,
-            }
-        }
+        Err(d) => unreadable(path, d),
+    }
+}
+
+/// The analysis of a file that could not be read as text: one diagnostic.
+fn unreadable(path: &Path, d: Diagnostic) -> Analysis {
+    let mut sources = SourceMap::default();
+    sources.add(SourceFile::new(path, path.display().to_string(), ""));
+    Analysis {
+        sources,
+        files: vec![ast::File::default()],
+        recipe: Recipe::default(),
+        diagnostics: vec![d],
+        world: None,
     }
 }
 
