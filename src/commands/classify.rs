@@ -45,10 +45,12 @@ pub fn run(args: Args) -> ExitCode {
     });
     let (model, files, config) = match loaded {
         Ok(m) => m,
-        Err(e) => return fail(format!(
+        Err(e) => {
+            return fail(format!(
             "{e}\n(`ft classify` needs a fine-tuned classification checkpoint; an encoder such as \
                  all-MiniLM-L6-v2 has no classifier head — use `ft embed`)"
-        )),
+        ))
+        }
     };
     let tok = match ModelTokenizer::load(&files) {
         Ok(t) => t,
