@@ -23,7 +23,9 @@ fn stderr(o: &Output) -> String {
 
 fn assets() {
     assert!(
-        root().join(".cache/models/all-MiniLM-L6-v2/model.safetensors").exists(),
+        root()
+            .join(".cache/models/all-MiniLM-L6-v2/model.safetensors")
+            .exists(),
         "real assets missing: run scripts/fetch-assets.sh"
     );
 }
@@ -53,7 +55,11 @@ fn every_example_recipe_checks_clean() {
     let o = ft(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     for r in &recipes {
-        assert!(stderr(&o).contains(&format!("✓ {r}: no problems")), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("✓ {r}: no problems")),
+            "{}",
+            stderr(&o)
+        );
     }
 }
 
@@ -69,8 +75,14 @@ fn errors_exit_1_and_are_all_reported() {
     let o = ft(&["check", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("FT0607") && err.contains("did you mean `query`?"), "{err}");
-    assert!(err.contains("FT0102") && err.contains("did you mean `epochs`?"), "{err}");
+    assert!(
+        err.contains("FT0607") && err.contains("did you mean `query`?"),
+        "{err}"
+    );
+    assert!(
+        err.contains("FT0102") && err.contains("did you mean `epochs`?"),
+        "{err}"
+    );
     assert!(err.contains("2 errors"), "{err}");
     // Not a terminal, so no colour escapes.
     assert!(!err.contains('\u{1b}'), "{err}");
@@ -79,11 +91,20 @@ fn errors_exit_1_and_are_all_reported() {
 #[test]
 fn json_output_has_codes_and_positions() {
     let p = temp_recipe("json.ft", "train { epocs = 3 }\n");
-    let o = ft(&["check", "--format", "json", "--no-world", p.to_str().unwrap()]);
+    let o = ft(&[
+        "check",
+        "--format",
+        "json",
+        "--no-world",
+        p.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
     let diags = v[0]["diagnostics"].as_array().unwrap();
-    let typo = diags.iter().find(|d| d["code"] == "FT0102").expect("FT0102");
+    let typo = diags
+        .iter()
+        .find(|d| d["code"] == "FT0102")
+        .expect("FT0102");
     assert_eq!(typo["primary"]["start"]["line"], 1);
     assert_eq!(typo["primary"]["start"]["column"], 9);
     assert_eq!(typo["fixes"][0]["replacement"], "epochs");
@@ -127,7 +148,10 @@ fn explain_prints_every_code() {
         let o = ft(&["explain", c]);
         assert!(o.status.success(), "{c}");
         let text = String::from_utf8_lossy(&o.stdout);
-        assert!(text.starts_with(&format!("{c}: ")) && text.len() > 80, "{c}: {text}");
+        assert!(
+            text.starts_with(&format!("{c}: ")) && text.len() > 80,
+            "{c}: {text}"
+        );
     }
     assert_eq!(ft(&["explain", "FT9999"]).status.code(), Some(2));
     // Case-insensitive.
@@ -140,11 +164,21 @@ fn fmt_check_and_rewrite() {
     let p = temp_recipe("messy.ft", messy);
     let path = p.to_str().unwrap();
     assert_eq!(ft(&["fmt", "--check", path]).status.code(), Some(1));
-    assert_eq!(std::fs::read_to_string(&p).unwrap(), messy, "--check must not write");
+    assert_eq!(
+        std::fs::read_to_string(&p).unwrap(),
+        messy,
+        "--check must not write"
+    );
     assert!(ft(&["fmt", path]).status.success());
     let once = std::fs::read_to_string(&p).unwrap();
-    assert!(once.contains("# keep me") && once.contains("# and me"), "{once}");
-    assert!(ft(&["fmt", "--check", path]).status.success(), "formatting is idempotent");
+    assert!(
+        once.contains("# keep me") && once.contains("# and me"),
+        "{once}"
+    );
+    assert!(
+        ft(&["fmt", "--check", path]).status.success(),
+        "formatting is idempotent"
+    );
     assert_eq!(std::fs::read_to_string(&p).unwrap(), once);
 }
 
@@ -165,7 +199,12 @@ fn example_recipes_are_formatted() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|x| x == "ft") {
             let o = ft(&["fmt", "--check", p.to_str().unwrap()]);
-            assert!(o.status.success(), "{} is not formatted: run `ft fmt {}`", p.display(), rel(&p));
+            assert!(
+                o.status.success(),
+                "{} is not formatted: run `ft fmt {}`",
+                p.display(),
+                rel(&p)
+            );
         }
     }
 }

