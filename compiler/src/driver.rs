@@ -63,7 +63,7 @@ impl Analysis {
         let recipes: Vec<&PathBuf> = self.sources.files.iter().map(|f| &f.path).collect();
         for p in self.input_files().iter().filter(|p| !recipes.contains(p)) {
             p.hash(&mut h);
-            if let Ok(m) = std::fs::metadata(&p) {
+            if let Ok(m) = std::fs::metadata(p) {
                 m.len().hash(&mut h);
                 m.modified().ok().hash(&mut h);
             }
