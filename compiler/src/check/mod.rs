@@ -8,6 +8,7 @@ pub mod rules;
 pub mod schema;
 pub mod special;
 pub mod sweep;
+pub mod template;
 pub mod types;
 pub mod value;
 
