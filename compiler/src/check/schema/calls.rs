@@ -42,7 +42,15 @@ static TABULAR_PARAMS: [Key; 4] = [
     ),
 ];
 
-pub static DATA_SOURCES: &[CallDef] = &[
+/// Every data source: the file readers, then `splits(…)` (last, so the
+/// file readers are a prefix of this table).
+pub static DATA_SOURCES: &[CallDef] = &ALL_DATA_SOURCES;
+
+/// The sources that read files (all but `splits`), shared with `splits`'s
+/// parameters rather than written twice.
+pub static DATA_FILE_SOURCES: &[CallDef] = ALL_DATA_SOURCES.split_at(6).0;
+
+static ALL_DATA_SOURCES: [CallDef; 7] = [
     CallDef {
         name: "jsonl",
         doc: "One JSON object per line.",
@@ -87,46 +95,6 @@ pub static DATA_SOURCES: &[CallDef] = &[
             key("val", Ty::Calls(DATA_FILE_SOURCES), None, "The validation rows."),
             key("test", Ty::Calls(DATA_FILE_SOURCES), None, "The test rows."),
         ],
-    },
-];
-
-/// The sources that read files (all but `splits`).
-pub static DATA_FILE_SOURCES: &[CallDef] = &[
-    CallDef {
-        name: "jsonl",
-        doc: "One JSON object per line.",
-        params: &[req("path", Ty::Path, "The file or a glob.")],
-    },
-    CallDef {
-        name: "json",
-        doc: "A JSON array of objects.",
-        params: &[
-            req("path", Ty::Path, "The file or a glob."),
-            key("records", Ty::Str, None, "Dotted key of the array."),
-        ],
-    },
-    CallDef {
-        name: "csv",
-        doc: "Comma-separated values.",
-        params: &TABULAR_PARAMS,
-    },
-    CallDef {
-        name: "tsv",
-        doc: "Tab-separated values.",
-        params: &TABULAR_PARAMS,
-    },
-    CallDef {
-        name: "yaml",
-        doc: "A YAML list of records.",
-        params: &[
-            req("path", Ty::Path, "The file or a glob."),
-            key("records", Ty::Str, None, "Dotted key of the list."),
-        ],
-    },
-    CallDef {
-        name: "yaml_pairs",
-        doc: "Conversation lists as question/answer rows.",
-        params: &[req("path", Ty::Path, "The file or a glob.")],
     },
 ];
 
@@ -388,4 +356,17 @@ pub const ROW_FUNCTIONS: &[(&str, &str)] = &[
 
 pub fn find_call<'a>(calls: &'a [CallDef], name: &str) -> Option<&'a CallDef> {
     calls.iter().find(|c| c.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_sources_are_every_source_but_splits() {
+        let names: Vec<&str> = DATA_FILE_SOURCES.iter().map(|c| c.name).collect();
+        assert_eq!(names, ["jsonl", "json", "csv", "tsv", "yaml", "yaml_pairs"]);
+        assert_eq!(DATA_SOURCES.len(), DATA_FILE_SOURCES.len() + 1);
+        assert_eq!(DATA_SOURCES.last().map(|c| c.name), Some("splits"));
+    }
 }
