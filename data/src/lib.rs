@@ -18,6 +18,7 @@
 
 pub mod curriculum;
 pub mod mixture;
+pub mod render;
 pub mod rng;
 pub mod source;
 pub mod split;

@@ -1,0 +1,166 @@
+//! How to train and evaluate: objective, length, optimizer, schedule,
+//! early stopping and metrics, with every default filled in.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Objective {
+    /// Causal-LM fine-tuning; loss on completion (assistant) tokens only.
+    Sft,
+    /// Sequence classification with cross-entropy over the head's labels.
+    Classify,
+    /// Direct preference optimisation against the frozen base model.
+    Dpo { beta: f64 },
+    /// PPO against a reward model (named in `Plan::other_models`).
+    Ppo { reward: String, kl: f64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Length {
+    Epochs(f64),
+    Steps(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Optimizer {
+    AdamW {
+        lr: f64,
+        weight_decay: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+    },
+    Sgd {
+        lr: f64,
+        momentum: f64,
+        nesterov: bool,
+        weight_decay: f64,
+    },
+}
+
+impl Optimizer {
+    pub fn lr(&self) -> f64 {
+        match self {
+            Optimizer::AdamW { lr, .. } | Optimizer::Sgd { lr, .. } => *lr,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScheduleKind {
+    Constant,
+    Linear,
+    Cosine,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Warmup {
+    Steps(u64),
+    /// A share of the total steps.
+    Fraction(f64),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub kind: ScheduleKind,
+    pub warmup: Warmup,
+    /// The floor of linear/cosine decay.
+    pub min_lr: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Metric {
+    Loss,
+    Perplexity,
+    Accuracy,
+    F1,
+    ExactMatch,
+    RougeL,
+    /// DPO: mean of (chosen − rejected) implicit reward.
+    Margin,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Loss => "loss",
+            Metric::Perplexity => "perplexity",
+            Metric::Accuracy => "accuracy",
+            Metric::F1 => "f1",
+            Metric::ExactMatch => "exact_match",
+            Metric::RougeL => "rouge_l",
+            Metric::Margin => "margin",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Metric> {
+        Some(match name {
+            "loss" => Metric::Loss,
+            "perplexity" => Metric::Perplexity,
+            "accuracy" => Metric::Accuracy,
+            "f1" => Metric::F1,
+            "exact_match" => Metric::ExactMatch,
+            "rouge_l" => Metric::RougeL,
+            "margin" => Metric::Margin,
+            _ => return None,
+        })
+    }
+
+    /// Whether larger is better.
+    pub fn maximize(self) -> bool {
+        !matches!(self, Metric::Loss | Metric::Perplexity)
+    }
+
+    /// Whether computing it needs greedy generation.
+    pub fn generates(self) -> bool {
+        matches!(self, Metric::ExactMatch | Metric::RougeL)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricRef {
+    pub split: String,
+    pub metric: Metric,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStop {
+    pub metric: MetricRef,
+    /// Evaluations without improvement before stopping.
+    pub patience: u32,
+    /// The smallest change that counts as an improvement.
+    pub min_delta: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Device {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainPlan {
+    pub objective: Objective,
+    pub length: Length,
+    pub batch: usize,
+    pub accumulate: usize,
+    pub max_len: usize,
+    pub optimizer: Optimizer,
+    pub schedule: Schedule,
+    /// Global gradient-norm clipping (PyTorch's `clip_grad_norm_`).
+    pub clip: Option<f64>,
+    pub early_stop: Option<EarlyStop>,
+    /// Evaluate every this many steps; `None` is once per epoch.
+    pub eval_every: Option<u64>,
+    pub packing: bool,
+    pub device: Device,
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalPlan {
+    pub on: Vec<String>,
+    pub metrics: Vec<Metric>,
+    pub max_new_tokens: usize,
+    pub batch: usize,
+}
