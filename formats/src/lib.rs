@@ -18,6 +18,7 @@
 //! safetensors folder and in a GGUF file. Every failure is a [`FormatError`]
 //! naming the file and the problem; no function here panics on bad input.
 
+pub mod chat;
 pub mod config;
 pub mod dequant;
 pub mod error;
@@ -26,6 +27,7 @@ pub mod inventory;
 pub mod safetensors;
 pub mod tokenizer;
 
+pub use chat::{render_chat_template, ChatMessage};
 pub use config::{Family, ModelConfig, RopeScaling};
 pub use dequant::GgmlType;
 pub use error::{FormatError, FormatErrorKind, Result};

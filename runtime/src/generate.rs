@@ -3,52 +3,12 @@
 //! sampling with a seeded generator, KV cache, stop at EOS.
 
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
-use serde::Serialize;
 
 use crate::llama::LlamaForCausalLM;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ChatMessage {
-    pub role: String,
-    pub content: String,
-}
-
-/// Renders a Hugging Face chat template (Jinja) the way transformers does:
-/// variables `messages`, `add_generation_prompt`, `bos_token`, `eos_token`,
-/// the `raise_exception` function, Python string methods (`.strip()`, ...),
-/// and `trim_blocks`/`lstrip_blocks` on.
-pub fn render_chat_template(
-    template: &str,
-    messages: &[ChatMessage],
-    add_generation_prompt: bool,
-    bos_token: Option<&str>,
-    eos_token: Option<&str>,
-) -> Result<String, String> {
-    let mut env = minijinja::Environment::new();
-    env.set_trim_blocks(true);
-    env.set_lstrip_blocks(true);
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-    env.add_function(
-        "raise_exception",
-        |msg: String| -> Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(
-                minijinja::ErrorKind::InvalidOperation,
-                msg,
-            ))
-        },
-    );
-    env.add_template("chat", template)
-        .map_err(|e| format!("the chat template does not parse: {e}"))?;
-    let ctx = minijinja::context! {
-        messages => messages,
-        add_generation_prompt => add_generation_prompt,
-        bos_token => bos_token.unwrap_or(""),
-        eos_token => eos_token.unwrap_or(""),
-    };
-    env.get_template("chat")
-        .and_then(|t| t.render(ctx))
-        .map_err(|e| format!("rendering the chat template failed: {e}"))
-}
+// Chat templates live in ft-formats (the data pipeline renders prompts
+// with them, without Burn); re-exported for this module's callers.
+pub use ft_formats::chat::{render_chat_template, ChatMessage};
 
 /// How to pick each next token.
 #[derive(Debug, Clone)]
@@ -222,27 +182,5 @@ mod tests {
         assert_eq!(a, draw(7));
         assert_ne!(a, draw(8));
         assert!(a.contains(&1) && a.contains(&2));
-    }
-
-    #[test]
-    fn chat_template_renders_like_transformers() {
-        let t = "{% for m in messages %}<|{{ m.role }}|>{{ m.content.strip() }}\n{% endfor %}\
-                 {% if add_generation_prompt %}<|assistant|>{% endif %}";
-        let msgs = [ChatMessage {
-            role: "user".into(),
-            content: "  hi ".into(),
-        }];
-        assert_eq!(
-            render_chat_template(t, &msgs, true, None, None).unwrap(),
-            "<|user|>hi\n<|assistant|>"
-        );
-        let err = render_chat_template(
-            "{{ raise_exception('no system') }}",
-            &msgs,
-            true,
-            None,
-            None,
-        );
-        assert!(err.unwrap_err().contains("no system"));
     }
 }
