@@ -12,6 +12,9 @@ use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use ft_formats::{Family, FormatError, FormatErrorKind, ModelConfig};
 
 use crate::layers::{attention_bias, LayerNorm};
+use crate::peft::bottleneck::{adapt, Bottleneck};
+use crate::peft::prompt::{PrefixTuning, PromptTuning};
+use crate::peft::{AdaptedLinear, ForwardCtx};
 use crate::weights::{Loader, Result, WeightSource};
 
 #[derive(Module, Debug)]
@@ -26,17 +29,19 @@ pub struct BertEmbeddings<B: Backend> {
 
 #[derive(Module, Debug)]
 pub struct BertSelfAttention<B: Backend> {
-    pub query: Linear<B>,
-    pub key: Linear<B>,
-    pub value: Linear<B>,
+    pub query: AdaptedLinear<B>,
+    pub key: AdaptedLinear<B>,
+    pub value: AdaptedLinear<B>,
     pub num_heads: usize,
 }
 
 /// `dense` + residual + `LayerNorm` (used after attention and after the FFN).
 #[derive(Module, Debug)]
 pub struct BertOutput<B: Backend> {
-    pub dense: Linear<B>,
+    pub dense: AdaptedLinear<B>,
     pub layer_norm: LayerNorm<B>,
+    /// A bottleneck adapter on `dense`'s output, before the residual.
+    pub adapter: Option<Bottleneck<B>>,
 }
 
 #[derive(Module, Debug)]
@@ -49,7 +54,7 @@ pub struct BertAttention<B: Backend> {
 pub struct BertLayer<B: Backend> {
     pub attention: BertAttention<B>,
     /// `intermediate.dense` (hidden → FFN, GELU).
-    pub intermediate: Linear<B>,
+    pub intermediate: AdaptedLinear<B>,
     pub output: BertOutput<B>,
 }
 
@@ -58,7 +63,11 @@ pub struct BertModel<B: Backend> {
     pub embeddings: BertEmbeddings<B>,
     pub layers: Vec<BertLayer<B>>,
     /// `pooler.dense` (tanh of the [CLS] state); absent in some checkpoints.
-    pub pooler: Option<Linear<B>>,
+    pub pooler: Option<AdaptedLinear<B>>,
+    /// Prompt tuning: virtual token embeddings prepended to every input.
+    pub prompt_tuning: Option<PromptTuning<B>>,
+    /// Prefix tuning: virtual keys/values prepended in every layer.
+    pub prefix_tuning: Option<PrefixTuning<B>>,
     /// `bert.` for `BertFor…` checkpoints, empty for a bare `BertModel`.
     #[module(skip)]
     pub prefix: String,
@@ -75,19 +84,30 @@ pub struct BertForSequenceClassification<B: Backend> {
 }
 
 impl<B: Backend> BertOutput<B> {
-    fn forward(&self, x: Tensor<B, 3>, residual: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.layer_norm.forward(self.dense.forward(x) + residual)
+    fn forward(&self, x: Tensor<B, 3>, residual: Tensor<B, 3>, ctx: &ForwardCtx) -> Tensor<B, 3> {
+        let y = adapt(&self.adapter, self.dense.forward(x, ctx));
+        self.layer_norm.forward(y + residual)
     }
 }
 
 impl<B: Backend> BertSelfAttention<B> {
-    fn forward(&self, x: Tensor<B, 3>, bias: &Tensor<B, 4>) -> Tensor<B, 3> {
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        bias: &Tensor<B, 4>,
+        prefix: Option<&(Tensor<B, 4>, Tensor<B, 4>)>,
+        ctx: &ForwardCtx,
+    ) -> Tensor<B, 3> {
         let [b, s, h] = x.dims();
         let (nh, d) = (self.num_heads, h / self.num_heads);
         let split = |t: Tensor<B, 3>| t.reshape([b, s, nh, d]).swap_dims(1, 2);
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x));
+        let q = split(self.query.forward(x.clone(), ctx));
+        let mut k = split(self.key.forward(x.clone(), ctx));
+        let mut v = split(self.value.forward(x, ctx));
+        if let Some((pk, pv)) = prefix {
+            k = Tensor::cat(vec![pk.clone(), k], 2);
+            v = Tensor::cat(vec![pv.clone(), v], 2);
+        }
         let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (d as f64).sqrt()) + bias.clone();
         softmax(scores, 3)
             .matmul(v)
@@ -149,13 +169,16 @@ impl<B: Backend> BertModel<B> {
             layers.push(BertLayer {
                 attention: BertAttention {
                     self_attn: BertSelfAttention {
-                        query: l.linear(&format!("{lp}.attention.self.query"), h, h, true)?,
-                        key: l.linear(&format!("{lp}.attention.self.key"), h, h, true)?,
-                        value: l.linear(&format!("{lp}.attention.self.value"), h, h, true)?,
+                        query: l.linear(&format!("{lp}.attention.self.query"), h, h, true)?.into(),
+                        key: l.linear(&format!("{lp}.attention.self.key"), h, h, true)?.into(),
+                        value: l.linear(&format!("{lp}.attention.self.value"), h, h, true)?.into(),
                         num_heads: c.num_heads,
                     },
                     output: BertOutput {
-                        dense: l.linear(&format!("{lp}.attention.output.dense"), h, h, true)?,
+                        dense: l
+                            .linear(&format!("{lp}.attention.output.dense"), h, h, true)?
+                            .into(),
+                        adapter: None,
                         layer_norm: LayerNorm::load(
                             &mut l,
                             &format!("{lp}.attention.output.LayerNorm"),
@@ -164,20 +187,25 @@ impl<B: Backend> BertModel<B> {
                         )?,
                     },
                 },
-                intermediate: l.linear(
-                    &format!("{lp}.intermediate.dense"),
-                    h,
-                    c.intermediate_size,
-                    true,
-                )?,
+                intermediate: l
+                    .linear(
+                        &format!("{lp}.intermediate.dense"),
+                        h,
+                        c.intermediate_size,
+                        true,
+                    )?
+                    .into(),
                 output: BertOutput {
-                    dense: l.linear(&format!("{lp}.output.dense"), c.intermediate_size, h, true)?,
+                    dense: l
+                        .linear(&format!("{lp}.output.dense"), c.intermediate_size, h, true)?
+                        .into(),
+                    adapter: None,
                     layer_norm: LayerNorm::load(&mut l, &format!("{lp}.output.LayerNorm"), h, eps)?,
                 },
             });
         }
         let pooler = if l.source.has(&p("pooler.dense.weight")) {
-            Some(l.linear(&p("pooler.dense"), h, h, true)?)
+            Some(l.linear(&p("pooler.dense"), h, h, true)?.into())
         } else {
             None
         };
@@ -185,6 +213,8 @@ impl<B: Backend> BertModel<B> {
             embeddings,
             layers,
             pooler,
+            prompt_tuning: None,
+            prefix_tuning: None,
             prefix,
             config: config.clone(),
         })
@@ -192,42 +222,101 @@ impl<B: Backend> BertModel<B> {
 
     /// Last hidden state `[batch, seq, hidden]`. `attention_mask` is
     /// `[batch, seq]` (1 = token, 0 = padding); `token_type_ids` default to 0.
+    /// Inference: no dropout.
     pub fn forward(
         &self,
         input_ids: Tensor<B, 2, Int>,
         attention_mask: Option<Tensor<B, 2>>,
         token_type_ids: Option<Tensor<B, 2, Int>>,
     ) -> Tensor<B, 3> {
+        self.forward_with(input_ids, attention_mask, token_type_ids, &ForwardCtx::EVAL)
+    }
+
+    /// [`Self::forward`] in a training step's context (dropout). With prompt
+    /// tuning the hidden states of the virtual tokens are left out: the
+    /// result covers the real tokens only.
+    pub fn forward_with(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2>>,
+        token_type_ids: Option<Tensor<B, 2, Int>>,
+        ctx: &ForwardCtx,
+    ) -> Tensor<B, 3> {
+        let s = input_ids.dims()[1];
+        let (x, virt) = self.forward_all(input_ids, attention_mask, token_type_ids, ctx);
+        if virt == 0 {
+            x
+        } else {
+            x.narrow(1, virt, s)
+        }
+    }
+
+    /// The hidden states of every position, virtual prompt tokens first, and
+    /// how many virtual tokens there are. As in PEFT: prompt embeddings
+    /// replace word embeddings at positions `0..n` (position and token-type
+    /// embeddings are still added); a prefix of `n` keys/values shifts the
+    /// real tokens' positions to `n..n+s`; the attention mask is extended
+    /// with ones for the virtual tokens.
+    pub fn forward_all(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2>>,
+        token_type_ids: Option<Tensor<B, 2, Int>>,
+        ctx: &ForwardCtx,
+    ) -> (Tensor<B, 3>, usize) {
         let [b, s] = input_ids.dims();
         let device = input_ids.device();
         let e = &self.embeddings;
-        let off = e.position_offset as i64;
+        let prompt_n = self.prompt_tuning.as_ref().map_or(0, |p| p.virtual_tokens());
+        let prefix_n = self.prefix_tuning.as_ref().map_or(0, |p| p.virtual_tokens());
+        let total = prompt_n + s;
+        let off = (e.position_offset + prefix_n) as i64;
         let positions: Tensor<B, 2, Int> = Tensor::<B, 1, Int>::from_data(
-            TensorData::new((off..off + s as i64).collect::<Vec<_>>(), [s]),
+            TensorData::new((off..off + total as i64).collect::<Vec<_>>(), [total]),
             &device,
         )
         .unsqueeze::<2>()
-        .expand([b, s]);
+        .expand([b, total]);
         let types = token_type_ids.unwrap_or_else(|| Tensor::zeros([b, s], &device));
-        let x = e.word_embeddings.forward(input_ids)
+        let mut words = e.word_embeddings.forward(input_ids);
+        let mut types = types;
+        if let Some(p) = &self.prompt_tuning {
+            words = p.prepend(words);
+            types = Tensor::cat(vec![Tensor::zeros([b, prompt_n], &device), types], 1);
+        }
+        let x = words
             + e.token_type_embeddings.forward(types)
             + e.position_embeddings.forward(positions);
         let mut x = e.layer_norm.forward(x);
-        let bias = attention_bias(b, s, 0, attention_mask.as_ref(), false, &device);
-        for layer in &self.layers {
-            let a = layer.attention.self_attn.forward(x.clone(), &bias);
-            let a = layer.attention.output.forward(a, x);
-            let f = gelu(layer.intermediate.forward(a.clone()));
-            x = layer.output.forward(f, a);
+        let virt = prompt_n + prefix_n;
+        let mask = attention_mask.map(|m| {
+            if virt == 0 {
+                m
+            } else {
+                Tensor::cat(vec![Tensor::ones([b, virt], &device), m], 1)
+            }
+        });
+        let bias = attention_bias(b, total, prefix_n, mask.as_ref(), false, &device);
+        let prefix = self.prefix_tuning.as_ref().map(|p| p.key_values(b));
+        for (i, layer) in self.layers.iter().enumerate() {
+            let kv = prefix.as_ref().map(|p| &p[i]);
+            let a = layer.attention.self_attn.forward(x.clone(), &bias, kv, ctx);
+            let a = layer.attention.output.forward(a, x, ctx);
+            let f = gelu(layer.intermediate.forward(a.clone(), ctx));
+            x = layer.output.forward(f, a, ctx);
         }
-        x
+        (x, prompt_n)
     }
 
     /// `tanh(pooler.dense(h[:, 0]))`, or `None` without a pooler.
     pub fn pool(&self, hidden: Tensor<B, 3>) -> Option<Tensor<B, 2>> {
+        self.pool_with(hidden, &ForwardCtx::EVAL)
+    }
+
+    pub fn pool_with(&self, hidden: Tensor<B, 3>, ctx: &ForwardCtx) -> Option<Tensor<B, 2>> {
         let [b, _, h] = hidden.dims();
         let cls = hidden.narrow(1, 0, 1).reshape([b, h]);
-        self.pooler.as_ref().map(|p| p.forward(cls).tanh())
+        self.pooler.as_ref().map(|p| p.forward(cls, ctx).tanh())
     }
 
     /// HF module paths (with the checkpoint's prefix) of every linear layer.
@@ -256,6 +345,11 @@ impl<B: Backend> BertModel<B> {
     /// (`bert.`) is optional: `encoder.layer.0.attention.self.query` and
     /// `bert.encoder.layer.0.attention.self.query` name the same layer.
     pub fn linear_mut(&mut self, path: &str) -> Option<&mut Linear<B>> {
+        self.adapted_mut(path).map(|a| &mut a.base)
+    }
+
+    /// The adapted layer at an HF module path (see [`Self::linear_mut`]).
+    pub fn adapted_mut(&mut self, path: &str) -> Option<&mut AdaptedLinear<B>> {
         let path = ["bert.", "roberta."]
             .iter()
             .find_map(|p| path.strip_prefix(p))
@@ -273,6 +367,29 @@ impl<B: Backend> BertModel<B> {
             "attention.output.dense" => &mut layer.attention.output.dense,
             "intermediate.dense" => &mut layer.intermediate,
             "output.dense" => &mut layer.output.dense,
+            _ => return None,
+        })
+    }
+
+    /// Read-only [`Self::adapted_mut`].
+    pub fn adapted(&self, path: &str) -> Option<&AdaptedLinear<B>> {
+        let path = ["bert.", "roberta."]
+            .iter()
+            .find_map(|p| path.strip_prefix(p))
+            .unwrap_or(path);
+        if path == "pooler.dense" {
+            return self.pooler.as_ref();
+        }
+        let rest = path.strip_prefix("encoder.layer.")?;
+        let (i, module) = rest.split_once('.')?;
+        let layer = self.layers.get(i.parse::<usize>().ok()?)?;
+        Some(match module {
+            "attention.self.query" => &layer.attention.self_attn.query,
+            "attention.self.key" => &layer.attention.self_attn.key,
+            "attention.self.value" => &layer.attention.self_attn.value,
+            "attention.output.dense" => &layer.attention.output.dense,
+            "intermediate.dense" => &layer.intermediate,
+            "output.dense" => &layer.output.dense,
             _ => return None,
         })
     }
@@ -317,18 +434,33 @@ impl<B: Backend> BertForSequenceClassification<B> {
         Ok(BertForSequenceClassification { bert, classifier })
     }
 
-    /// Logits `[batch, labels]`.
+    /// Logits `[batch, labels]` (inference: no dropout).
     pub fn forward(
         &self,
         input_ids: Tensor<B, 2, Int>,
         attention_mask: Option<Tensor<B, 2>>,
         token_type_ids: Option<Tensor<B, 2, Int>>,
     ) -> Tensor<B, 2> {
-        let hidden = self.bert.forward(input_ids, attention_mask, token_type_ids);
+        self.forward_with(input_ids, attention_mask, token_type_ids, &ForwardCtx::EVAL)
+    }
+
+    /// Logits in a training step's context. With prompt tuning the pooled
+    /// position is the first virtual token, as in PEFT (which prepends the
+    /// prompt to `inputs_embeds` of the whole model).
+    pub fn forward_with(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2>>,
+        token_type_ids: Option<Tensor<B, 2, Int>>,
+        ctx: &ForwardCtx,
+    ) -> Tensor<B, 2> {
+        let (hidden, _) = self
+            .bert
+            .forward_all(input_ids, attention_mask, token_type_ids, ctx);
         let [b, _, h] = hidden.dims();
         let pooled = self
             .bert
-            .pool(hidden.clone())
+            .pool_with(hidden.clone(), ctx)
             .unwrap_or_else(|| hidden.narrow(1, 0, 1).reshape([b, h]));
         self.classifier.forward(pooled)
     }

@@ -14,6 +14,7 @@ pub mod bert;
 pub mod generate;
 pub mod layers;
 pub mod llama;
+pub mod peft;
 pub mod tiny;
 pub mod weights;
 

@@ -12,14 +12,17 @@ use burn::tensor::{backend::Backend, Int, Tensor};
 use ft_formats::{Family, FormatError, FormatErrorKind, ModelConfig};
 
 use crate::layers::{apply_rope, attention_bias, RmsNorm, Rope};
+use crate::peft::bottleneck::{adapt, Bottleneck};
+use crate::peft::prompt::{PrefixTuning, PromptTuning};
+use crate::peft::{AdaptedLinear, ForwardCtx};
 use crate::weights::{Loader, Result, WeightSource};
 
 #[derive(Module, Debug)]
 pub struct LlamaAttention<B: Backend> {
-    pub q_proj: Linear<B>,
-    pub k_proj: Linear<B>,
-    pub v_proj: Linear<B>,
-    pub o_proj: Linear<B>,
+    pub q_proj: AdaptedLinear<B>,
+    pub k_proj: AdaptedLinear<B>,
+    pub v_proj: AdaptedLinear<B>,
+    pub o_proj: AdaptedLinear<B>,
     pub num_heads: usize,
     pub num_kv_heads: usize,
     pub head_dim: usize,
@@ -27,9 +30,9 @@ pub struct LlamaAttention<B: Backend> {
 
 #[derive(Module, Debug)]
 pub struct LlamaMlp<B: Backend> {
-    pub gate_proj: Linear<B>,
-    pub up_proj: Linear<B>,
-    pub down_proj: Linear<B>,
+    pub gate_proj: AdaptedLinear<B>,
+    pub up_proj: AdaptedLinear<B>,
+    pub down_proj: AdaptedLinear<B>,
 }
 
 #[derive(Module, Debug)]
@@ -38,6 +41,10 @@ pub struct LlamaDecoderLayer<B: Backend> {
     pub mlp: LlamaMlp<B>,
     pub input_layernorm: RmsNorm<B>,
     pub post_attention_layernorm: RmsNorm<B>,
+    /// Bottleneck adapters on the attention and MLP outputs (before the
+    /// residual add).
+    pub attn_adapter: Option<Bottleneck<B>>,
+    pub ffn_adapter: Option<Bottleneck<B>>,
 }
 
 #[derive(Module, Debug)]
@@ -45,6 +52,10 @@ pub struct LlamaModel<B: Backend> {
     pub embed_tokens: Embedding<B>,
     pub layers: Vec<LlamaDecoderLayer<B>>,
     pub norm: RmsNorm<B>,
+    /// Prompt tuning: virtual token embeddings prepended on the first call.
+    pub prompt_tuning: Option<PromptTuning<B>>,
+    /// Prefix tuning: virtual keys/values prepended in every layer.
+    pub prefix_tuning: Option<PrefixTuning<B>>,
     #[module(skip)]
     pub rope: Rope,
 }
@@ -95,27 +106,36 @@ impl<B: Backend> LlamaAttention<B> {
         sin: &Tensor<B, 4>,
         bias: &Tensor<B, 4>,
         cache: Option<&mut Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+        prefix: Option<&(Tensor<B, 4>, Tensor<B, 4>)>,
+        ctx: &ForwardCtx,
     ) -> Tensor<B, 3> {
         let [b, s, _] = x.dims();
         let (nh, nkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let q = self
             .q_proj
-            .forward(x.clone())
+            .forward(x.clone(), ctx)
             .reshape([b, s, nh, d])
             .swap_dims(1, 2);
         let k = self
             .k_proj
-            .forward(x.clone())
+            .forward(x.clone(), ctx)
             .reshape([b, s, nkv, d])
             .swap_dims(1, 2);
         let v = self
             .v_proj
-            .forward(x)
+            .forward(x, ctx)
             .reshape([b, s, nkv, d])
             .swap_dims(1, 2);
         let q = apply_rope(q, cos, sin);
         let mut k = apply_rope(k, cos, sin);
         let mut v = v;
+        // Prefix keys enter as a past: not rotated (PEFT hands them to
+        // transformers as a cache), and only once — a filled cache holds them.
+        let cached = cache.as_ref().is_some_and(|slot| slot.is_some());
+        if let (Some((pk, pv)), false) = (prefix, cached) {
+            k = Tensor::cat(vec![pk.clone(), k], 2);
+            v = Tensor::cat(vec![pv.clone(), v], 2);
+        }
         if let Some(slot) = cache {
             if let Some((pk, pv)) = slot.take() {
                 k = Tensor::cat(vec![pk, k], 2);
@@ -140,14 +160,14 @@ impl<B: Backend> LlamaAttention<B> {
         let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (d as f64).sqrt()) + bias.clone();
         let probs = softmax(scores, 3);
         let out = probs.matmul(v).swap_dims(1, 2).reshape([b, s, nh * d]);
-        self.o_proj.forward(out)
+        self.o_proj.forward(out, ctx)
     }
 }
 
 impl<B: Backend> LlamaMlp<B> {
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let g = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(g * self.up_proj.forward(x))
+    fn forward(&self, x: Tensor<B, 3>, ctx: &ForwardCtx) -> Tensor<B, 3> {
+        let g = silu(self.gate_proj.forward(x.clone(), ctx));
+        self.down_proj.forward(g * self.up_proj.forward(x, ctx), ctx)
     }
 }
 
@@ -178,26 +198,26 @@ impl<B: Backend> LlamaForCausalLM<B> {
             let ab = c.attention_bias;
             layers.push(LlamaDecoderLayer {
                 self_attn: LlamaAttention {
-                    q_proj: l.linear(&format!("{p}.self_attn.q_proj"), h, c.num_heads * d, ab)?,
+                    q_proj: l.linear(&format!("{p}.self_attn.q_proj"), h, c.num_heads * d, ab)?.into(),
                     k_proj: l.linear(
                         &format!("{p}.self_attn.k_proj"),
                         h,
                         c.num_kv_heads * d,
                         ab,
-                    )?,
+                    )?.into(),
                     v_proj: l.linear(
                         &format!("{p}.self_attn.v_proj"),
                         h,
                         c.num_kv_heads * d,
                         ab,
-                    )?,
+                    )?.into(),
                     // Llama's `attention_bias` covers o_proj too; Qwen2 biases q/k/v only.
                     o_proj: l.linear(
                         &format!("{p}.self_attn.o_proj"),
                         c.num_heads * d,
                         h,
                         ab && c.model_type != "qwen2",
-                    )?,
+                    )?.into(),
                     num_heads: c.num_heads,
                     num_kv_heads: c.num_kv_heads,
                     head_dim: d,
@@ -208,19 +228,19 @@ impl<B: Backend> LlamaForCausalLM<B> {
                         h,
                         c.intermediate_size,
                         false,
-                    )?,
+                    )?.into(),
                     up_proj: l.linear(
                         &format!("{p}.mlp.up_proj"),
                         h,
                         c.intermediate_size,
                         false,
-                    )?,
+                    )?.into(),
                     down_proj: l.linear(
                         &format!("{p}.mlp.down_proj"),
                         c.intermediate_size,
                         h,
                         false,
-                    )?,
+                    )?.into(),
                 },
                 input_layernorm: RmsNorm::load(
                     &mut l,
@@ -234,6 +254,8 @@ impl<B: Backend> LlamaForCausalLM<B> {
                     h,
                     c.norm_eps,
                 )?,
+                attn_adapter: None,
+                ffn_adapter: None,
             });
         }
         let norm = RmsNorm::load(&mut l, "model.norm", h, c.norm_eps)?;
@@ -249,6 +271,8 @@ impl<B: Backend> LlamaForCausalLM<B> {
                 embed_tokens,
                 layers,
                 norm,
+                prompt_tuning: None,
+                prefix_tuning: None,
                 rope,
             },
             lm_head,
@@ -266,14 +290,56 @@ impl<B: Backend> LlamaForCausalLM<B> {
         &self,
         input_ids: Tensor<B, 2, Int>,
         attention_mask: Option<Tensor<B, 2>>,
+        cache: Option<&mut KvCache<B>>,
+    ) -> Tensor<B, 3> {
+        self.forward_hidden_with(input_ids, attention_mask, cache, &ForwardCtx::EVAL)
+    }
+
+    /// [`Self::forward_hidden`] in a training step's context (dropout).
+    ///
+    /// Virtual tokens stay invisible to the caller: the result covers the
+    /// real tokens only, and `attention_mask` covers the real tokens only
+    /// (ones are prepended for the virtual ones). As in PEFT, prompt tuning
+    /// prepends its embeddings as ordinary positions `0..n`; prefix tuning
+    /// adds `n` keys/values as a past, so real positions start at `n`. With
+    /// a KV cache, both happen on the first call only (the cache keeps them).
+    pub fn forward_hidden_with(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2>>,
         mut cache: Option<&mut KvCache<B>>,
+        ctx: &ForwardCtx,
     ) -> Tensor<B, 3> {
         let [b, s] = input_ids.dims();
         let device = input_ids.device();
-        let past = cache.as_ref().map_or(0, |c| c.len());
-        let (cos, sin) = self.model.rope.tables::<B>(past, s, &device);
-        let bias = attention_bias(b, s, past, attention_mask.as_ref(), true, &device);
+        let cached = cache.as_ref().map_or(0, |c| c.len());
+        let first = cached == 0;
+        let prompt_n = match (&self.model.prompt_tuning, first) {
+            (Some(p), true) => p.virtual_tokens(),
+            _ => 0,
+        };
+        let prefix = match (&self.model.prefix_tuning, first) {
+            (Some(p), true) => Some(p.key_values(b)),
+            _ => None,
+        };
+        let prefix_n = prefix.as_ref().map_or(0, |p| p[0].0.dims()[2]);
+        let past = cached + prefix_n;
+        let q_len = prompt_n + s;
+        let virt = self.model.prompt_tuning.as_ref().map_or(0, |p| p.virtual_tokens())
+            + self.model.prefix_tuning.as_ref().map_or(0, |p| p.virtual_tokens());
+        let mask = attention_mask.map(|m| {
+            if virt == 0 {
+                m
+            } else {
+                Tensor::cat(vec![Tensor::ones([b, virt], &device), m], 1)
+            }
+        });
+        let (cos, sin) = self.model.rope.tables::<B>(past, q_len, &device);
+        let bias = attention_bias(b, q_len, past, mask.as_ref(), true, &device);
         let mut x = self.model.embed_tokens.forward(input_ids);
+        if let (Some(p), true) = (&self.model.prompt_tuning, first) {
+            x = p.prepend(x);
+        }
         for (i, layer) in self.model.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             let a = layer.self_attn.forward(
@@ -282,14 +348,21 @@ impl<B: Backend> LlamaForCausalLM<B> {
                 &sin,
                 &bias,
                 slot,
+                prefix.as_ref().map(|p| &p[i]),
+                ctx,
             );
-            x = x + a;
+            x = x + adapt(&layer.attn_adapter, a);
             let m = layer
                 .mlp
-                .forward(layer.post_attention_layernorm.forward(x.clone()));
-            x = x + m;
+                .forward(layer.post_attention_layernorm.forward(x.clone()), ctx);
+            x = x + adapt(&layer.ffn_adapter, m);
         }
-        self.model.norm.forward(x)
+        let x = self.model.norm.forward(x);
+        if prompt_n == 0 {
+            x
+        } else {
+            x.narrow(1, prompt_n, s)
+        }
     }
 
     /// Logits `[batch, seq, vocab]` for hidden states.
@@ -318,6 +391,17 @@ impl<B: Backend> LlamaForCausalLM<B> {
         cache: Option<&mut KvCache<B>>,
     ) -> Tensor<B, 3> {
         self.head(self.forward_hidden(input_ids, attention_mask, cache))
+    }
+
+    /// Logits for every real position, in a training step's context.
+    pub fn forward_with(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2>>,
+        cache: Option<&mut KvCache<B>>,
+        ctx: &ForwardCtx,
+    ) -> Tensor<B, 3> {
+        self.head(self.forward_hidden_with(input_ids, attention_mask, cache, ctx))
     }
 
     pub fn new_cache(&self) -> KvCache<B> {
@@ -352,6 +436,12 @@ impl<B: Backend> LlamaForCausalLM<B> {
         if path == "lm_head" {
             return self.lm_head.as_mut();
         }
+        self.adapted_mut(path).map(|a| &mut a.base)
+    }
+
+    /// The adapted layer at an HF module path (`lm_head` is not one: the
+    /// output head is never a PEFT target).
+    pub fn adapted_mut(&mut self, path: &str) -> Option<&mut AdaptedLinear<B>> {
         let rest = path.strip_prefix("model.layers.")?;
         let (i, module) = rest.split_once('.')?;
         let layer = self.model.layers.get_mut(i.parse::<usize>().ok()?)?;
@@ -372,6 +462,11 @@ impl<B: Backend> LlamaForCausalLM<B> {
         if path == "lm_head" {
             return self.lm_head.as_ref();
         }
+        self.adapted(path).map(|a| &a.base)
+    }
+
+    /// Read-only [`Self::adapted_mut`].
+    pub fn adapted(&self, path: &str) -> Option<&AdaptedLinear<B>> {
         let rest = path.strip_prefix("model.layers.")?;
         let (i, module) = rest.split_once('.')?;
         let layer = self.model.layers.get(i.parse::<usize>().ok()?)?;
