@@ -1,0 +1,598 @@
+//! ONE deterministic, resumable train sampler over a Plan's `TrainData`:
+//! a dataset, a mixture, or a curriculum of stages — the trainer has no
+//! other way to get training batches.
+//!
+//! A dataset or a mixture is a curriculum of one stage (named `train`,
+//! lasting `train.length`, no order, no pacing). Each stage has one pool per
+//! task: the task's `train` split, fitted to the stage's `max_len` (its
+//! truncation policy applied, drops counted) and filtered by the stage's
+//! `where`. A stage lasts `steps`, or `⌈epochs · N / batch⌉` steps for
+//! `N` examples in its pools (for a mixture, one mixture epoch is also `N`
+//! draws — see `ft_data::mixture`).
+//!
+//! Within a stage, example choice is `ft_data::curriculum`'s, per task:
+//! - one task: the curriculum's own sequence — shuffled epochs (unordered),
+//!   the sorted pool in order (ordered, unpaced), or uniform draws from the
+//!   competence prefix of the sorted pool (paced);
+//! - a mixture: the mixture's sampler picks the task of every slot
+//!   (weights, temperature, cap); the example is then the task's shuffled
+//!   pass (unordered), its next example in sorted order (ordered, unpaced),
+//!   or a draw from its competence prefix at the current stage step (paced).
+//!
+//! Seeds derive from `plan.seed` (per stage and task) and from the
+//! mixture's seed (per stage), so the same Plan gives the same batches on
+//! every machine. [`SamplerState`] is the whole position: resuming from it
+//! gives exactly the batches that would have followed.
+
+use crate::batch::{collate, fit, BatchData, Fit, Item, PairBatch};
+use crate::dataset::Example;
+use crate::example::{ExampleKind, Sequence};
+use crate::report::StageReport;
+use crate::{DataPipeline, PipelineError};
+use ft_data::curriculum::{
+    Curriculum, CurriculumPos, CurriculumSpec, Direction, Pacing, Stage, StageLength,
+};
+use ft_data::mixture::{Mixture, MixtureSampler, MixtureSpec, MixtureState, MixtureTask};
+use ft_data::render::{EvalError, RowExpr, TokenCounter};
+use ft_data::rng::mix64;
+use ft_plan::{DataRef, Length, MixturePlan, OrderKey, TrainData};
+use serde::{Deserialize, Serialize};
+
+/// An example fitted to a stage's `max_len`.
+#[derive(Debug, Clone)]
+pub(crate) struct Fitted<'p> {
+    pub ex: &'p Example,
+    pub seq: Sequence,
+    pub rejected: Option<Sequence>,
+}
+
+/// Fit one split's examples to `max_len` under the dataset's policy.
+/// Returns the kept examples and the (truncated, dropped) counts; the
+/// `error` policy stops at the first example too long.
+pub(crate) fn fit_examples<'p>(
+    p: &'p DataPipeline,
+    dataset: usize,
+    examples: &'p [Example],
+    max_len: usize,
+) -> Result<(Vec<Fitted<'p>>, usize, usize), PipelineError> {
+    let ds = &p.plan.datasets[dataset];
+    let encoder = p.built(dataset).map(|b| b.kind) == Some(ExampleKind::Classify);
+    let bos = p
+        .tok
+        .bos_token
+        .as_deref()
+        .and_then(|b| p.tok.tokenizer.token_to_id(b));
+    let (mut kept, mut truncated, mut dropped) = (Vec::with_capacity(examples.len()), 0, 0);
+    for ex in examples {
+        let one = |s: &Sequence| fit(s, max_len, ds.truncate, encoder, bos);
+        let a = one(&ex.tokens.seq);
+        let b = ex.tokens.rejected.as_ref().map(one);
+        if a == Fit::TooLong || b == Some(Fit::TooLong) {
+            if ds.truncate == ft_plan::Truncate::Error {
+                let len = ex
+                    .tokens
+                    .seq
+                    .len()
+                    .max(ex.tokens.rejected.as_ref().map_or(0, Sequence::len));
+                return Err(PipelineError::TooLong {
+                    dataset: ds.name.clone(),
+                    file: ex.file.clone(),
+                    line: ex.line,
+                    len,
+                    max_len,
+                });
+            }
+            dropped += 1;
+            continue;
+        }
+        let take = |f: Fit, s: &Sequence| match f {
+            Fit::Truncated(t) => (t, true),
+            _ => (s.clone(), false),
+        };
+        let (seq, ta) = take(a, &ex.tokens.seq);
+        let (rejected, tb) = match (b, &ex.tokens.rejected) {
+            (Some(f), Some(r)) => {
+                let (s, t) = take(f, r);
+                (Some(s), t)
+            }
+            _ => (None, false),
+        };
+        truncated += usize::from(ta || tb);
+        kept.push(Fitted { ex, seq, rejected });
+    }
+    Ok((kept, truncated, dropped))
+}
+
+/// `tokens(…)` on a built example: `prompt`, `completion` and `input`
+/// are counted on its (fitted) tokens; other names are fields.
+pub(crate) struct ExampleTokens<'a> {
+    pub p: &'a DataPipeline,
+    pub seq: &'a Sequence,
+}
+
+impl TokenCounter for ExampleTokens<'_> {
+    fn count(&self, name: &str, field_text: Option<&str>) -> Result<usize, EvalError> {
+        match name {
+            "prompt" => Ok(self.seq.prompt_len),
+            "completion" | "chosen" => Ok(self.seq.len() - self.seq.prompt_len),
+            "input" | "messages" => Ok(self.seq.len()),
+            _ => {
+                let text = field_text.ok_or_else(|| EvalError::MissingField {
+                    field: name.to_owned(),
+                })?;
+                self.p
+                    .tok
+                    .encode(text, false)
+                    .map(|v| v.len())
+                    .map_err(|_| EvalError::NoTokenizer)
+            }
+        }
+    }
+}
+
+struct TaskPool<'p> {
+    examples: Vec<Fitted<'p>>,
+    /// This task's example order within the stage (a one-stage curriculum).
+    order: Curriculum,
+}
+
+struct StageRun<'p> {
+    name: String,
+    batch: usize,
+    max_len: usize,
+    lr: Option<f64>,
+    steps: u64,
+    tasks: Vec<TaskPool<'p>>,
+    mixture: Option<Mixture>,
+    paced: bool,
+    keyed: bool,
+}
+
+/// Where the sampler is: save it in a checkpoint, resume with
+/// [`DataPipeline::resume_sampler`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamplerState {
+    /// Global step of the next batch.
+    pub step: u64,
+    pub stage: usize,
+    pub stage_step: u64,
+    /// The current stage's mixture sampler, once it has drawn.
+    pub mixture: Option<MixtureState>,
+    /// Ordered, unpaced mixture stages: examples taken per task.
+    pub task_pos: Vec<u64>,
+}
+
+/// One training step's data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainBatch {
+    pub step: u64,
+    pub stage: usize,
+    pub stage_name: String,
+    /// The stage's learning-rate override.
+    pub lr: Option<f64>,
+    pub max_len: usize,
+    pub data: BatchData,
+}
+
+pub struct TrainSampler<'p> {
+    p: &'p DataPipeline,
+    stages: Vec<StageRun<'p>>,
+    state: SamplerState,
+    mixer: Option<MixtureSampler>,
+}
+
+const TAG_STAGE: u64 = 0x7069_7065_7374_6167; // "pipestag"
+
+struct StageDecl {
+    name: String,
+    data: DataRef,
+    length: Length,
+    batch: usize,
+    max_len: usize,
+    lr: Option<f64>,
+}
+
+impl<'p> TrainSampler<'p> {
+    pub(crate) fn new(
+        p: &'p DataPipeline,
+    ) -> Result<(TrainSampler<'p>, Vec<StageReport>), PipelineError> {
+        let plan = &p.plan;
+        let t = &plan.train;
+        let whole = |data: DataRef| StageDecl {
+            name: "train".into(),
+            data,
+            length: t.length,
+            batch: t.batch,
+            max_len: t.max_len,
+            lr: None,
+        };
+        let (decls, mixtures, order, pacing): (Vec<StageDecl>, Vec<MixturePlan>, _, _) =
+            match &plan.data {
+                TrainData::Dataset(r) => (vec![whole(r.clone())], Vec::new(), None, Pacing::None),
+                TrainData::Mixture { mixture, filter } => (
+                    vec![whole(DataRef {
+                        name: mixture.name.clone(),
+                        filter: filter.clone(),
+                    })],
+                    vec![mixture.clone()],
+                    None,
+                    Pacing::None,
+                ),
+                TrainData::Curriculum {
+                    curriculum,
+                    mixtures,
+                } => (
+                    curriculum
+                        .stages
+                        .iter()
+                        .map(|s| StageDecl {
+                            name: s.name.clone(),
+                            data: s.data.clone(),
+                            length: s.length,
+                            batch: s.batch.unwrap_or(t.batch),
+                            max_len: s.max_len.unwrap_or(t.max_len),
+                            lr: s.lr,
+                        })
+                        .collect(),
+                    mixtures.clone(),
+                    curriculum.order.clone(),
+                    curriculum.pacing,
+                ),
+            };
+        let mut stages = Vec::new();
+        let mut reports = Vec::new();
+        for (si, d) in decls.iter().enumerate() {
+            let (run, rep) = build_stage(p, si, d, &mixtures, order.as_ref(), pacing)?;
+            stages.push(run);
+            reports.push(rep);
+        }
+        Ok((
+            TrainSampler {
+                p,
+                stages,
+                state: SamplerState::default(),
+                mixer: None,
+            },
+            reports,
+        ))
+    }
+
+    /// Continue from a saved state.
+    pub(crate) fn with_state(mut self, state: SamplerState) -> Result<Self, PipelineError> {
+        let bad = |m: String| Err(PipelineError::Sampler(format!("cannot resume: {m}")));
+        if state.stage > self.stages.len()
+            || (state.stage < self.stages.len()
+                && state.stage_step > self.stages[state.stage].steps)
+        {
+            return bad(format!(
+                "stage {} step {} is outside this plan's curriculum",
+                state.stage, state.stage_step
+            ));
+        }
+        let expected: u64 = self.stages[..state.stage.min(self.stages.len())]
+            .iter()
+            .map(|s| s.steps)
+            .sum::<u64>()
+            + state.stage_step;
+        if expected != state.step {
+            return bad(format!(
+                "step {} does not match stage {} step {}",
+                state.step, state.stage, state.stage_step
+            ));
+        }
+        if let (Some(st), Some(ms)) = (self.stages.get(state.stage), &state.mixture) {
+            match &st.mixture {
+                Some(m) => {
+                    self.mixer = Some(
+                        m.resume(ms.clone())
+                            .map_err(|e| PipelineError::Sampler(e.to_string()))?,
+                    );
+                }
+                None => return bad("the state has a mixture but the stage has none".into()),
+            }
+        }
+        self.state = state;
+        Ok(self)
+    }
+
+    /// The position to save (the state before the next batch).
+    pub fn state(&self) -> &SamplerState {
+        &self.state
+    }
+
+    /// Steps of all stages together.
+    pub fn total_steps(&self) -> u64 {
+        self.stages.iter().map(|s| s.steps).sum()
+    }
+
+    /// Steps per stage, in order.
+    pub fn stage_steps(&self) -> Vec<u64> {
+        self.stages.iter().map(|s| s.steps).collect()
+    }
+
+    fn pick(&mut self) -> Vec<(usize, usize)> {
+        let st = &self.stages[self.state.stage];
+        let t = self.state.stage_step;
+        let Some(mixture) = &st.mixture else {
+            let order = &st.tasks[0].order;
+            let it = order
+                .resume(CurriculumPos {
+                    stage: 0,
+                    stage_step: t,
+                    slot: 0,
+                })
+                .expect("the step is inside the stage");
+            return it.take(st.batch).map(|item| (0, item.example)).collect();
+        };
+        let mixer = self.mixer.get_or_insert_with(|| mixture.sampler());
+        if self.state.task_pos.len() != st.tasks.len() {
+            self.state.task_pos = vec![0; st.tasks.len()];
+        }
+        let mut out = Vec::with_capacity(st.batch);
+        for slot in 0..st.batch {
+            let draw = mixer.next().expect("mixtures never end");
+            let task = &st.tasks[draw.task];
+            let ex = if st.paced {
+                task.order.example_at(CurriculumPos {
+                    stage: 0,
+                    stage_step: t,
+                    slot,
+                })
+            } else if st.keyed {
+                let pool = task.order.ordered_pool(0);
+                let k = self.state.task_pos[draw.task];
+                self.state.task_pos[draw.task] += 1;
+                pool[(k % pool.len() as u64) as usize]
+            } else {
+                draw.example
+            };
+            out.push((draw.task, ex));
+        }
+        self.state.mixture = Some(mixer.state().clone());
+        out
+    }
+}
+
+impl Iterator for TrainSampler<'_> {
+    type Item = TrainBatch;
+
+    fn next(&mut self) -> Option<TrainBatch> {
+        while self.state.stage < self.stages.len()
+            && self.state.stage_step >= self.stages[self.state.stage].steps
+        {
+            self.state.stage += 1;
+            self.state.stage_step = 0;
+            self.state.mixture = None;
+            self.state.task_pos.clear();
+            self.mixer = None;
+        }
+        if self.state.stage >= self.stages.len() {
+            return None;
+        }
+        let picks = self.pick();
+        let st = &self.stages[self.state.stage];
+        let fitted: Vec<&Fitted> = picks
+            .iter()
+            .map(|&(t, e)| &st.tasks[t].examples[e])
+            .collect();
+        let kind = self.p.built(fitted[0].ex.task as usize).map(|b| b.kind);
+        let pack = (self.p.plan.train.packing && kind != Some(ExampleKind::Classify))
+            .then_some(st.max_len);
+        let items = |rejected: bool| -> Vec<Item> {
+            fitted
+                .iter()
+                .map(|f| Item {
+                    seq: if rejected {
+                        f.rejected.as_ref().unwrap_or(&f.seq)
+                    } else {
+                        &f.seq
+                    },
+                    class_label: f.ex.tokens.class_label,
+                    task: f.ex.task,
+                    id: f.ex.id,
+                })
+                .collect()
+        };
+        let pad = self.p.tok.pad_id;
+        let data = if kind == Some(ExampleKind::Pair) {
+            BatchData::Pair(PairBatch {
+                chosen: collate(&items(false), pad, pack),
+                rejected: collate(&items(true), pad, pack),
+            })
+        } else {
+            BatchData::Single(collate(&items(false), pad, pack))
+        };
+        let out = TrainBatch {
+            step: self.state.step,
+            stage: self.state.stage,
+            stage_name: st.name.clone(),
+            lr: st.lr,
+            max_len: st.max_len,
+            data,
+        };
+        self.state.stage_step += 1;
+        self.state.step += 1;
+        Some(out)
+    }
+}
+
+fn numeric(v: &serde_json::Value) -> Option<f64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn build_stage<'p>(
+    p: &'p DataPipeline,
+    si: usize,
+    d: &StageDecl,
+    mixtures: &[MixturePlan],
+    order: Option<&(OrderKey, Direction)>,
+    pacing: Pacing,
+) -> Result<(StageRun<'p>, StageReport), PipelineError> {
+    let plan = &p.plan;
+    let err = |m: String| PipelineError::Sampler(format!("stage `{}`: {m}", d.name));
+    let mixture = mixtures.iter().find(|m| m.name == d.data.name);
+    let tasks: Vec<(String, Option<f64>)> = match mixture {
+        Some(m) => m.tasks.clone(),
+        None => vec![(d.data.name.clone(), None)],
+    };
+    let mut report = StageReport {
+        name: d.name.clone(),
+        batch: d.batch,
+        max_len: d.max_len,
+        lr: d.lr,
+        ..StageReport::default()
+    };
+    let mut pools = Vec::new();
+    for (ti, (name, _)) in tasks.iter().enumerate() {
+        let di = plan
+            .datasets
+            .iter()
+            .position(|x| &x.name == name)
+            .ok_or_else(|| err(format!("no dataset or mixture `{name}`")))?;
+        let built = p
+            .built(di)
+            .ok_or_else(|| err(format!("dataset `{name}` was not built")))?;
+        let train = built
+            .split("train")
+            .ok_or_else(|| err(format!("dataset `{name}` has no `train` split")))?;
+        let (fitted, truncated, dropped) = fit_examples(p, di, &train.examples, d.max_len)?;
+        report.truncated += truncated;
+        report.dropped_too_long += dropped;
+        let mut kept = Vec::with_capacity(fitted.len());
+        for f in fitted {
+            let keep = match &d.data.filter {
+                None => true,
+                Some(expr) => test(expr, p, &f).map_err(|e| PipelineError::BadRow {
+                    dataset: name.clone(),
+                    file: f.ex.file.clone(),
+                    line: f.ex.line,
+                    reason: format!("stage `{}` filter: {e}", d.name),
+                })?,
+            };
+            if keep {
+                kept.push(f);
+            } else {
+                report.filtered += 1;
+            }
+        }
+        if kept.is_empty() {
+            return Err(err(format!(
+                "no example of `{name}` is left for this stage"
+            )));
+        }
+        let keys = match order {
+            None => None,
+            Some((key, _)) => Some(
+                kept.iter()
+                    .map(|f| order_key(key, p, f))
+                    .collect::<Result<Vec<f64>, _>>()?,
+            ),
+        };
+        report.tasks.push((name.clone(), kept.len()));
+        pools.push((kept, keys, ti));
+    }
+    let n: usize = pools.iter().map(|(k, _, _)| k.len()).sum();
+    let steps = match d.length {
+        Length::Steps(s) => s,
+        Length::Epochs(e) if e > 0.0 && e.is_finite() => {
+            (e * n as f64 / d.batch as f64 - 1e-9).ceil() as u64
+        }
+        Length::Epochs(_) => 0,
+    };
+    if steps == 0 || d.batch == 0 {
+        return Err(err(
+            "it must last at least one step of at least one example".into(),
+        ));
+    }
+    report.steps = steps;
+    let direction = order.map_or(Direction::Ascending, |(_, d)| *d);
+    let keyed = order.is_some();
+    let paced = !matches!(pacing, Pacing::None);
+    let mut task_pools = Vec::new();
+    for (kept, keys, ti) in pools {
+        let spec = CurriculumSpec {
+            stages: vec![Stage {
+                name: d.name.clone(),
+                pool: (0..kept.len()).collect(),
+                keys,
+                direction,
+                pacing,
+                length: StageLength::Steps(steps),
+            }],
+            batch_size: d.batch,
+            seed: mix64(mix64(plan.seed ^ TAG_STAGE) ^ mix64(si as u64 + 1) ^ (ti as u64 + 1)),
+        };
+        let order = Curriculum::new(spec).map_err(|e| err(e.to_string()))?;
+        task_pools.push(TaskPool {
+            examples: kept,
+            order,
+        });
+    }
+    let mixture = match mixture {
+        None => None,
+        Some(m) => Some(
+            Mixture::new(MixtureSpec {
+                tasks: tasks
+                    .iter()
+                    .zip(&task_pools)
+                    .map(|((name, w), pool)| MixtureTask {
+                        name: name.clone(),
+                        size: pool.examples.len(),
+                        weight: *w,
+                    })
+                    .collect(),
+                temperature: m.temperature,
+                cap: m.cap,
+                seed: mix64(m.seed ^ mix64(si as u64 + 1)),
+            })
+            .map_err(|e| err(e.to_string()))?,
+        ),
+    };
+    Ok((
+        StageRun {
+            name: d.name.clone(),
+            batch: d.batch,
+            max_len: d.max_len,
+            lr: d.lr,
+            steps,
+            tasks: task_pools,
+            mixture,
+            paced,
+            keyed,
+        },
+        report,
+    ))
+}
+
+fn test(expr: &RowExpr, p: &DataPipeline, f: &Fitted) -> Result<bool, EvalError> {
+    expr.test(&f.ex.row, &ExampleTokens { p, seq: &f.seq })
+}
+
+fn order_key(key: &OrderKey, p: &DataPipeline, f: &Fitted) -> Result<f64, PipelineError> {
+    let bad = |reason: String| PipelineError::BadRow {
+        dataset: p.plan.datasets[f.ex.task as usize].name.clone(),
+        file: f.ex.file.clone(),
+        line: f.ex.line,
+        reason,
+    };
+    match key {
+        OrderKey::Tokens(part) => {
+            let text = ft_data::get_path(&f.ex.row, part).map(ft_data::render::value_text);
+            ExampleTokens { p, seq: &f.seq }
+                .count(part, text.as_deref())
+                .map(|n| n as f64)
+                .map_err(|e| bad(format!("ordering key: {e}")))
+        }
+        OrderKey::Field(field) => ft_data::get_path(&f.ex.row, field)
+            .and_then(numeric)
+            .ok_or_else(|| {
+                bad(format!(
+                    "ordering key: `{field}` is missing or not a number"
+                ))
+            }),
+    }
+}
