@@ -30,6 +30,8 @@ enum Command {
     Explain(commands::explain::Args),
     /// Format recipes in the canonical layout (comments kept)
     Fmt(commands::fmt::Args),
+    /// Show what a run would do: trainable parameters, memory, data, schedule (or the Plan as JSON)
+    Plan(commands::plan::Args),
     /// Run the language server (LSP over stdio) for editors
     Lsp(commands::lsp::Args),
     /// Re-check a recipe on every save; with --run, retrain when its meaning changes
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Check(a) => commands::check::run(a),
         Command::Explain(a) => commands::explain::run(a),
         Command::Fmt(a) => commands::fmt::run(a),
+        Command::Plan(a) => commands::plan::run(a),
         Command::Lsp(a) => commands::lsp::run(a),
         Command::Watch(a) => commands::watch::run(a),
         Command::Generate(a) => commands::generate::run(a),

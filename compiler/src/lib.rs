@@ -10,6 +10,7 @@ pub mod check;
 pub mod diagnostics;
 pub mod driver;
 pub mod fmt;
+pub mod plan;
 pub mod source;
 pub mod syntax;
 pub mod world;

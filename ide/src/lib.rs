@@ -17,7 +17,7 @@ pub mod complete;
 pub mod context;
 pub mod diagnostics;
 pub mod docs;
-pub mod figures;
+pub use ft_compiler::plan::figures;
 pub mod hover;
 pub mod navigate;
 pub mod plan;

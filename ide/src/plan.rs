@@ -4,10 +4,9 @@
 use ft_compiler::check::blocks::CBlock;
 use ft_compiler::check::value::{Target as CTarget, Val};
 use ft_compiler::driver::Analysis;
-use ft_formats::ModelInventory;
 
 use crate::docs::Document;
-use crate::figures::{self, Figures, Linear, Method, Shape, Target};
+use crate::figures::{self, Figures, Method, Target};
 
 /// The figures of the recipe's PEFT method on its model, from the newest
 /// analysis that knows both; with the method's name.
@@ -17,43 +16,9 @@ pub fn plan(doc: &Document) -> Option<(Figures, String, &Analysis)> {
         let method = method_of(peft)?;
         let inv = crate::docs::model_of(a, None)?;
         let labels = a.recipe.model().and_then(head_labels);
-        let f = figures::compute(&shape_of(inv), &method, labels);
+        let f = figures::compute(&figures::shape_of(inv), &method, labels);
         Some((f, peft.method?.name.to_string(), a))
     })
-}
-
-/// The shape of a model from its inventory.
-pub fn shape_of(inv: &ModelInventory) -> Shape {
-    let c = &inv.config;
-    Shape {
-        family: c.family,
-        params: inv.params,
-        hidden: c.hidden_size as u64,
-        layers: c.num_layers as u64,
-        linears: inv
-            .linears
-            .iter()
-            .map(|l| Linear {
-                path: l.path.clone(),
-                layer: l.layer,
-                in_features: l.in_features,
-                out_features: l.out_features,
-            })
-            .collect(),
-        tensors: inv
-            .tensors
-            .iter()
-            .filter(|t| !t.dtype.starts_with('I') && !t.dtype.starts_with('U'))
-            .map(|t| {
-                let path = t
-                    .hf_name
-                    .strip_suffix(".weight")
-                    .or_else(|| t.hf_name.strip_suffix(".bias"))
-                    .unwrap_or(&t.hf_name);
-                (path.to_string(), t.shape.iter().product())
-            })
-            .collect(),
-    }
 }
 
 fn targets_of(b: &CBlock, key: &str) -> Option<Vec<Target>> {

@@ -5,7 +5,7 @@ mod common;
 
 use ft_formats::ModelFiles;
 use ft_ide::figures::{compute, Method, Target};
-use ft_ide::plan::shape_of;
+use ft_ide::figures::shape_of;
 
 fn lora(targets: &[&str]) -> Method {
     Method::Lora {

@@ -7,6 +7,8 @@ pub mod explain;
 pub mod fmt;
 pub mod generate;
 pub mod lsp;
+pub mod plan;
+pub mod recipe;
 pub mod watch;
 
 use std::io::IsTerminal;

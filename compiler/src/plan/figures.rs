@@ -7,7 +7,7 @@
 //! builds those from the compiler's types. The counts follow Hugging Face
 //! PEFT, so a user can compare them with `print_trainable_parameters()`.
 
-use ft_formats::Family;
+use ft_formats::{Family, ModelInventory};
 
 /// Bytes per parameter of f32 weights.
 pub const WEIGHT_BYTES: u64 = 4;
@@ -281,6 +281,100 @@ fn frozen_by(path: &str, part: &str) -> bool {
         || path.starts_with(&format!("{part}."))
         || path.ends_with(&format!(".{part}"))
         || path.contains(&format!(".{part}."))
+}
+
+/// The shape of a model from its inventory.
+pub fn shape_of(inv: &ModelInventory) -> Shape {
+    let c = &inv.config;
+    Shape {
+        family: c.family,
+        params: inv.params,
+        hidden: c.hidden_size as u64,
+        layers: c.num_layers as u64,
+        linears: inv
+            .linears
+            .iter()
+            .map(|l| Linear {
+                path: l.path.clone(),
+                layer: l.layer,
+                in_features: l.in_features,
+                out_features: l.out_features,
+            })
+            .collect(),
+        tensors: inv
+            .tensors
+            .iter()
+            .filter(|t| !t.dtype.starts_with('I') && !t.dtype.starts_with('U'))
+            .map(|t| {
+                let path = t
+                    .hf_name
+                    .strip_suffix(".weight")
+                    .or_else(|| t.hf_name.strip_suffix(".bias"))
+                    .unwrap_or(&t.hf_name);
+                (path.to_string(), t.shape.iter().product())
+            })
+            .collect(),
+    }
+}
+
+/// The figures' view of a Plan's method.
+pub fn method_of_plan(m: &ft_plan::Method) -> Method {
+    use ft_plan::Method as P;
+    let target = |t: &ft_plan::TargetPattern| match t {
+        ft_plan::TargetPattern::Suffix(s) => Target::Suffix(s.clone()),
+        ft_plan::TargetPattern::Regex(r) => Target::Regex(r.clone()),
+        ft_plan::TargetPattern::AllLinear => Target::AllLinear,
+    };
+    match m {
+        P::Full { freeze } => Method::Full {
+            freeze: freeze
+                .iter()
+                .map(|t| match t {
+                    ft_plan::TargetPattern::Suffix(s) | ft_plan::TargetPattern::Regex(s) => {
+                        s.clone()
+                    }
+                    ft_plan::TargetPattern::AllLinear => String::new(),
+                })
+                .collect(),
+        },
+        P::Lora(l) => Method::Lora {
+            rank: l.rank as u64,
+            rank_for: l
+                .rank_for
+                .iter()
+                .map(|(k, v)| (k.clone(), *v as u64))
+                .collect(),
+            targets: Some(l.targets.iter().map(target).collect()),
+            layers: l.layers.clone(),
+            dora: l.dora,
+        },
+        P::Ia3 {
+            targets,
+            feedforward,
+            layers,
+            ..
+        } => Method::Ia3 {
+            targets: Some(targets.iter().map(target).collect()),
+            feedforward: Some(feedforward.iter().map(target).collect()),
+            layers: layers.clone(),
+        },
+        P::Prompt { virtual_tokens, .. } => Method::Prompt {
+            virtual_tokens: *virtual_tokens as u64,
+        },
+        P::Prefix { virtual_tokens, .. } => Method::Prefix {
+            virtual_tokens: *virtual_tokens as u64,
+        },
+        P::Adapter {
+            style,
+            size,
+            layers,
+            ..
+        } => Method::Adapter {
+            size: *size as u64,
+            houlsby: *style == ft_plan::method::AdapterStyle::Houlsby,
+            layers: layers.clone(),
+        },
+    }
 }
 
 /// `74,498`: thousands separated, as people read counts.

@@ -89,7 +89,7 @@ pub fn check_data(
     out
 }
 
-fn spec_of(v: &V, sources: &SourceMap, file: usize) -> Option<SourceSpec> {
+pub(crate) fn spec_of(v: &V, sources: &SourceMap, file: usize) -> Option<SourceSpec> {
     let (name, _) = v.as_call()?;
     let format = match name {
         "jsonl" => Format::Jsonl,

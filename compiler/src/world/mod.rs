@@ -4,7 +4,7 @@
 //! model lacks, a template field the data lacks, a `max_len` beyond the
 //! model's positions: found in milliseconds, before any data is processed.
 
-mod data;
+pub mod data;
 mod model;
 
 use std::path::{Path, PathBuf};

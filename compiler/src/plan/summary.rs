@@ -1,0 +1,210 @@
+//! What `ft plan` tells a person before any training starts: trainable and
+//! total parameters (equal to PEFT's counts), a memory estimate at the
+//! declared batch and length, and the effective batch. Step counts need the
+//! data and are added by the caller that reads it.
+
+use ft_formats::ModelInventory;
+use ft_plan::{Head, Objective, Plan};
+
+use super::figures::{self, Figures};
+
+/// Bytes of activations kept for the backward pass, per layer and token,
+/// in units of the hidden size: the 34·h of Korthikanti et al. (2022) for
+/// 16-bit training, doubled for f32.
+const ACTIVATION_BYTES_PER_H: u64 = 68;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub figures: Figures,
+    /// Activations at `batch × max_len` (estimate), including attention
+    /// scores and, for causal LMs, the logits.
+    pub activation_bytes: u64,
+    pub effective_batch: usize,
+    pub method: &'static str,
+}
+
+impl Summary {
+    pub fn memory_bytes(&self) -> u64 {
+        self.figures.memory_bytes() + self.activation_bytes
+    }
+}
+
+pub fn summarize(plan: &Plan, inv: &ModelInventory) -> Summary {
+    let labels = match &plan.model.head {
+        Head::Classify { labels } => Some(labels.len() as u64),
+        Head::CausalLm => None,
+    };
+    let method = figures::method_of_plan(&plan.method);
+    let f = figures::compute(&figures::shape_of(inv), &method, labels);
+    let c = &inv.config;
+    let (b, s) = (plan.train.batch as u64, plan.train.max_len as u64);
+    // DPO runs chosen and rejected sequences through the policy (and the
+    // reference, without gradients): twice the sequences.
+    let sequences = match plan.train.objective {
+        Objective::Dpo { .. } => 2 * b,
+        _ => b,
+    };
+    let per_layer = sequences * s * c.hidden_size as u64 * ACTIVATION_BYTES_PER_H
+        + sequences * c.num_heads as u64 * s * s * 4 * 3;
+    let logits = match plan.model.head {
+        Head::CausalLm => sequences * s * c.vocab_size as u64 * 4 * 2,
+        Head::Classify { .. } => 0,
+    };
+    Summary {
+        figures: f,
+        activation_bytes: per_layer * c.num_layers as u64 + logits,
+        effective_batch: plan.train.batch * plan.train.accumulate,
+        method: plan.method.name(),
+    }
+}
+
+/// The human-readable lines of a summary.
+pub fn lines(plan: &Plan, s: &Summary) -> Vec<String> {
+    let f = &s.figures;
+    let mut out = vec![
+        format!(
+            "model      {} ({})",
+            plan.model.name,
+            plan.model.path.display()
+        ),
+        format!(
+            "method     {}: {} trainable of {} parameters ({:.4}%){}",
+            s.method,
+            figures::group(f.trainable),
+            figures::group(f.total),
+            f.percent(),
+            if f.head > 0 {
+                format!(", of which the new head {}", figures::group(f.head))
+            } else {
+                String::new()
+            }
+        ),
+    ];
+    if f.modules > 0 {
+        out.push(format!("modules    {} adapted", f.modules));
+    }
+    out.push(format!(
+        "memory     ≈ {} (weights {}, gradients + optimizer {}, activations {} at {} × {})",
+        figures::bytes(s.memory_bytes()),
+        figures::bytes(f.weight_bytes),
+        figures::bytes(f.train_bytes),
+        figures::bytes(s.activation_bytes),
+        plan.train.batch,
+        plan.train.max_len
+    ));
+    out.push(format!(
+        "batch      {} × {} accumulated = {} examples per step",
+        plan.train.batch, plan.train.accumulate, s.effective_batch
+    ));
+    out.extend(describe(plan));
+    out
+}
+
+/// The data, length, optimizer and evaluation of a plan, in words.
+pub fn describe(plan: &Plan) -> Vec<String> {
+    use ft_plan::{Length, Optimizer, TrainData, Warmup};
+    let t = &plan.train;
+    let data = match &plan.data {
+        TrainData::Dataset(d) => format!("dataset `{}`{}", d.name, filtered(&d.filter)),
+        TrainData::Mixture { mixture, filter } => format!(
+            "mixture `{}` of {}{}",
+            mixture.name,
+            mixture
+                .tasks
+                .iter()
+                .map(|(n, w)| match w {
+                    Some(w) => format!("{n} ×{w}"),
+                    None => n.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            filtered(filter)
+        ),
+        TrainData::Curriculum { curriculum, .. } => format!(
+            "curriculum of {} stages: {}",
+            curriculum.stages.len(),
+            curriculum
+                .stages
+                .iter()
+                .map(|s| format!("{} ({})", s.name, length(&s.length)))
+                .collect::<Vec<_>>()
+                .join(" → ")
+        ),
+    };
+    let opt = match &t.optimizer {
+        Optimizer::AdamW {
+            lr, weight_decay, ..
+        } => format!("adamw lr {lr:e}, weight decay {weight_decay}"),
+        Optimizer::Sgd { lr, momentum, .. } => format!("sgd lr {lr:e}, momentum {momentum}"),
+    };
+    let warmup = match t.schedule.warmup {
+        Warmup::Steps(0) => String::new(),
+        Warmup::Steps(n) => format!(" after {n} warmup steps"),
+        Warmup::Fraction(f) => format!(" after {:.0}% warmup", f * 100.0),
+    };
+    let mut out = vec![
+        format!("data       {data}"),
+        format!(
+            "length     {}",
+            match t.length {
+                Length::Epochs(_) | Length::Steps(_) => length(&t.length),
+            }
+        ),
+        format!(
+            "optimizer  {opt}; {:?} schedule{warmup}{}",
+            t.schedule.kind,
+            t.clip
+                .map(|c| format!("; clip global norm at {c}"))
+                .unwrap_or_default()
+        ),
+    ];
+    if let Some(es) = &t.early_stop {
+        out.push(format!(
+            "early stop on {}.{} (patience {})",
+            es.metric.split,
+            es.metric.metric.name(),
+            es.patience
+        ));
+    }
+    out.push(format!(
+        "evaluate   {} on {}",
+        plan.evaluate
+            .metrics
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        plan.evaluate.on.join(", ")
+    ));
+    out
+}
+
+fn length(l: &ft_plan::Length) -> String {
+    match l {
+        ft_plan::Length::Epochs(e) => format!("{e} epochs"),
+        ft_plan::Length::Steps(s) => format!("{s} steps"),
+    }
+}
+
+fn filtered(f: &Option<ft_data::render::RowExpr>) -> &'static str {
+    if f.is_some() {
+        " (filtered)"
+    } else {
+        ""
+    }
+}
+
+/// The inventory of the model a plan trains, from the world checks.
+pub fn inventory<'a>(
+    plan: &Plan,
+    analysis: &'a crate::driver::Analysis,
+) -> Option<&'a ModelInventory> {
+    analysis
+        .world
+        .as_ref()?
+        .models
+        .iter()
+        .find(|m| super::util::clean_path(&m.path) == plan.model.path)?
+        .inventory
+        .as_ref()
+}

@@ -1,0 +1,40 @@
+//! `ft plan RECIPE`: what a run would do, before it starts: trainable and
+//! total parameters (PEFT's counts), memory, batch; `--format json` prints
+//! the Plan itself, the one interface the runtime consumes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ft_compiler::plan::summary;
+
+use super::OutputFormat;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The recipe
+    recipe: PathBuf,
+    /// `human` prints a summary; `json` prints the Plan
+    #[arg(long, value_enum, default_value = "human")]
+    format: OutputFormat,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let (plan, analysis) = match super::recipe::load(&args.recipe) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    match args.format {
+        OutputFormat::Json => println!("{}", plan.to_json()),
+        OutputFormat::Human => {
+            println!("plan for {}", args.recipe.display());
+            let lines = match summary::inventory(&plan, &analysis) {
+                Some(inv) => summary::lines(&plan, &summary::summarize(&plan, inv)),
+                None => summary::describe(&plan),
+            };
+            for line in lines {
+                println!("  {line}");
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,53 @@
+//! Shared by the commands that act on a recipe (`plan`, `run`, `eval`,
+//! `data`): check it, print its diagnostics, and lower it to a Plan.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use ft_compiler::diagnostics::render;
+use ft_compiler::driver::{self, Analysis, Options};
+use ft_compiler::plan;
+use ft_plan::Plan;
+
+/// Checks and lowers a recipe. On errors the diagnostics (or the lowering
+/// problem) are printed to stderr and the exit code to return is given.
+pub fn load(path: &Path) -> Result<(Plan, Analysis), ExitCode> {
+    if !path.is_file() {
+        eprintln!("error: cannot read `{}`: no such file", path.display());
+        return Err(ExitCode::from(2));
+    }
+    let analysis = driver::analyze_path(path, Options::default());
+    if !analysis.diagnostics.is_empty() {
+        eprint!(
+            "{}",
+            render::terminal(
+                &analysis.diagnostics,
+                &analysis.sources,
+                super::stderr_style()
+            )
+        );
+    }
+    if analysis.has_errors() {
+        eprintln!(
+            "✗ {}: {}",
+            path.display(),
+            render::summary(&analysis.diagnostics)
+        );
+        return Err(ExitCode::from(1));
+    }
+    match plan::lower(&analysis) {
+        Ok(p) => Ok((p, analysis)),
+        Err(e) => {
+            let at = e
+                .span
+                .map(|s| {
+                    let f = analysis.sources.get(e.file);
+                    let (line, col) = f.line_col(s.start);
+                    format!("{}:{}:{}: ", f.path.display(), line, col)
+                })
+                .unwrap_or_default();
+            eprintln!("error: {at}{}", e.message);
+            Err(ExitCode::from(1))
+        }
+    }
+}
