@@ -1,0 +1,157 @@
+//! Helpers shared by the PEFT tests: Plan method builders, parameter
+//! snapshots.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{backend::Backend, Tensor};
+use ft_plan::method::{Ia3Module, Lora, LoraBias, LoraModule, TargetModule, TargetPattern};
+use ft_plan::Method;
+use ft_runtime::peft::Adaptable;
+
+fn target<B: Backend, M: Adaptable<B>>(model: &M, path: &str) -> TargetModule {
+    let a = model.adapted(path).unwrap();
+    TargetModule {
+        path: path.to_string(),
+        layer: None,
+        in_features: a.in_features(),
+        out_features: a.out_features(),
+    }
+}
+
+fn matching<B: Backend, M: Adaptable<B>>(model: &M, names: &[&str]) -> Vec<String> {
+    let pats: Vec<TargetPattern> = names
+        .iter()
+        .map(|n| TargetPattern::Suffix(n.to_string()))
+        .collect();
+    model
+        .target_paths()
+        .into_iter()
+        .filter(|p| pats.iter().any(|t| t.matches(p)))
+        .collect()
+}
+
+#[derive(Clone, Copy)]
+pub struct LoraSpec {
+    pub rank: usize,
+    pub alpha: f64,
+    pub rslora: bool,
+    pub dora: bool,
+    pub dropout: f64,
+}
+
+pub const LORA8: LoraSpec = LoraSpec {
+    rank: 8,
+    alpha: 16.0,
+    rslora: false,
+    dora: false,
+    dropout: 0.0,
+};
+
+/// A resolved LoRA method on the modules whose path ends with one of `names`.
+pub fn lora<B: Backend, M: Adaptable<B>>(model: &M, names: &[&str], spec: LoraSpec) -> Method {
+    let modules = matching(model, names)
+        .iter()
+        .map(|p| LoraModule {
+            target: target(model, p),
+            rank: spec.rank,
+            alpha: spec.alpha,
+        })
+        .collect();
+    Method::Lora(Lora {
+        rank: spec.rank,
+        alpha: spec.alpha,
+        dropout: spec.dropout,
+        targets: names
+            .iter()
+            .map(|n| TargetPattern::Suffix(n.to_string()))
+            .collect(),
+        layers: None,
+        rank_for: BTreeMap::new(),
+        alpha_for: BTreeMap::new(),
+        rslora: spec.rslora,
+        dora: spec.dora,
+        bias: LoraBias::None,
+        modules_to_save: vec!["classifier".into()],
+        modules,
+    })
+}
+
+pub fn ia3<B: Backend, M: Adaptable<B>>(model: &M, names: &[&str], ff: &[&str]) -> Method {
+    let ffp: Vec<TargetPattern> = ff
+        .iter()
+        .map(|n| TargetPattern::Suffix(n.to_string()))
+        .collect();
+    let modules = matching(model, names)
+        .iter()
+        .map(|p| Ia3Module {
+            target: target(model, p),
+            feedforward: ffp.iter().any(|f| f.matches(p)),
+        })
+        .collect();
+    Method::Ia3 {
+        targets: names
+            .iter()
+            .map(|n| TargetPattern::Suffix(n.to_string()))
+            .collect(),
+        feedforward: ffp,
+        layers: None,
+        modules,
+        modules_to_save: vec!["classifier".into()],
+    }
+}
+
+/// Every float parameter by Burn path, with its values.
+pub fn snapshot<B: Backend, M: Module<B>>(m: &M) -> BTreeMap<String, Vec<f32>> {
+    struct V(Vec<String>, BTreeMap<String, Vec<f32>>);
+    impl<B: Backend> ModuleVisitor<B> for V {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.push(name.into());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+            let v = p
+                .val()
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .unwrap();
+            let mut key = self.0.join(".");
+            while self.1.contains_key(&key) {
+                key.push('\'');
+            }
+            self.1.insert(key, v);
+        }
+    }
+    let mut v = V(Vec::new(), BTreeMap::new());
+    m.visit(&mut v);
+    v.1
+}
+
+/// Number of parameter values with `require_grad` (autodiff backends).
+pub fn require_grad_count<B: Backend, M: Module<B>>(m: &M) -> usize {
+    struct V(usize);
+    impl<B: Backend> ModuleVisitor<B> for V {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+            if p.is_require_grad() {
+                self.0 += p.shape().num_elements();
+            }
+        }
+    }
+    let mut v = V(0);
+    m.visit(&mut v);
+    v.0
+}
+
+pub fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-12);
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+        / scale
+}
