@@ -1,0 +1,359 @@
+//! Examples built from rows: loss masks, EOS, labels, pairs, few-shot,
+//! truncation policies, chat templates (with a word-level tokenizer whose
+//! ids a reader can follow).
+
+mod common;
+use common::*;
+use ft_data::render::{Fields, Text};
+use ft_pipeline::{BatchData, PipelineError, IGNORE};
+use ft_plan::{Head, Length, Objective, OnBadRow, Shots, TrainData, Truncate};
+
+const ROWS: &str = r#"{"q": "what is up", "a": "the sky"}
+{"q": "who are you", "a": "a bot"}
+{"q": "where is it", "a": "over there"}
+{"q": "how old", "a": "very old"}
+"#;
+
+fn vocab_texts() -> Vec<&'static str> {
+    vec![ROWS, "Q : A : system be brief user assistant"]
+}
+
+#[test]
+fn prompt_completion_trains_completion_and_eos_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "d.jsonl", ROWS);
+    let ds = jsonl_ds("d", &f, completion_fields("Q : {q} A :", " {a}"));
+    let p = plan(
+        vec![ds],
+        TrainData::Dataset(data_ref("d")),
+        Head::CausalLm,
+        4,
+        64,
+        Length::Steps(1),
+    );
+    let tok = word_tokenizer(&vocab_texts(), false);
+    let eos = tok.eos_id.unwrap() as i64;
+    let data = build(&p, tok).unwrap();
+    let ex = &data.dataset("d").unwrap().splits[0].examples[0];
+    let s = &ex.tokens.seq;
+    // "Q : what is up A :" = 7 prompt tokens, "the sky" + EOS trained.
+    assert_eq!(s.prompt_len, 7);
+    assert_eq!(s.trained, [vec![false; 7], vec![true; 3]].concat());
+    assert_eq!(*s.ids.last().unwrap() as i64, eos);
+    assert_eq!(ex.tokens.reference.as_deref(), Some(" the sky"));
+    // In a batch: labels are the ids where trained, -100 elsewhere (no shift).
+    let batch = data.train_sampler().unwrap().next().unwrap();
+    let BatchData::Single(b) = batch.data else {
+        panic!()
+    };
+    assert_eq!(b.batch, 4);
+    let row = b.example_ids.iter().position(|&id| id == ex.id).unwrap();
+    let labels = &b.labels[row * b.seq..row * b.seq + s.len()];
+    for (i, &l) in labels.iter().enumerate() {
+        let want = if s.trained[i] {
+            s.ids[i] as i64
+        } else {
+            IGNORE
+        };
+        assert_eq!(l, want, "position {i}");
+    }
+    assert_eq!(*labels.last().unwrap(), eos, "EOS is a trained token");
+}
+
+#[test]
+fn classification_labels_index_the_head_and_unknown_labels_are_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "c.jsonl",
+        "{\"t\": \"good\", \"y\": \"pos\"}\n{\"t\": \"bad\", \"y\": \"neg\"}\n{\"t\": \"meh\", \"y\": \"neutral\"}\n",
+    );
+    let fields = Fields {
+        input: text("{t}"),
+        label: text("{y}"),
+        ..Fields::default()
+    };
+    let head = Head::Classify {
+        labels: vec!["neg".into(), "pos".into()],
+    };
+    let tok = || word_tokenizer(&["good bad meh"], false);
+    let mut ds = jsonl_ds("c", &f, fields);
+    let p = |ds| {
+        plan(
+            vec![ds],
+            TrainData::Dataset(data_ref("c")),
+            head.clone(),
+            2,
+            16,
+            Length::Steps(1),
+        )
+    };
+    let err = build(&p(ds.clone()), tok()).err().unwrap();
+    let PipelineError::BadRow { line, reason, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*line, 3);
+    assert!(reason.contains("neutral"), "{reason}");
+    ds.on_bad_row = OnBadRow::Skip;
+    let data = build(&p(ds), tok()).unwrap();
+    let ex = &data.dataset("c").unwrap().splits[0].examples;
+    assert_eq!(
+        ex.iter()
+            .map(|e| e.tokens.class_label.unwrap())
+            .collect::<Vec<_>>(),
+        [1, 0]
+    );
+    assert_eq!(
+        data.report().datasets[0].skipped["unknown label `neutral`"],
+        1
+    );
+    let BatchData::Single(b) = data.train_sampler().unwrap().next().unwrap().data else {
+        panic!()
+    };
+    assert!(b.labels.is_empty());
+    assert_eq!(b.class_labels.len(), 2);
+}
+
+#[test]
+fn dpo_pairs_share_the_prompt_and_train_each_completion() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "p.jsonl",
+        "{\"p\": \"hi there\", \"c\": \"hello friend\", \"r\": \"go away now\"}\n",
+    );
+    let fields = Fields {
+        prompt: text("{p}"),
+        chosen: text("{c}"),
+        rejected: text("{r}"),
+        ..Fields::default()
+    };
+    let mut p = plan(
+        vec![jsonl_ds("p", &f, fields)],
+        TrainData::Dataset(data_ref("p")),
+        Head::CausalLm,
+        1,
+        16,
+        Length::Steps(1),
+    );
+    p.train.objective = Objective::Dpo { beta: 0.1 };
+    let data = build(
+        &p,
+        word_tokenizer(&["hi there hello friend go away now"], false),
+    )
+    .unwrap();
+    let BatchData::Pair(pair) = data.train_sampler().unwrap().next().unwrap().data else {
+        panic!()
+    };
+    assert_eq!(&pair.chosen.input_ids[..2], &pair.rejected.input_ids[..2]);
+    assert_eq!(pair.chosen.labels, vec![IGNORE, IGNORE, 8, 9, 3]);
+    assert_eq!(pair.rejected.labels, vec![IGNORE, IGNORE, 10, 11, 12, 3]);
+}
+
+#[test]
+fn few_shot_examples_are_deterministic_and_never_the_row_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = String::new();
+    for i in 0..30 {
+        rows.push_str(&format!(
+            "{{\"q\": \"question {i}\", \"a\": \"answer {i}\"}}\n"
+        ));
+    }
+    // A duplicate of row 0's text must not be drawn for row 0 either.
+    rows.push_str("{\"q\": \"question 0\", \"a\": \"answer 0\"}\n");
+    let f = write(dir.path(), "s.jsonl", &rows);
+    let mut ds = jsonl_ds("s", &f, completion_fields("Q {q} A", " {a}"));
+    ds.shots = Some(Shots {
+        count: 3,
+        split: "train".into(),
+    });
+    let p = plan(
+        vec![ds],
+        TrainData::Dataset(data_ref("s")),
+        Head::CausalLm,
+        4,
+        256,
+        Length::Steps(1),
+    );
+    let tok = || word_tokenizer(&[&rows, "Q A"], false);
+    let a = build(&p, tok()).unwrap();
+    let b = build(&p, tok()).unwrap();
+    let ea = &a.dataset("s").unwrap().splits[0].examples;
+    assert_eq!(
+        ea,
+        &b.dataset("s").unwrap().splits[0].examples,
+        "same shots on every build"
+    );
+    let t = a.tokenizer();
+    for (i, ex) in ea.iter().enumerate() {
+        let prompt = t.decode(&ex.tokens.seq.ids[..ex.tokens.seq.prompt_len]);
+        let own = ex.row["q"].as_str().unwrap();
+        // The row's own question appears once: as its prompt, never as a shot.
+        assert_eq!(
+            prompt.matches(&format!("{own} A")).count(),
+            1,
+            "row {i}: {prompt}"
+        );
+        assert_eq!(
+            prompt.matches("Q question").count(),
+            4,
+            "3 shots + the row: {prompt}"
+        );
+    }
+}
+
+#[test]
+fn truncation_policies_truncate_drop_and_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "t.jsonl",
+        "{\"q\": \"a b c d e f g h\", \"a\": \"x y\"}\n{\"q\": \"a\", \"a\": \"x\"}\n",
+    );
+    let tok = || word_tokenizer(&["a b c d e f g h x y"], false);
+    let mk = |policy| {
+        let mut ds = jsonl_ds("t", &f, completion_fields("{q}", "{a}"));
+        ds.truncate = policy;
+        plan(
+            vec![ds],
+            TrainData::Dataset(data_ref("t")),
+            Head::CausalLm,
+            1,
+            6,
+            Length::Steps(2),
+        )
+    };
+    // truncate: the prompt loses its first 5 tokens, the completion survives.
+    let data = build(&mk(Truncate::Truncate), tok()).unwrap();
+    let split = &data.report().datasets[0].splits[0];
+    assert_eq!(
+        (split.examples, split.truncated, split.dropped_too_long),
+        (2, 1, 0)
+    );
+    let lens: Vec<usize> = data
+        .eval_examples("train")
+        .unwrap()
+        .iter()
+        .map(|e| e.prompt_ids.len())
+        .collect();
+    assert_eq!(lens, vec![3, 1]);
+    // drop: counted, and gone from training.
+    let data = build(&mk(Truncate::Drop), tok()).unwrap();
+    let split = &data.report().datasets[0].splits[0];
+    assert_eq!(
+        (split.examples, split.truncated, split.dropped_too_long),
+        (1, 0, 1)
+    );
+    for b in data.train_sampler().unwrap() {
+        assert_eq!(b.data.main().seq, 3, "only the short example is sampled");
+    }
+    // error: names the file and line.
+    let err = build(&mk(Truncate::Error), tok()).err().unwrap();
+    assert!(
+        matches!(
+            err,
+            PipelineError::TooLong {
+                line: 1,
+                len: 11,
+                max_len: 6,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("t.jsonl:1"), "{err}");
+}
+
+#[test]
+fn chat_messages_train_assistant_turns_with_their_end_of_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "m.jsonl",
+        "{\"q\": \"who are you\", \"a\": \"a bot\", \"q2\": \"how old\", \"a2\": \"very old\"}\n",
+    );
+    let fields = Fields {
+        messages: chat(&[
+            ("system", "be brief"),
+            ("user", "{q}"),
+            ("assistant", "{a}"),
+            ("user", "{q2}"),
+            ("assistant", "{a2}"),
+        ]),
+        ..Fields::default()
+    };
+    let p = plan(
+        vec![jsonl_ds("m", &f, fields)],
+        TrainData::Dataset(data_ref("m")),
+        Head::CausalLm,
+        1,
+        64,
+        Length::Steps(1),
+    );
+    let data = build(&p, word_tokenizer(&vocab_texts(), true)).unwrap();
+    let ex = &data.dataset("m").unwrap().splits[0].examples[0];
+    let shown = ft_pipeline::render_example(data.tokenizer(), &ex.tokens.seq, false);
+    // Word-level decode joins tokens with spaces.
+    assert_eq!(
+        shown,
+        "<|im_start|> system be brief <|im_end|> <|im_start|> user who are you <|im_end|> <|im_start|> assistant[[a bot <|im_end|>]]<|im_start|> user how old <|im_end|> <|im_start|> assistant[[very old <|im_end|>]]"
+    );
+    assert_eq!(ex.tokens.reference.as_deref(), Some("very old"));
+}
+
+#[test]
+fn chat_prompts_are_rendered_with_the_template_and_the_completion_gets_eos() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "c.jsonl", ROWS);
+    let fields = Fields {
+        prompt: chat(&[("system", "be brief"), ("user", "{q}")]),
+        completion: text("{a}"),
+        ..Fields::default()
+    };
+    let p = plan(
+        vec![jsonl_ds("c", &f, fields)],
+        TrainData::Dataset(data_ref("c")),
+        Head::CausalLm,
+        1,
+        64,
+        Length::Steps(1),
+    );
+    let data = build(&p, word_tokenizer(&vocab_texts(), true)).unwrap();
+    let ex = &data.dataset("c").unwrap().splits[0].examples[0];
+    assert_eq!(
+        ft_pipeline::render_example(data.tokenizer(), &ex.tokens.seq, false),
+        "<|im_start|> system be brief <|im_end|> <|im_start|> user what is up <|im_end|> <|im_start|> assistant[[the sky <|im_end|>]]"
+    );
+}
+
+#[test]
+fn a_template_that_never_trains_eos_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "m.jsonl", "{\"q\": \"hi\", \"a\": \"yo\"}\n");
+    let fields = Fields {
+        messages: Some(Text::Chat(vec![
+            ft_data::render::ChatTurn {
+                role: "user".into(),
+                content: tpl("{q}"),
+            },
+            ft_data::render::ChatTurn {
+                role: "assistant".into(),
+                content: tpl("{a}"),
+            },
+        ])),
+        ..Fields::default()
+    };
+    let p = plan(
+        vec![jsonl_ds("m", &f, fields)],
+        TrainData::Dataset(data_ref("m")),
+        Head::CausalLm,
+        1,
+        64,
+        Length::Steps(1),
+    );
+    let mut tok = word_tokenizer(&["hi yo user assistant"], true);
+    // A template whose turns end with a newline only: no EOS to learn.
+    tok.chat_template = Some("{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}".into());
+    let err = build(&p, tok).err().unwrap();
+    assert!(matches!(err, PipelineError::EosNotTrained { .. }), "{err}");
+}
