@@ -10,6 +10,10 @@
 //! `N` examples in its pools (for a mixture, one mixture epoch is also `N`
 //! draws — see `ft_data::mixture`).
 //!
+//! A mixture draws task `i` with probability ∝ `wᵢ·nᵢ^(1/T)` (language.md;
+//! `wᵢ` alone without a temperature, `nᵢ^(1/T)` without weights), `nᵢ` the
+//! task's pool in the stage; `cap` then limits repeats per mixture epoch.
+//!
 //! Within a stage, example choice is `ft_data::curriculum`'s, per task:
 //! - one task: the curriculum's own sequence — shuffled epochs (unordered),
 //!   the sorted pool in order (ordered, unpaced), or uniform draws from the
@@ -542,10 +546,12 @@ fn build_stage<'p>(
                     .map(|((name, w), pool)| MixtureTask {
                         name: name.clone(),
                         size: pool.examples.len(),
-                        weight: *w,
+                        weight: Some(mixture_weight(*w, pool.examples.len(), m.temperature)),
                     })
                     .collect(),
-                temperature: m.temperature,
+                // The temperature is folded into the weights (see
+                // `mixture_weight`).
+                temperature: None,
                 cap: m.cap,
                 seed: mix64(m.seed ^ mix64(si as u64 + 1)),
             })
@@ -566,6 +572,20 @@ fn build_stage<'p>(
         },
         report,
     ))
+}
+
+/// A task's sampling weight as the language defines it: `w·n^(1/T)` with a
+/// temperature, `w` without one; without written weights, `n^(1/T)`
+/// (`n`, examples-proportional, without a temperature). `ft_data`'s
+/// mixture then only normalises these and applies the cap.
+pub fn mixture_weight(weight: Option<f64>, size: usize, temperature: Option<f64>) -> f64 {
+    let n = size as f64;
+    match (weight, temperature) {
+        (Some(w), Some(t)) => w * n.powf(1.0 / t),
+        (Some(w), None) => w,
+        (None, Some(t)) => n.powf(1.0 / t),
+        (None, None) => n,
+    }
 }
 
 fn test(expr: &RowExpr, p: &DataPipeline, f: &Fitted) -> Result<bool, EvalError> {
