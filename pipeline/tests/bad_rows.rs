@@ -53,13 +53,28 @@ const CASES: &[Case] = &[
 fn case_plan(dir: &std::path::Path, c: &Case, policy: OnBadRow) -> Plan {
     let f = write(dir, c.name, c.text);
     let pairs = c.format == Format::YamlPairs;
-    let fields = if pairs { completion_fields("{question}", "{answer}") } else { completion_fields("{q}", "{a}") };
+    let fields = if pairs {
+        completion_fields("{question}", "{answer}")
+    } else {
+        completion_fields("{q}", "{a}")
+    };
     let mut ds = dataset("d", src(c.format, &f), fields);
     if !pairs {
-        ds.filter = Some(RowExpr::Binary(BinOp::Gt, field("score"), Box::new(RowExpr::Num(-100.0))));
+        ds.filter = Some(RowExpr::Binary(
+            BinOp::Gt,
+            field("score"),
+            Box::new(RowExpr::Num(-100.0)),
+        ));
     }
     ds.on_bad_row = policy;
-    plan(vec![ds], TrainData::Dataset(data_ref("d")), Head::CausalLm, 1, 32, Length::Steps(1))
+    plan(
+        vec![ds],
+        TrainData::Dataset(data_ref("d")),
+        Head::CausalLm,
+        1,
+        32,
+        Length::Steps(1),
+    )
 }
 
 #[test]
@@ -72,14 +87,31 @@ fn every_kind_of_bad_row_in_every_format_fails_with_file_and_line_or_is_counted(
             Some(PipelineError::BadRow { file, line, .. }) => {
                 assert!(file.ends_with(c.name), "{}: {file:?}", c.name);
                 assert_eq!(*line, c.line, "{}: {}", c.name, err.as_ref().unwrap());
-                assert!(err.as_ref().unwrap().to_string().contains(&format!("{}:{}", c.name, c.line)));
+                assert!(err
+                    .as_ref()
+                    .unwrap()
+                    .to_string()
+                    .contains(&format!("{}:{}", c.name, c.line)));
             }
             other => panic!("{}: expected a bad row, got {other:?}", c.name),
         }
-        let data = build(&case_plan(dir.path(), c, OnBadRow::Skip), tok()).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        let data = build(&case_plan(dir.path(), c, OnBadRow::Skip), tok())
+            .unwrap_or_else(|e| panic!("{}: {e}", c.name));
         let rep = &data.report().datasets[0];
-        assert_eq!(rep.skipped.get(c.reason), Some(&1), "{}: {:?}", c.name, rep.skipped);
-        assert_eq!(rep.skipped.values().sum::<usize>(), 1, "{}: {:?}", c.name, rep.skipped);
+        assert_eq!(
+            rep.skipped.get(c.reason),
+            Some(&1),
+            "{}: {:?}",
+            c.name,
+            rep.skipped
+        );
+        assert_eq!(
+            rep.skipped.values().sum::<usize>(),
+            1,
+            "{}: {:?}",
+            c.name,
+            rep.skipped
+        );
         assert_eq!(rep.bad_rows[0].line, c.line, "{}", c.name);
         assert_eq!(rep.splits[0].examples, 2, "{}: the good rows stay", c.name);
     }
@@ -90,10 +122,24 @@ fn rows_removed_by_a_filter_are_counted_not_bad() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(dir.path(), "f.jsonl", "{\"q\": \"hi\", \"a\": \"yo\", \"score\": 1}\n{\"q\": \"hi\", \"a\": \"yo\", \"score\": -1}\n");
     let mut ds = jsonl_ds("d", &f, completion_fields("{q}", "{a}"));
-    ds.filter = Some(RowExpr::Binary(BinOp::Gt, field("score"), Box::new(RowExpr::Num(0.0))));
-    let p = plan(vec![ds], TrainData::Dataset(data_ref("d")), Head::CausalLm, 1, 32, Length::Steps(1));
+    ds.filter = Some(RowExpr::Binary(
+        BinOp::Gt,
+        field("score"),
+        Box::new(RowExpr::Num(0.0)),
+    ));
+    let p = plan(
+        vec![ds],
+        TrainData::Dataset(data_ref("d")),
+        Head::CausalLm,
+        1,
+        32,
+        Length::Steps(1),
+    );
     let data = build(&p, word_tokenizer(&["hi yo"], false)).unwrap();
     let rep = &data.report().datasets[0];
-    assert_eq!((rep.filtered, rep.skipped.len(), rep.splits[0].examples), (1, 0, 1));
+    assert_eq!(
+        (rep.filtered, rep.skipped.len(), rep.splits[0].examples),
+        (1, 0, 1)
+    );
     assert_eq!(rep.sources[0].rows_read, 2);
 }

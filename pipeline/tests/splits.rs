@@ -43,7 +43,8 @@ fn counts(data: &DataPipeline, name: &str) -> HashMap<(String, usize), usize> {
     let mut m = HashMap::new();
     for s in &data.dataset(name).unwrap().splits {
         for e in &s.examples {
-            *m.entry((s.name.clone(), e.tokens.class_label.unwrap())).or_default() += 1;
+            *m.entry((s.name.clone(), e.tokens.class_label.unwrap()))
+                .or_default() += 1;
         }
     }
     m
@@ -58,7 +59,14 @@ fn stratifying_by_the_derived_label_keeps_class_ratios_within_one_example() {
     let mut ds = dataset("r", source, classify_fields());
     ds.split = split(&[("train", 0.8), ("val", 0.1), ("test", 0.1)], 42);
     ds.stratify = Some(Stratify::Label);
-    let p = plan(vec![ds], TrainData::Dataset(data_ref("r")), head(), 8, 16, Length::Steps(1));
+    let p = plan(
+        vec![ds],
+        TrainData::Dataset(data_ref("r")),
+        head(),
+        8,
+        16,
+        Length::Steps(1),
+    );
     let data = build(&p, tok()).unwrap();
     let c = counts(&data, "r");
     let n_pos = (0..997).filter(|i| i % 3 == 0).count() as f64;
@@ -66,7 +74,11 @@ fn stratifying_by_the_derived_label_keeps_class_ratios_within_one_example() {
     for (split, frac) in [("train", 0.8), ("val", 0.1), ("test", 0.1)] {
         for (label, n) in [(0, n_neg), (1, n_pos)] {
             let got = c[&(split.to_owned(), label)] as f64;
-            assert!((got - n * frac).abs() <= 1.0, "{split} label {label}: {got} vs {}", n * frac);
+            assert!(
+                (got - n * frac).abs() <= 1.0,
+                "{split} label {label}: {got} vs {}",
+                n * frac
+            );
         }
     }
 }
@@ -75,13 +87,26 @@ fn stratifying_by_the_derived_label_keeps_class_ratios_within_one_example() {
 fn stratifying_by_a_field_works_too() {
     let dir = tempfile::tempdir().unwrap();
     let rows: String = (0..300)
-        .map(|i| format!("{{\"text\": \"review number {i}\", \"score\": {}, \"g\": \"{}\"}}\n", if i % 2 == 0 { 1 } else { -1 }, if i % 5 == 0 { "x" } else { "y" }))
+        .map(|i| {
+            format!(
+                "{{\"text\": \"review number {i}\", \"score\": {}, \"g\": \"{}\"}}\n",
+                if i % 2 == 0 { 1 } else { -1 },
+                if i % 5 == 0 { "x" } else { "y" }
+            )
+        })
         .collect();
     let f = write(dir.path(), "r.jsonl", &rows);
     let mut ds = jsonl_ds("r", &f, classify_fields());
     ds.split = split(&[("train", 0.5), ("test", 0.5)], 1);
     ds.stratify = Some(Stratify::Field("g".into()));
-    let p = plan(vec![ds], TrainData::Dataset(data_ref("r")), head(), 8, 16, Length::Steps(1));
+    let p = plan(
+        vec![ds],
+        TrainData::Dataset(data_ref("r")),
+        head(),
+        8,
+        16,
+        Length::Steps(1),
+    );
     let data = build(&p, tok()).unwrap();
     let train = data.dataset("r").unwrap().split("train").unwrap();
     let xs = train.examples.iter().filter(|e| e.row["g"] == "x").count();
@@ -96,19 +121,34 @@ fn a_hash_split_keeps_every_old_row_in_its_split_when_rows_are_appended() {
     source.columns = Some(vec!["id".into(), "score".into(), "text".into()]);
     let mut ds = dataset("r", source, classify_fields());
     ds.split = split(&[("train", 0.8), ("val", 0.1), ("test", 0.1)], 42);
-    let p = plan(vec![ds], TrainData::Dataset(data_ref("r")), head(), 8, 16, Length::Steps(1));
+    let p = plan(
+        vec![ds],
+        TrainData::Dataset(data_ref("r")),
+        head(),
+        8,
+        16,
+        Length::Steps(1),
+    );
     let split_of = |data: &DataPipeline| -> HashMap<String, String> {
         data.dataset("r")
             .unwrap()
             .splits
             .iter()
-            .flat_map(|s| s.examples.iter().map(move |e| (e.row["text"].as_str().unwrap().to_owned(), s.name.clone())))
+            .flat_map(|s| {
+                s.examples
+                    .iter()
+                    .map(move |e| (e.row["text"].as_str().unwrap().to_owned(), s.name.clone()))
+            })
             .collect()
     };
     std::fs::write(&f, tsv(500, 2)).unwrap();
     let before = split_of(&build(&p, tok()).unwrap());
     let mut grown = tsv(500, 2);
-    grown.push_str(&(500..800).map(|i| format!("{i}\t1\treview number {i}\n")).collect::<String>());
+    grown.push_str(
+        &(500..800)
+            .map(|i| format!("{i}\t1\treview number {i}\n"))
+            .collect::<String>(),
+    );
     std::fs::write(&f, grown).unwrap();
     let after = split_of(&build(&p, tok()).unwrap());
     assert_eq!(after.len(), 800);
@@ -116,24 +156,51 @@ fn a_hash_split_keeps_every_old_row_in_its_split_when_rows_are_appended() {
         assert_eq!(&after[text], split, "{text} moved");
     }
     let tests = after.values().filter(|s| *s == "test").count();
-    assert!((50..110).contains(&tests), "about 10% of 800 in test: {tests}");
+    assert!(
+        (50..110).contains(&tests),
+        "about 10% of 800 in test: {tests}"
+    );
 }
 
 #[test]
 fn per_split_files_and_the_leakage_report() {
     let dir = tempfile::tempdir().unwrap();
     let train = write(dir.path(), "train.jsonl", "{\"text\": \"Same   text!\", \"score\": 1}\n{\"text\": \"review number 1\", \"score\": -1}\n");
-    let test = write(dir.path(), "test.jsonl", "{\"text\": \"review number 2\", \"score\": 1}\n{\"text\": \"same text\", \"score\": 1}\n");
+    let test = write(
+        dir.path(),
+        "test.jsonl",
+        "{\"text\": \"review number 2\", \"score\": 1}\n{\"text\": \"same text\", \"score\": 1}\n",
+    );
     let mut ds = dataset("r", src(Format::Jsonl, &train), classify_fields());
-    ds.source = DataSource::PerSplit(vec![("train".into(), src(Format::Jsonl, &train)), ("test".into(), src(Format::Jsonl, &test))]);
-    let p = plan(vec![ds], TrainData::Dataset(data_ref("r")), head(), 2, 16, Length::Steps(1));
+    ds.source = DataSource::PerSplit(vec![
+        ("train".into(), src(Format::Jsonl, &train)),
+        ("test".into(), src(Format::Jsonl, &test)),
+    ]);
+    let p = plan(
+        vec![ds],
+        TrainData::Dataset(data_ref("r")),
+        head(),
+        2,
+        16,
+        Length::Steps(1),
+    );
     let data = build(&p, tok()).unwrap();
     let b = data.dataset("r").unwrap();
-    assert_eq!(b.splits.iter().map(|s| (s.name.as_str(), s.examples.len())).collect::<Vec<_>>(), [("train", 2), ("test", 2)]);
+    assert_eq!(
+        b.splits
+            .iter()
+            .map(|s| (s.name.as_str(), s.examples.len()))
+            .collect::<Vec<_>>(),
+        [("train", 2), ("test", 2)]
+    );
     let leaks = &data.report().datasets[0].leaks;
     assert_eq!(leaks.len(), 1);
     assert_eq!(leaks[0].text, "same text");
-    let locs: Vec<(&str, usize)> = leaks[0].locations.iter().map(|l| (l.split.as_str(), l.line)).collect();
+    let locs: Vec<(&str, usize)> = leaks[0]
+        .locations
+        .iter()
+        .map(|l| (l.split.as_str(), l.line))
+        .collect();
     assert_eq!(locs, [("train", 1), ("test", 2)]);
     assert!(leaks[0].locations[1].file.ends_with("test.jsonl"));
     // Eval batches come per split, in order.
