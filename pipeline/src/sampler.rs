@@ -135,6 +135,8 @@ impl TokenCounter for ExampleTokens<'_> {
 }
 
 struct TaskPool<'p> {
+    /// Index of the task in the stage's mixture as written.
+    task: usize,
     examples: Vec<Fitted<'p>>,
     /// This task's example order within the stage (a one-stage curriculum).
     order: Curriculum,
@@ -483,10 +485,11 @@ fn build_stage<'p>(
                 report.filtered += 1;
             }
         }
+        report.tasks.push((name.clone(), kept.len()));
         if kept.is_empty() {
-            return Err(err(format!(
-                "no example of `{name}` is left for this stage"
-            )));
+            // A task with nothing left (a `where` no example of it meets)
+            // sits the stage out; the report shows it with 0 examples.
+            continue;
         }
         let keys = match order {
             None => None,
@@ -496,8 +499,17 @@ fn build_stage<'p>(
                     .collect::<Result<Vec<f64>, _>>()?,
             ),
         };
-        report.tasks.push((name.clone(), kept.len()));
         pools.push((kept, keys, ti));
+    }
+    if pools.is_empty() {
+        return Err(err(format!(
+            "no example of {} is left for this stage",
+            tasks
+                .iter()
+                .map(|(n, _)| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )));
     }
     let n: usize = pools.iter().map(|(k, _, _)| k.len()).sum();
     let steps = match d.length {
@@ -532,6 +544,7 @@ fn build_stage<'p>(
         };
         let order = Curriculum::new(spec).map_err(|e| err(e.to_string()))?;
         task_pools.push(TaskPool {
+            task: ti,
             examples: kept,
             order,
         });
@@ -540,13 +553,16 @@ fn build_stage<'p>(
         None => None,
         Some(m) => Some(
             Mixture::new(MixtureSpec {
-                tasks: tasks
+                tasks: task_pools
                     .iter()
-                    .zip(&task_pools)
-                    .map(|((name, w), pool)| MixtureTask {
-                        name: name.clone(),
+                    .map(|pool| MixtureTask {
+                        name: tasks[pool.task].0.clone(),
                         size: pool.examples.len(),
-                        weight: Some(mixture_weight(*w, pool.examples.len(), m.temperature)),
+                        weight: Some(mixture_weight(
+                            tasks[pool.task].1,
+                            pool.examples.len(),
+                            m.temperature,
+                        )),
                     })
                     .collect(),
                 // The temperature is folded into the weights (see
