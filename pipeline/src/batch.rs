@@ -54,7 +54,8 @@ pub struct PairBatch {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BatchData {
     Single(Batch),
-    Pair(PairBatch),
+    /// Boxed: twice a batch's header; batches move by value every step.
+    Pair(Box<PairBatch>),
 }
 
 impl BatchData {

@@ -313,10 +313,10 @@ impl DataPipeline {
                         .collect()
                 };
                 if chunk[0].rejected.is_some() {
-                    BatchData::Pair(PairBatch {
+                    BatchData::Pair(Box::new(PairBatch {
                         chosen: collate(&items(false), pad, None),
                         rejected: collate(&items(true), pad, None),
-                    })
+                    }))
                 } else {
                     BatchData::Single(collate(&items(false), pad, None))
                 }

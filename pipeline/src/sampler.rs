@@ -401,10 +401,10 @@ impl Iterator for TrainSampler<'_> {
         };
         let pad = self.p.tok.pad_id;
         let data = if kind == Some(ExampleKind::Pair) {
-            BatchData::Pair(PairBatch {
+            BatchData::Pair(Box::new(PairBatch {
                 chosen: collate(&items(false), pad, pack),
                 rejected: collate(&items(true), pad, pack),
-            })
+            }))
         } else {
             BatchData::Single(collate(&items(false), pad, pack))
         };

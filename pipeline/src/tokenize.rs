@@ -86,10 +86,7 @@ impl TextTokenizer {
     }
 
     /// Token ids and their byte spans in `text` (no special tokens added).
-    pub fn encode_with_offsets(
-        &self,
-        text: &str,
-    ) -> Result<(Vec<u32>, Vec<(usize, usize)>), PipelineError> {
+    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<Span>), PipelineError> {
         let e = self
             .tokenizer
             .encode(text, false)
@@ -102,6 +99,9 @@ impl TextTokenizer {
         self.tokenizer.decode(ids, false).unwrap_or_default()
     }
 }
+
+/// A token's byte range in the text it came from.
+pub type Span = (usize, usize);
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
