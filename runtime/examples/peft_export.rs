@@ -39,7 +39,13 @@ fn fixture_inputs(case: &str) -> (Vec<Vec<i64>>, Vec<Vec<i64>>) {
         v.as_array()
             .unwrap()
             .iter()
-            .map(|r| r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect())
+            .map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_i64().unwrap())
+                    .collect()
+            })
             .collect()
     };
     (rows(&v["input_ids"]), rows(&v["attention_mask"]))
@@ -47,12 +53,18 @@ fn fixture_inputs(case: &str) -> (Vec<Vec<i64>>, Vec<Vec<i64>>) {
 
 fn ints(rows: &[Vec<i64>]) -> Tensor<AB, 2, Int> {
     let flat: Vec<i64> = rows.iter().flatten().copied().collect();
-    Tensor::from_data(TensorData::new(flat, [rows.len(), rows[0].len()]), &Default::default())
+    Tensor::from_data(
+        TensorData::new(flat, [rows.len(), rows[0].len()]),
+        &Default::default(),
+    )
 }
 
 fn floats(rows: &[Vec<i64>]) -> Tensor<AB, 2> {
     let flat: Vec<f32> = rows.iter().flatten().map(|&x| x as f32).collect();
-    Tensor::from_data(TensorData::new(flat, [rows.len(), rows[0].len()]), &Default::default())
+    Tensor::from_data(
+        TensorData::new(flat, [rows.len(), rows[0].len()]),
+        &Default::default(),
+    )
 }
 
 fn vals<const D: usize>(t: Tensor<AB, D>) -> Vec<f32> {
@@ -62,10 +74,19 @@ fn vals<const D: usize>(t: Tensor<AB, D>) -> Vec<f32> {
 fn targets<M: Adaptable<AB>>(m: &M, names: &[&str]) -> Vec<TargetModule> {
     m.target_paths()
         .into_iter()
-        .filter(|p| names.iter().any(|n| TargetPattern::Suffix(n.to_string()).matches(p)))
+        .filter(|p| {
+            names
+                .iter()
+                .any(|n| TargetPattern::Suffix(n.to_string()).matches(p))
+        })
         .map(|p| {
             let a = m.adapted(&p).unwrap();
-            TargetModule { path: p, layer: None, in_features: a.in_features(), out_features: a.out_features() }
+            TargetModule {
+                path: p,
+                layer: None,
+                in_features: a.in_features(),
+                out_features: a.out_features(),
+            }
         })
         .collect()
 }
@@ -75,7 +96,10 @@ fn lora<M: Adaptable<AB>>(m: &M, names: &[&str], rslora: bool, dora: bool) -> Me
         rank: 8,
         alpha: 16.0,
         dropout: 0.1,
-        targets: names.iter().map(|n| TargetPattern::Suffix(n.to_string())).collect(),
+        targets: names
+            .iter()
+            .map(|n| TargetPattern::Suffix(n.to_string()))
+            .collect(),
         layers: None,
         rank_for: Default::default(),
         alpha_for: Default::default(),
@@ -85,20 +109,32 @@ fn lora<M: Adaptable<AB>>(m: &M, names: &[&str], rslora: bool, dora: bool) -> Me
         modules_to_save: vec!["classifier".into()],
         modules: targets(m, names)
             .into_iter()
-            .map(|target| LoraModule { target, rank: 8, alpha: 16.0 })
+            .map(|target| LoraModule {
+                target,
+                rank: 8,
+                alpha: 16.0,
+            })
             .collect(),
     })
 }
 
 fn ia3<M: Adaptable<AB>>(m: &M, names: &[&str], ff: &[&str]) -> Method {
     Method::Ia3 {
-        targets: names.iter().map(|n| TargetPattern::Suffix(n.to_string())).collect(),
-        feedforward: ff.iter().map(|n| TargetPattern::Suffix(n.to_string())).collect(),
+        targets: names
+            .iter()
+            .map(|n| TargetPattern::Suffix(n.to_string()))
+            .collect(),
+        feedforward: ff
+            .iter()
+            .map(|n| TargetPattern::Suffix(n.to_string()))
+            .collect(),
         layers: None,
         modules: targets(m, names)
             .into_iter()
             .map(|target| Ia3Module {
-                feedforward: ff.iter().any(|f| TargetPattern::Suffix(f.to_string()).matches(&target.path)),
+                feedforward: ff
+                    .iter()
+                    .any(|f| TargetPattern::Suffix(f.to_string()).matches(&target.path)),
                 target,
             })
             .collect(),
@@ -111,7 +147,15 @@ fn train<M: AutodiffModule<AB> + Adaptable<AB>>(
     method: &Method,
     loss: impl Fn(&M, &ForwardCtx) -> Tensor<AB, 1>,
 ) -> M {
-    let mut model = apply(model, method, &ApplyOptions { seed: 42, prompt_init_ids: None }).unwrap();
+    let mut model = apply(
+        model,
+        method,
+        &ApplyOptions {
+            seed: 42,
+            prompt_init_ids: None,
+        },
+    )
+    .unwrap();
     let mut optim = AdamWConfig::new().init();
     for step in 0..3 {
         let l = loss(&model, &ForwardCtx::train(42, step));
@@ -124,7 +168,11 @@ fn train<M: AutodiffModule<AB> + Adaptable<AB>>(
 
 fn write(dir: &Path, v: Value) {
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("ft_outputs.json"), serde_json::to_string(&v).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("ft_outputs.json"),
+        serde_json::to_string(&v).unwrap(),
+    )
+    .unwrap();
 }
 
 fn main() {
@@ -141,8 +189,19 @@ fn main() {
         ("minilm-lora", lora(&base, &qv, false, false), true),
         ("minilm-rslora", lora(&base, &qv, true, false), true),
         ("minilm-dora", lora(&base, &qv, false, true), true),
-        ("minilm-ia3", ia3(&base, &["key", "value", "output.dense"], &["output.dense"]), true),
-        ("minilm-prompt", Method::Prompt { virtual_tokens: 8, init: PromptInit::Random }, false),
+        (
+            "minilm-ia3",
+            ia3(&base, &["key", "value", "output.dense"], &["output.dense"]),
+            true,
+        ),
+        (
+            "minilm-prompt",
+            Method::Prompt {
+                virtual_tokens: 8,
+                init: PromptInit::Random,
+            },
+            false,
+        ),
     ];
     for (case, method, merge) in cases {
         eprintln!("{case}");
@@ -152,10 +211,19 @@ fn main() {
             lp.gather(1, labels.clone().unsqueeze_dim(1)).mean().neg()
         });
         let dir = out.join(case);
-        save_adapter(&model, &method, &models.join("all-MiniLM-L6-v2").display().to_string(), &dir).unwrap();
+        save_adapter(
+            &model,
+            &method,
+            &models.join("all-MiniLM-L6-v2").display().to_string(),
+            &dir,
+        )
+        .unwrap();
         let logits = model.forward(ints(&ids), Some(floats(&mask)), None);
         let hidden = model.bert.forward(ints(&ids), Some(floats(&mask)), None);
-        write(&dir, json!({"input_ids": ids, "attention_mask": mask, "logits": vals(logits), "hidden": vals(hidden)}));
+        write(
+            &dir,
+            json!({"input_ids": ids, "attention_mask": mask, "logits": vals(logits), "hidden": vals(hidden)}),
+        );
         if merge {
             save_merged(&model, &dir.join("merged")).unwrap();
         }
@@ -163,11 +231,31 @@ fn main() {
 
     let (ids, mask) = fixture_inputs("smollm2-lora");
     let (llama, _) =
-        ft_runtime::load_causal_lm::<AB>(models.join("SmolLM2-135M-Instruct.Q4_1.gguf"), &dev).unwrap();
+        ft_runtime::load_causal_lm::<AB>(models.join("SmolLM2-135M-Instruct.Q4_1.gguf"), &dev)
+            .unwrap();
     let cases = vec![
-        ("smollm2-lora", lora(&llama, &["q_proj", "v_proj"], false, false), true),
-        ("smollm2-prefix", Method::Prefix { virtual_tokens: 4, projection: true, projection_hidden: None }, false),
-        ("smollm2-prompt", Method::Prompt { virtual_tokens: 4, init: PromptInit::Random }, false),
+        (
+            "smollm2-lora",
+            lora(&llama, &["q_proj", "v_proj"], false, false),
+            true,
+        ),
+        (
+            "smollm2-prefix",
+            Method::Prefix {
+                virtual_tokens: 4,
+                projection: true,
+                projection_hidden: None,
+            },
+            false,
+        ),
+        (
+            "smollm2-prompt",
+            Method::Prompt {
+                virtual_tokens: 4,
+                init: PromptInit::Random,
+            },
+            false,
+        ),
     ];
     let n = ids[0].len();
     for (case, method, merge) in cases {
@@ -185,7 +273,10 @@ fn main() {
         save_adapter(&model, &method, &models.display().to_string(), &dir).unwrap();
         let hidden = model.forward_hidden(ints(&ids), Some(floats(&mask)), None);
         let logits = model.head(hidden.clone()).narrow(2, 1000, 64);
-        write(&dir, json!({"input_ids": ids, "attention_mask": mask, "hidden": vals(hidden), "logits_slice": vals(logits)}));
+        write(
+            &dir,
+            json!({"input_ids": ids, "attention_mask": mask, "hidden": vals(hidden), "logits_slice": vals(logits)}),
+        );
         if merge {
             save_merged(&model, &dir.join("merged")).unwrap();
         }

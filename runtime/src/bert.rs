@@ -169,9 +169,15 @@ impl<B: Backend> BertModel<B> {
             layers.push(BertLayer {
                 attention: BertAttention {
                     self_attn: BertSelfAttention {
-                        query: l.linear(&format!("{lp}.attention.self.query"), h, h, true)?.into(),
-                        key: l.linear(&format!("{lp}.attention.self.key"), h, h, true)?.into(),
-                        value: l.linear(&format!("{lp}.attention.self.value"), h, h, true)?.into(),
+                        query: l
+                            .linear(&format!("{lp}.attention.self.query"), h, h, true)?
+                            .into(),
+                        key: l
+                            .linear(&format!("{lp}.attention.self.key"), h, h, true)?
+                            .into(),
+                        value: l
+                            .linear(&format!("{lp}.attention.self.value"), h, h, true)?
+                            .into(),
                         num_heads: c.num_heads,
                     },
                     output: BertOutput {
@@ -267,8 +273,14 @@ impl<B: Backend> BertModel<B> {
         let [b, s] = input_ids.dims();
         let device = input_ids.device();
         let e = &self.embeddings;
-        let prompt_n = self.prompt_tuning.as_ref().map_or(0, |p| p.virtual_tokens());
-        let prefix_n = self.prefix_tuning.as_ref().map_or(0, |p| p.virtual_tokens());
+        let prompt_n = self
+            .prompt_tuning
+            .as_ref()
+            .map_or(0, |p| p.virtual_tokens());
+        let prefix_n = self
+            .prefix_tuning
+            .as_ref()
+            .map_or(0, |p| p.virtual_tokens());
         let total = prompt_n + s;
         let off = (e.position_offset + prefix_n) as i64;
         let positions: Tensor<B, 2, Int> = Tensor::<B, 1, Int>::from_data(

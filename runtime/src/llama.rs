@@ -99,6 +99,9 @@ impl<B: Backend> KvCache<B> {
 }
 
 impl<B: Backend> LlamaAttention<B> {
+    // Rotary tables, mask, cache slot, prefix and step context are all
+    // per-call inputs of one attention; bundling them would only rename them.
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         x: Tensor<B, 3>,
@@ -167,7 +170,8 @@ impl<B: Backend> LlamaAttention<B> {
 impl<B: Backend> LlamaMlp<B> {
     fn forward(&self, x: Tensor<B, 3>, ctx: &ForwardCtx) -> Tensor<B, 3> {
         let g = silu(self.gate_proj.forward(x.clone(), ctx));
-        self.down_proj.forward(g * self.up_proj.forward(x, ctx), ctx)
+        self.down_proj
+            .forward(g * self.up_proj.forward(x, ctx), ctx)
     }
 }
 
@@ -198,49 +202,38 @@ impl<B: Backend> LlamaForCausalLM<B> {
             let ab = c.attention_bias;
             layers.push(LlamaDecoderLayer {
                 self_attn: LlamaAttention {
-                    q_proj: l.linear(&format!("{p}.self_attn.q_proj"), h, c.num_heads * d, ab)?.into(),
-                    k_proj: l.linear(
-                        &format!("{p}.self_attn.k_proj"),
-                        h,
-                        c.num_kv_heads * d,
-                        ab,
-                    )?.into(),
-                    v_proj: l.linear(
-                        &format!("{p}.self_attn.v_proj"),
-                        h,
-                        c.num_kv_heads * d,
-                        ab,
-                    )?.into(),
+                    q_proj: l
+                        .linear(&format!("{p}.self_attn.q_proj"), h, c.num_heads * d, ab)?
+                        .into(),
+                    k_proj: l
+                        .linear(&format!("{p}.self_attn.k_proj"), h, c.num_kv_heads * d, ab)?
+                        .into(),
+                    v_proj: l
+                        .linear(&format!("{p}.self_attn.v_proj"), h, c.num_kv_heads * d, ab)?
+                        .into(),
                     // Llama's `attention_bias` covers o_proj too; Qwen2 biases q/k/v only.
-                    o_proj: l.linear(
-                        &format!("{p}.self_attn.o_proj"),
-                        c.num_heads * d,
-                        h,
-                        ab && c.model_type != "qwen2",
-                    )?.into(),
+                    o_proj: l
+                        .linear(
+                            &format!("{p}.self_attn.o_proj"),
+                            c.num_heads * d,
+                            h,
+                            ab && c.model_type != "qwen2",
+                        )?
+                        .into(),
                     num_heads: c.num_heads,
                     num_kv_heads: c.num_kv_heads,
                     head_dim: d,
                 },
                 mlp: LlamaMlp {
-                    gate_proj: l.linear(
-                        &format!("{p}.mlp.gate_proj"),
-                        h,
-                        c.intermediate_size,
-                        false,
-                    )?.into(),
-                    up_proj: l.linear(
-                        &format!("{p}.mlp.up_proj"),
-                        h,
-                        c.intermediate_size,
-                        false,
-                    )?.into(),
-                    down_proj: l.linear(
-                        &format!("{p}.mlp.down_proj"),
-                        c.intermediate_size,
-                        h,
-                        false,
-                    )?.into(),
+                    gate_proj: l
+                        .linear(&format!("{p}.mlp.gate_proj"), h, c.intermediate_size, false)?
+                        .into(),
+                    up_proj: l
+                        .linear(&format!("{p}.mlp.up_proj"), h, c.intermediate_size, false)?
+                        .into(),
+                    down_proj: l
+                        .linear(&format!("{p}.mlp.down_proj"), c.intermediate_size, h, false)?
+                        .into(),
                 },
                 input_layernorm: RmsNorm::load(
                     &mut l,
@@ -325,8 +318,16 @@ impl<B: Backend> LlamaForCausalLM<B> {
         let prefix_n = prefix.as_ref().map_or(0, |p| p[0].0.dims()[2]);
         let past = cached + prefix_n;
         let q_len = prompt_n + s;
-        let virt = self.model.prompt_tuning.as_ref().map_or(0, |p| p.virtual_tokens())
-            + self.model.prefix_tuning.as_ref().map_or(0, |p| p.virtual_tokens());
+        let virt = self
+            .model
+            .prompt_tuning
+            .as_ref()
+            .map_or(0, |p| p.virtual_tokens())
+            + self
+                .model
+                .prefix_tuning
+                .as_ref()
+                .map_or(0, |p| p.virtual_tokens());
         let mask = attention_mask.map(|m| {
             if virt == 0 {
                 m

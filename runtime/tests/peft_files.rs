@@ -24,8 +24,12 @@ use peft_common::*;
 use serde_json::Value;
 
 fn bert() -> BertForSequenceClassification<B> {
-    let b = BertModel::load(&tiny_bert_config(), &mut RandomSource::new(3), &Default::default())
-        .unwrap();
+    let b = BertModel::load(
+        &tiny_bert_config(),
+        &mut RandomSource::new(3),
+        &Default::default(),
+    )
+    .unwrap();
     new_classifier(b, 3, 0.02, 11)
 }
 
@@ -62,8 +66,13 @@ fn perturb<M: Adaptable<B>>(mut m: M) -> M {
         if let Some(l) = a.lora.as_mut() {
             let b = l.b.val();
             let n = b.shape().num_elements();
-            let v: Vec<f32> = (0..n).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.02).collect();
-            l.b = Param::from_tensor(Tensor::from_data(TensorData::new(v, b.shape()), &b.device()));
+            let v: Vec<f32> = (0..n)
+                .map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.02)
+                .collect();
+            l.b = Param::from_tensor(Tensor::from_data(
+                TensorData::new(v, b.shape()),
+                &b.device(),
+            ));
             if let Some(mag) = l.magnitude.as_mut() {
                 *mag = Param::from_tensor(mag.val() * 1.1);
             }
@@ -105,7 +114,14 @@ fn mismatches(r: Result<(impl Sized, Method), PeftError>) -> Vec<Mismatch> {
 #[test]
 fn a_saved_adapter_loads_back_to_the_same_outputs() {
     let m = bert();
-    let method = lora(&m, &["query", "value"], LoraSpec { dora: true, ..LORA8 });
+    let method = lora(
+        &m,
+        &["query", "value"],
+        LoraSpec {
+            dora: true,
+            ..LORA8
+        },
+    );
     let m = perturb(apply(m, &method, &ApplyOptions::default()).unwrap());
     let dir = tempdir("roundtrip");
     save_adapter(&m, &method, "tiny-bert", &dir).unwrap();
@@ -113,7 +129,10 @@ fn a_saved_adapter_loads_back_to_the_same_outputs() {
     let Method::Lora(l) = back else { panic!() };
     assert!(l.dora && l.modules.len() == 4);
     let x = || ids(&[&[1, 5, 9, 2]]);
-    assert_eq!(vals(m.forward(x(), None, None)), vals(loaded.forward(x(), None, None)));
+    assert_eq!(
+        vals(m.forward(x(), None, None)),
+        vals(loaded.forward(x(), None, None))
+    );
     let header = std::fs::read(dir.join(WEIGHTS_FILE)).unwrap();
     let text = String::from_utf8_lossy(&header[8..200]);
     assert!(text.contains(r#""__metadata__":{"format":"pt"}"#), "{text}");
@@ -128,7 +147,10 @@ fn missing_unexpected_and_misshapen_tensors_are_all_listed() {
     let b1 = "base_model.model.bert.encoder.layer.1.attention.self.value.lora_B.weight";
     t.remove(a0).unwrap();
     t.insert(b1.into(), (vec![32, 4], vec![0.0; 128]));
-    t.insert("base_model.model.bert.pooler.dense.lora_A.weight".into(), (vec![8, 32], vec![0.0; 256]));
+    t.insert(
+        "base_model.model.bert.pooler.dense.lora_A.weight".into(),
+        (vec![8, 32], vec![0.0; 256]),
+    );
     write_safetensors(&dir.join(WEIGHTS_FILE), &t).unwrap();
     let got = mismatches(load_adapter(bert(), &dir));
     assert_eq!(got.len(), 3, "{got:?}");
@@ -152,8 +174,15 @@ fn a_config_disagreeing_with_its_tensors_is_refused() {
     // Every lora_A and lora_B of the 4 modules is the wrong shape for r=4.
     assert_eq!(got.len(), 8, "{got:?}");
     assert!(got.iter().all(|m| matches!(m, Mismatch::WrongShape { .. })));
-    let report = PeftError::Mismatched { dir: dir.clone(), mismatches: got }.to_string();
-    assert!(report.contains("8 problems") && report.contains("lora_B.weight"), "{report}");
+    let report = PeftError::Mismatched {
+        dir: dir.clone(),
+        mismatches: got,
+    }
+    .to_string();
+    assert!(
+        report.contains("8 problems") && report.contains("lora_B.weight"),
+        "{report}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -168,10 +197,15 @@ fn targets_absent_from_the_model_are_refused() {
     assert_eq!(got, vec![Mismatch::TargetAbsent("q_proj".into())]);
     // The same adapter on a Llama: wrong task, no such modules, no head.
     let got = mismatches(load_adapter(llama(), &dir));
-    assert!(got.iter().any(|m| matches!(m, Mismatch::Config { field, .. } if field == "task_type")));
+    assert!(got
+        .iter()
+        .any(|m| matches!(m, Mismatch::Config { field, .. } if field == "task_type")));
     for t in ["q_proj", "query", "value"] {
         if t != "q_proj" {
-            assert!(got.contains(&Mismatch::TargetAbsent(t.into())), "{t}: {got:?}");
+            assert!(
+                got.contains(&Mismatch::TargetAbsent(t.into())),
+                "{t}: {got:?}"
+            );
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();
@@ -184,7 +218,10 @@ fn unknown_peft_types_and_missing_files_are_refused() {
     let got = mismatches(load_adapter(bert(), &dir));
     assert!(matches!(&got[0], Mismatch::Config { field, .. } if field == "peft_type"));
     std::fs::remove_file(dir.join(WEIGHTS_FILE)).unwrap();
-    assert!(matches!(load_adapter(bert(), &dir), Err(PeftError::Format { .. })));
+    assert!(matches!(
+        load_adapter(bert(), &dir),
+        Err(PeftError::Format { .. })
+    ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -194,21 +231,41 @@ fn merged_weights_reload_as_plain_models_with_the_same_outputs() {
     let m = llama();
     for method in [
         lora(&m, &["q_proj", "v_proj", "down_proj"], LORA8),
-        lora(&m, &["k_proj", "o_proj"], LoraSpec { dora: true, rslora: true, ..LORA8 }),
+        lora(
+            &m,
+            &["k_proj", "o_proj"],
+            LoraSpec {
+                dora: true,
+                rslora: true,
+                ..LORA8
+            },
+        ),
         ia3(&m, &["k_proj", "v_proj", "down_proj"], &["down_proj"]),
-        Method::Full { freeze: vec![TargetPattern::Suffix("embed_tokens".into())] },
+        Method::Full {
+            freeze: vec![TargetPattern::Suffix("embed_tokens".into())],
+        },
     ] {
         let adapted = perturb(apply(llama(), &method, &ApplyOptions::default()).unwrap());
         let dir = tempdir(&format!("merged-llama-{}", method.name()));
         save_merged(&adapted, &dir).unwrap();
         let (plain, _) = ft_runtime::load_causal_lm::<B>(&dir, &Default::default()).unwrap();
-        let d = max_rel_diff(&vals(plain.forward(x(), None, None)), &vals(adapted.forward(x(), None, None)));
+        let d = max_rel_diff(
+            &vals(plain.forward(x(), None, None)),
+            &vals(adapted.forward(x(), None, None)),
+        );
         assert!(d < 1e-5, "llama {}: {d}", method.name());
         std::fs::remove_dir_all(&dir).unwrap();
     }
     let m = bert();
     for method in [
-        lora(&m, &["query", "value", "dense"], LoraSpec { dora: true, ..LORA8 }),
+        lora(
+            &m,
+            &["query", "value", "dense"],
+            LoraSpec {
+                dora: true,
+                ..LORA8
+            },
+        ),
         ia3(&m, &["key", "value", "output.dense"], &["output.dense"]),
     ] {
         let adapted = perturb(apply(bert(), &method, &ApplyOptions::default()).unwrap());
@@ -222,7 +279,10 @@ fn merged_weights_reload_as_plain_models_with_the_same_outputs() {
             BertForSequenceClassification::<B>::load(&config, source.as_mut(), &Default::default())
                 .unwrap();
         let x = || ids(&[&[1, 5, 9, 2]]);
-        let d = max_rel_diff(&vals(plain.forward(x(), None, None)), &vals(adapted.forward(x(), None, None)));
+        let d = max_rel_diff(
+            &vals(plain.forward(x(), None, None)),
+            &vals(adapted.forward(x(), None, None)),
+        );
         assert!(d < 1e-5, "bert {}: {d}", method.name());
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -231,8 +291,15 @@ fn merged_weights_reload_as_plain_models_with_the_same_outputs() {
 #[test]
 fn methods_that_add_computation_are_not_merged() {
     for method in [
-        Method::Prompt { virtual_tokens: 2, init: PromptInit::Random },
-        Method::Prefix { virtual_tokens: 2, projection: false, projection_hidden: None },
+        Method::Prompt {
+            virtual_tokens: 2,
+            init: PromptInit::Random,
+        },
+        Method::Prefix {
+            virtual_tokens: 2,
+            projection: false,
+            projection_hidden: None,
+        },
     ] {
         let m = apply(llama(), &method, &ApplyOptions::default()).unwrap();
         let dir = tempdir("unmergeable");

@@ -171,7 +171,12 @@ fn peft_written_smollm2_adapters_load_and_match() {
         let ids = rows(&expected["input_ids"]);
         let mask = rows(&expected["attention_mask"]);
         let hidden = model.forward_hidden(int_tensor(&ids), Some(float_tensor(&mask)), None);
-        check(case, "hidden", &vals(hidden.clone()), &f32s(&expected["hidden"]));
+        check(
+            case,
+            "hidden",
+            &vals(hidden.clone()),
+            &f32s(&expected["hidden"]),
+        );
         let logits = model.head(hidden).narrow(2, 1000, 64);
         check(
             case,
@@ -199,14 +204,54 @@ fn trainable_counts_equal_peft_on_minilm() {
     let qv = &["query", "value"];
     let cases = vec![
         ("lora", lora(&m, qv, LORA8)),
-        ("rslora", lora(&m, qv, LoraSpec { rslora: true, ..LORA8 })),
-        ("dora", lora(&m, qv, LoraSpec { dora: true, ..LORA8 })),
-        ("ia3", ia3(&m, &["key", "value", "output.dense"], &["output.dense"])),
-        ("prompt", Method::Prompt { virtual_tokens: 8, init: PromptInit::Random }),
-        ("prefix", Method::Prefix { virtual_tokens: 8, projection: false, projection_hidden: None }),
+        (
+            "rslora",
+            lora(
+                &m,
+                qv,
+                LoraSpec {
+                    rslora: true,
+                    ..LORA8
+                },
+            ),
+        ),
+        (
+            "dora",
+            lora(
+                &m,
+                qv,
+                LoraSpec {
+                    dora: true,
+                    ..LORA8
+                },
+            ),
+        ),
+        (
+            "ia3",
+            ia3(&m, &["key", "value", "output.dense"], &["output.dense"]),
+        ),
+        (
+            "prompt",
+            Method::Prompt {
+                virtual_tokens: 8,
+                init: PromptInit::Random,
+            },
+        ),
+        (
+            "prefix",
+            Method::Prefix {
+                virtual_tokens: 8,
+                projection: false,
+                projection_hidden: None,
+            },
+        ),
         (
             "prefix-projection",
-            Method::Prefix { virtual_tokens: 8, projection: true, projection_hidden: Some(64) },
+            Method::Prefix {
+                virtual_tokens: 8,
+                projection: true,
+                projection_hidden: Some(64),
+            },
         ),
     ];
     for (case, method) in cases {
@@ -214,7 +259,10 @@ fn trainable_counts_equal_peft_on_minilm() {
         expect_count("minilm", case, trainable_parameters(&model, &method));
     }
     assert_eq!(
-        trainable_parameters(&apply(m.clone(), &lora(&m, qv, LORA8), &ApplyOptions::default()).unwrap(), &lora(&m, qv, LORA8)),
+        trainable_parameters(
+            &apply(m.clone(), &lora(&m, qv, LORA8), &ApplyOptions::default()).unwrap(),
+            &lora(&m, qv, LORA8)
+        ),
         74_498,
         "the issue's figure"
     );
@@ -226,10 +274,36 @@ fn trainable_counts_equal_peft_on_smollm2() {
     let qv = &["q_proj", "v_proj"];
     let cases = vec![
         ("lora", lora(&m, qv, LORA8)),
-        ("dora", lora(&m, qv, LoraSpec { dora: true, ..LORA8 })),
-        ("ia3", ia3(&m, &["k_proj", "v_proj", "down_proj"], &["down_proj"])),
-        ("prompt", Method::Prompt { virtual_tokens: 8, init: PromptInit::Random }),
-        ("prefix", Method::Prefix { virtual_tokens: 8, projection: false, projection_hidden: None }),
+        (
+            "dora",
+            lora(
+                &m,
+                qv,
+                LoraSpec {
+                    dora: true,
+                    ..LORA8
+                },
+            ),
+        ),
+        (
+            "ia3",
+            ia3(&m, &["k_proj", "v_proj", "down_proj"], &["down_proj"]),
+        ),
+        (
+            "prompt",
+            Method::Prompt {
+                virtual_tokens: 8,
+                init: PromptInit::Random,
+            },
+        ),
+        (
+            "prefix",
+            Method::Prefix {
+                virtual_tokens: 8,
+                projection: false,
+                projection_hidden: None,
+            },
+        ),
     ];
     for (case, method) in cases {
         let model = apply(m.clone(), &method, &ApplyOptions::default()).unwrap();

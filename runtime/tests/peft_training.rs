@@ -38,8 +38,12 @@ fn bert() -> BertForSequenceClassification<AB> {
 }
 
 fn llama() -> LlamaForCausalLM<AB> {
-    LlamaForCausalLM::load(&tiny_llama_config(false), &mut RandomSource::new(4), &Default::default())
-        .unwrap()
+    LlamaForCausalLM::load(
+        &tiny_llama_config(false),
+        &mut RandomSource::new(4),
+        &Default::default(),
+    )
+    .unwrap()
 }
 
 trait Loss<B: AutodiffBackend>: AutodiffModule<B> + Adaptable<B> {
@@ -69,11 +73,25 @@ impl Loss<AB> for LlamaForCausalLM<AB> {
 
 /// Trains `steps` steps and checks frozen/trainable parameters.
 fn train_and_check<M: Loss<AB>>(model: M, method: &Method, what: &str) -> M {
-    let model = apply(model, method, &ApplyOptions { seed: 5, prompt_init_ids: Some(vec![3, 4, 5]) })
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let model = apply(
+        model,
+        method,
+        &ApplyOptions {
+            seed: 5,
+            prompt_init_ids: Some(vec![3, 4, 5]),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{what}: {e}"));
     let counts = parameter_counts(&model, method);
-    assert!(counts.trainable > 0 && counts.trainable <= counts.total, "{what}: {counts:?}");
-    assert_eq!(require_grad_count(&model), counts.trainable, "{what}: require_grad count");
+    assert!(
+        counts.trainable > 0 && counts.trainable <= counts.total,
+        "{what}: {counts:?}"
+    );
+    assert_eq!(
+        require_grad_count(&model),
+        counts.trainable,
+        "{what}: require_grad count"
+    );
     let before = snapshot(&model);
     let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
     let mut model = model;
@@ -83,7 +101,10 @@ fn train_and_check<M: Loss<AB>>(model: M, method: &Method, what: &str) -> M {
         model = optim.step(1e-2, model, grads);
     }
     let after = snapshot(&model);
-    assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>());
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
     let trainable = trainable_paths(&model, method);
     let mut changed = 0;
     for (k, v) in &before {
@@ -132,23 +153,85 @@ fn every_method_trains_only_its_parameters_on_tiny_bert() {
         ("lora", lora(&m, &["query", "value"], LORA8)),
         (
             "rslora+dropout",
-            lora(&m, &["query", "value"], LoraSpec { rslora: true, dropout: 0.1, ..LORA8 }),
+            lora(
+                &m,
+                &["query", "value"],
+                LoraSpec {
+                    rslora: true,
+                    dropout: 0.1,
+                    ..LORA8
+                },
+            ),
         ),
-        ("dora", lora(&m, &["query", "value", "dense"], LoraSpec { dora: true, ..LORA8 })),
-        ("ia3", ia3(&m, &["key", "value", "output.dense"], &["output.dense"])),
-        ("prompt-random", Method::Prompt { virtual_tokens: 4, init: PromptInit::Random }),
-        ("prompt-text", Method::Prompt { virtual_tokens: 5, init: PromptInit::Text("abc".into()) }),
-        ("prefix", Method::Prefix { virtual_tokens: 3, projection: false, projection_hidden: None }),
-        ("prefix-mlp", Method::Prefix { virtual_tokens: 3, projection: true, projection_hidden: Some(16) }),
+        (
+            "dora",
+            lora(
+                &m,
+                &["query", "value", "dense"],
+                LoraSpec {
+                    dora: true,
+                    ..LORA8
+                },
+            ),
+        ),
+        (
+            "ia3",
+            ia3(&m, &["key", "value", "output.dense"], &["output.dense"]),
+        ),
+        (
+            "prompt-random",
+            Method::Prompt {
+                virtual_tokens: 4,
+                init: PromptInit::Random,
+            },
+        ),
+        (
+            "prompt-text",
+            Method::Prompt {
+                virtual_tokens: 5,
+                init: PromptInit::Text("abc".into()),
+            },
+        ),
+        (
+            "prefix",
+            Method::Prefix {
+                virtual_tokens: 3,
+                projection: false,
+                projection_hidden: None,
+            },
+        ),
+        (
+            "prefix-mlp",
+            Method::Prefix {
+                virtual_tokens: 3,
+                projection: true,
+                projection_hidden: Some(16),
+            },
+        ),
         (
             "houlsby",
-            Method::Adapter { style: AdapterStyle::Houlsby, size: 4, activation: Activation::Relu, layers: None },
+            Method::Adapter {
+                style: AdapterStyle::Houlsby,
+                size: 4,
+                activation: Activation::Relu,
+                layers: None,
+            },
         ),
         (
             "pfeiffer",
-            Method::Adapter { style: AdapterStyle::Pfeiffer, size: 4, activation: Activation::Gelu, layers: Some(vec![1]) },
+            Method::Adapter {
+                style: AdapterStyle::Pfeiffer,
+                size: 4,
+                activation: Activation::Gelu,
+                layers: Some(vec![1]),
+            },
         ),
-        ("full", Method::Full { freeze: vec![TargetPattern::Suffix("embeddings".into())] }),
+        (
+            "full",
+            Method::Full {
+                freeze: vec![TargetPattern::Suffix("embeddings".into())],
+            },
+        ),
     ];
     for (what, method) in methods {
         train_and_check(bert(), &method, &format!("bert {what}"));
@@ -160,15 +243,52 @@ fn every_method_trains_only_its_parameters_on_tiny_llama() {
     let m = llama();
     let methods = vec![
         ("lora", lora(&m, &["q_proj", "v_proj"], LORA8)),
-        ("dora+dropout", lora(&m, &["q_proj", "down_proj"], LoraSpec { dora: true, dropout: 0.2, ..LORA8 })),
-        ("ia3", ia3(&m, &["k_proj", "v_proj", "down_proj"], &["down_proj"])),
-        ("prompt", Method::Prompt { virtual_tokens: 4, init: PromptInit::Random }),
-        ("prefix", Method::Prefix { virtual_tokens: 3, projection: false, projection_hidden: None }),
+        (
+            "dora+dropout",
+            lora(
+                &m,
+                &["q_proj", "down_proj"],
+                LoraSpec {
+                    dora: true,
+                    dropout: 0.2,
+                    ..LORA8
+                },
+            ),
+        ),
+        (
+            "ia3",
+            ia3(&m, &["k_proj", "v_proj", "down_proj"], &["down_proj"]),
+        ),
+        (
+            "prompt",
+            Method::Prompt {
+                virtual_tokens: 4,
+                init: PromptInit::Random,
+            },
+        ),
+        (
+            "prefix",
+            Method::Prefix {
+                virtual_tokens: 3,
+                projection: false,
+                projection_hidden: None,
+            },
+        ),
         (
             "houlsby",
-            Method::Adapter { style: AdapterStyle::Houlsby, size: 4, activation: Activation::Silu, layers: None },
+            Method::Adapter {
+                style: AdapterStyle::Houlsby,
+                size: 4,
+                activation: Activation::Silu,
+                layers: None,
+            },
         ),
-        ("full", Method::Full { freeze: vec![TargetPattern::Suffix("embed_tokens".into())] }),
+        (
+            "full",
+            Method::Full {
+                freeze: vec![TargetPattern::Suffix("embed_tokens".into())],
+            },
+        ),
     ];
     for (what, method) in methods {
         train_and_check(llama(), &method, &format!("llama {what}"));
@@ -184,9 +304,21 @@ fn fresh_adapters_are_the_identity() {
     let m = llama();
     for method in [
         lora(&m, &["q_proj", "v_proj", "gate_proj"], LORA8),
-        lora(&m, &["q_proj", "o_proj"], LoraSpec { dora: true, ..LORA8 }),
+        lora(
+            &m,
+            &["q_proj", "o_proj"],
+            LoraSpec {
+                dora: true,
+                ..LORA8
+            },
+        ),
         ia3(&m, &["k_proj", "down_proj"], &["down_proj"]),
-        Method::Adapter { style: AdapterStyle::Houlsby, size: 4, activation: Activation::Relu, layers: None },
+        Method::Adapter {
+            style: AdapterStyle::Houlsby,
+            size: 4,
+            activation: Activation::Relu,
+            layers: None,
+        },
     ] {
         let adapted = apply(llama(), &method, &ApplyOptions::default()).unwrap();
         let out = adapted.forward(x(), None, None);
@@ -202,7 +334,14 @@ fn vals<const D: usize>(t: Tensor<AB, D>) -> Vec<f32> {
 #[test]
 fn dropout_masks_are_a_function_of_seed_and_step() {
     let m = llama();
-    let method = lora(&m, &["q_proj", "v_proj"], LoraSpec { dropout: 0.5, ..LORA8 });
+    let method = lora(
+        &m,
+        &["q_proj", "v_proj"],
+        LoraSpec {
+            dropout: 0.5,
+            ..LORA8
+        },
+    );
     let mut model = apply(m, &method, &ApplyOptions::default()).unwrap();
     // Non-zero B so that dropout on the LoRA path shows in the output.
     for p in model.target_paths() {
@@ -224,7 +363,14 @@ fn dropout_masks_are_a_function_of_seed_and_step() {
 #[test]
 fn a_resumed_run_reproduces_an_uninterrupted_one() {
     let m = bert();
-    let method = lora(&m, &["query", "value"], LoraSpec { dropout: 0.3, ..LORA8 });
+    let method = lora(
+        &m,
+        &["query", "value"],
+        LoraSpec {
+            dropout: 0.3,
+            ..LORA8
+        },
+    );
     let sgd_steps = |mut model: BertForSequenceClassification<AB>, steps: std::ops::Range<u64>| {
         let mut optim = SgdConfig::new().init();
         for step in steps {
@@ -234,17 +380,25 @@ fn a_resumed_run_reproduces_an_uninterrupted_one() {
         }
         model
     };
-    let opts = ApplyOptions { seed: 9, prompt_init_ids: None };
+    let opts = ApplyOptions {
+        seed: 9,
+        prompt_init_ids: None,
+    };
     let straight = sgd_steps(apply(bert(), &method, &opts).unwrap(), 0..4);
     let half = sgd_steps(apply(bert(), &method, &opts).unwrap(), 0..2);
     let dir = tempdir("resume");
     save_adapter(&half, &method, "tiny", &dir).unwrap();
     let (resumed, loaded) = load_adapter(bert(), &dir).unwrap();
-    let Method::Lora(l) = &loaded else { panic!("not LoRA") };
+    let Method::Lora(l) = &loaded else {
+        panic!("not LoRA")
+    };
     assert_eq!(l.dropout, 0.3);
     let resumed = sgd_steps(resumed, 2..4);
     let (a, b) = (snapshot(&straight), snapshot(&resumed));
-    let lora_keys: Vec<_> = a.keys().filter(|k| k.contains("lora") || k.starts_with("classifier")).collect();
+    let lora_keys: Vec<_> = a
+        .keys()
+        .filter(|k| k.contains("lora") || k.starts_with("classifier"))
+        .collect();
     assert!(!lora_keys.is_empty());
     for k in lora_keys {
         assert!(a[k] == b[k], "`{k}` differs after resuming");

@@ -106,7 +106,11 @@ pub fn adapter_tensors<B: Backend, M: Adaptable<B>>(
                     PeftError::Invalid(format!("`{}` has no IA3 scaling", m.target.path))
                 })?;
                 let n = s.scale.dims()[0];
-                let shape = if s.feedforward { vec![1, n] } else { vec![n, 1] };
+                let shape = if s.feedforward {
+                    vec![1, n]
+                } else {
+                    vec![n, 1]
+                };
                 let name = format!("{TUNER}{}", model.module_name(&m.target.path));
                 out.insert(format!("{name}.ia3_l"), (shape, values(s.scale.val())));
             }
@@ -189,7 +193,10 @@ pub fn adapter_config<B: Backend, M: Adaptable<B>>(
 ) -> Value {
     let g = model.geometry();
     let task = model.task_type();
-    let to_save = model.head().map(|_| json!(["classifier"])).unwrap_or(Value::Null);
+    let to_save = model
+        .head()
+        .map(|_| json!(["classifier"]))
+        .unwrap_or(Value::Null);
     match method {
         Method::Lora(lora) => {
             let names: Vec<String> = lora
@@ -490,7 +497,11 @@ fn resolve<B: Backend, M: Adaptable<B>>(
         .collect()
 }
 
-fn target<B: Backend, M: Adaptable<B>>(model: &M, path: &str, layer: Option<usize>) -> TargetModule {
+fn target<B: Backend, M: Adaptable<B>>(
+    model: &M,
+    path: &str,
+    layer: Option<usize>,
+) -> TargetModule {
     let a = model.adapted(path).expect("resolved path");
     TargetModule {
         path: path.to_string(),
@@ -511,7 +522,10 @@ fn method_from_config<B: Backend, M: Adaptable<B>>(
         problems: Vec::new(),
     };
     let g = model.geometry();
-    let peft_type = config.get("peft_type").and_then(|v| v.as_str()).unwrap_or("");
+    let peft_type = config
+        .get("peft_type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
     if let Some(task) = config.get("task_type").and_then(|v| v.as_str()) {
         if task != model.task_type() {
             r.bad(
@@ -522,21 +536,35 @@ fn method_from_config<B: Backend, M: Adaptable<B>>(
     }
     let layers: Option<Vec<usize>> = match config.get("layers_to_transform") {
         Some(Value::Number(n)) => n.as_u64().map(|n| vec![n as usize]),
-        Some(Value::Array(a)) => Some(a.iter().filter_map(|x| x.as_u64()).map(|x| x as usize).collect()),
+        Some(Value::Array(a)) => Some(
+            a.iter()
+                .filter_map(|x| x.as_u64())
+                .map(|x| x as usize)
+                .collect(),
+        ),
         _ => None,
     };
     if r.bool_or("fan_in_fan_out", false) {
-        r.bad("fan_in_fan_out", "true is for GPT-2 Conv1D layers, which these models lack");
+        r.bad(
+            "fan_in_fan_out",
+            "true is for GPT-2 Conv1D layers, which these models lack",
+        );
     }
     let to_save: Vec<String> = match config.get("modules_to_save") {
-        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
         _ => vec![],
     };
     let method = match peft_type {
         "LORA" => {
             let rank = r.usize("r");
             let alpha = r.f64_or("lora_alpha", 8.0);
-            let bias = config.get("bias").and_then(|v| v.as_str()).unwrap_or("none");
+            let bias = config
+                .get("bias")
+                .and_then(|v| v.as_str())
+                .unwrap_or("none");
             if bias != "none" {
                 r.bad("bias", format!("`{bias}` is not supported (only `none`)"));
             }
@@ -575,7 +603,10 @@ fn method_from_config<B: Backend, M: Adaptable<B>>(
                 dropout: r.f64_or("lora_dropout", 0.0),
                 targets: patterns,
                 layers: layers.clone(),
-                rank_for: rank_pat.iter().map(|(k, v)| (k.clone(), *v as usize)).collect(),
+                rank_for: rank_pat
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v as usize))
+                    .collect(),
                 alpha_for: alpha_pat.into_iter().collect(),
                 rslora: r.bool_or("use_rslora", false),
                 dora: r.bool_or("use_dora", false),
@@ -643,10 +674,12 @@ fn method_from_config<B: Backend, M: Adaptable<B>>(
                 style,
                 size: r.usize("size"),
                 activation,
-                layers: config
-                    .get("layers")
-                    .and_then(|v| v.as_array())
-                    .map(|a| a.iter().filter_map(|x| x.as_u64()).map(|x| x as usize).collect()),
+                layers: config.get("layers").and_then(|v| v.as_array()).map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_u64())
+                        .map(|x| x as usize)
+                        .collect()
+                }),
             }
         }
         other => {
@@ -770,12 +803,18 @@ fn assign<B: Backend, M: Adaptable<B>>(mut model: M, method: &Method, file: &Ten
             }
         }
         Method::Prompt { .. } => {
-            model.prompt_tuning_mut().as_mut().expect("injected").embedding =
-                Param::from_tensor(plain("prompt_embeddings"));
+            model
+                .prompt_tuning_mut()
+                .as_mut()
+                .expect("injected")
+                .embedding = Param::from_tensor(plain("prompt_embeddings"));
         }
         Method::Prefix { .. } => {
-            model.prefix_tuning_mut().as_mut().expect("injected").embedding =
-                Param::from_tensor(plain("prompt_embeddings"));
+            model
+                .prefix_tuning_mut()
+                .as_mut()
+                .expect("injected")
+                .embedding = Param::from_tensor(plain("prompt_embeddings"));
         }
         Method::Adapter { .. } => {
             for i in 0..model.geometry().layers {

@@ -247,7 +247,10 @@ pub fn is_trainable<B: Backend, M: Adaptable<B>>(method: &Method, burn_path: &[S
             None => true,
         };
     }
-    if burn_path.iter().any(|s| PEFT_SEGMENTS.contains(&s.as_str())) {
+    if burn_path
+        .iter()
+        .any(|s| PEFT_SEGMENTS.contains(&s.as_str()))
+    {
         return true;
     }
     if let Method::Lora(lora) = method {
@@ -388,7 +391,10 @@ pub fn new_classifier<B: Backend>(
 fn embed_rows<B: Backend>(weight: Tensor<B, 2>, ids: &[u32]) -> Tensor<B, 2> {
     let device = weight.device();
     let idx: Tensor<B, 1, Int> = Tensor::from_data(
-        TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [ids.len()]),
+        TensorData::new(
+            ids.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+            [ids.len()],
+        ),
         &device,
     );
     weight.select(0, idx)

@@ -134,7 +134,11 @@ impl<B: Backend> AdaptedLinear<B> {
         let w = self.base.weight.val().detach();
         let delta = lora.a.val().detach().matmul(lora.b.val().detach());
         let full = w + delta * lora.scaling;
-        full.powi_scalar(2).sum_dim(0).sqrt().squeeze_dim::<1>(0).detach()
+        full.powi_scalar(2)
+            .sum_dim(0)
+            .sqrt()
+            .squeeze_dim::<1>(0)
+            .detach()
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>, ctx: &ForwardCtx) -> Tensor<B, D> {

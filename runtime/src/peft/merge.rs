@@ -57,7 +57,12 @@ impl Out {
         let shape = t.dims().to_vec();
         self.0.insert(name, (shape, values(t)));
     }
-    fn linear<B: Backend>(&mut self, name: &str, w: burn::tensor::Tensor<B, 2>, b: Option<burn::tensor::Tensor<B, 1>>) {
+    fn linear<B: Backend>(
+        &mut self,
+        name: &str,
+        w: burn::tensor::Tensor<B, 2>,
+        b: Option<burn::tensor::Tensor<B, 1>>,
+    ) {
         // Burn [in, out] -> PyTorch [out, in].
         self.put(format!("{name}.weight"), w.transpose());
         if let Some(b) = b {
@@ -85,9 +90,18 @@ impl Out {
 
 fn bert_tensors<B: Backend>(m: &BertModel<B>, p: &str, out: &mut Out) {
     let e = &m.embeddings;
-    out.embedding(&format!("{p}embeddings.word_embeddings"), &e.word_embeddings);
-    out.embedding(&format!("{p}embeddings.position_embeddings"), &e.position_embeddings);
-    out.embedding(&format!("{p}embeddings.token_type_embeddings"), &e.token_type_embeddings);
+    out.embedding(
+        &format!("{p}embeddings.word_embeddings"),
+        &e.word_embeddings,
+    );
+    out.embedding(
+        &format!("{p}embeddings.position_embeddings"),
+        &e.position_embeddings,
+    );
+    out.embedding(
+        &format!("{p}embeddings.token_type_embeddings"),
+        &e.token_type_embeddings,
+    );
     out.layer_norm(&format!("{p}embeddings.LayerNorm"), &e.layer_norm);
     for (i, l) in m.layers.iter().enumerate() {
         let n = format!("{p}encoder.layer.{i}");
@@ -95,8 +109,14 @@ fn bert_tensors<B: Backend>(m: &BertModel<B>, p: &str, out: &mut Out) {
         out.adapted(&format!("{n}.attention.self.query"), &s.query);
         out.adapted(&format!("{n}.attention.self.key"), &s.key);
         out.adapted(&format!("{n}.attention.self.value"), &s.value);
-        out.adapted(&format!("{n}.attention.output.dense"), &l.attention.output.dense);
-        out.layer_norm(&format!("{n}.attention.output.LayerNorm"), &l.attention.output.layer_norm);
+        out.adapted(
+            &format!("{n}.attention.output.dense"),
+            &l.attention.output.dense,
+        );
+        out.layer_norm(
+            &format!("{n}.attention.output.LayerNorm"),
+            &l.attention.output.layer_norm,
+        );
         out.adapted(&format!("{n}.intermediate.dense"), &l.intermediate);
         out.adapted(&format!("{n}.output.dense"), &l.output.dense);
         out.layer_norm(&format!("{n}.output.LayerNorm"), &l.output.layer_norm);
@@ -158,14 +178,29 @@ impl<B: Backend> Mergeable<B> for BertForSequenceClassification<B> {
                 .collect(),
             _ => (0..labels).map(|i| format!("LABEL_{i}")).collect(),
         };
-        c.insert("architectures".into(), json!(["BertForSequenceClassification"]));
+        c.insert(
+            "architectures".into(),
+            json!(["BertForSequenceClassification"]),
+        );
         c.insert(
             "id2label".into(),
-            Value::Object(names.iter().enumerate().map(|(i, n)| (i.to_string(), json!(n))).collect()),
+            Value::Object(
+                names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (i.to_string(), json!(n)))
+                    .collect(),
+            ),
         );
         c.insert(
             "label2id".into(),
-            Value::Object(names.iter().enumerate().map(|(i, n)| (n.clone(), json!(i))).collect()),
+            Value::Object(
+                names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n.clone(), json!(i)))
+                    .collect(),
+            ),
         );
         Value::Object(c)
     }
@@ -187,7 +222,10 @@ impl<B: Backend> Mergeable<B> for LlamaForCausalLM<B> {
             out.adapted(&format!("{n}.mlp.up_proj"), &l.mlp.up_proj);
             out.adapted(&format!("{n}.mlp.down_proj"), &l.mlp.down_proj);
             out.rms_norm(&format!("{n}.input_layernorm"), &l.input_layernorm);
-            out.rms_norm(&format!("{n}.post_attention_layernorm"), &l.post_attention_layernorm);
+            out.rms_norm(
+                &format!("{n}.post_attention_layernorm"),
+                &l.post_attention_layernorm,
+            );
         }
         out.rms_norm("model.norm", &self.model.norm);
         if let Some(head) = &self.lm_head {

@@ -56,7 +56,10 @@ impl fmt::Display for Mismatch {
                 key,
                 expected,
                 actual,
-            } => write!(f, "tensor `{key}` has shape {actual:?}, expected {expected:?}"),
+            } => write!(
+                f,
+                "tensor `{key}` has shape {actual:?}, expected {expected:?}"
+            ),
             Mismatch::TargetAbsent(p) => write!(f, "target module `{p}` is not in the model"),
             Mismatch::Config { field, detail } => write!(f, "config `{field}`: {detail}"),
         }

@@ -123,7 +123,10 @@ mod tests {
         assert_ne!(m1, dropout_mask(&ForwardCtx::train(7, 4), 5, 0.1, 1000));
         assert_ne!(m1, dropout_mask(&a.with_micro(1), 5, 0.1, 1000));
         let dropped = m1.iter().filter(|&&v| v == 0.0).count();
-        assert!((60..140).contains(&dropped), "{dropped} of 1000 dropped at p=0.1");
+        assert!(
+            (60..140).contains(&dropped),
+            "{dropped} of 1000 dropped at p=0.1"
+        );
     }
 
     #[test]
@@ -131,6 +134,9 @@ mod tests {
         let v = normal_vec(stream_key(&[1, 2]), 20000, 1.0);
         let mean = v.iter().sum::<f32>() / v.len() as f32;
         let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / v.len() as f32;
-        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "{mean} {var}"
+        );
     }
 }
