@@ -163,6 +163,12 @@ pub fn build_dataset(
     tok: &TextTokenizer,
 ) -> Result<BuiltDataset, PipelineError> {
     let kind = example_kind(&ds.name, &ds.fields, objective)?;
+    if ds.shots.is_some() && !matches!(kind, ExampleKind::Completion | ExampleKind::Pair) {
+        return Err(PipelineError::Plan(format!(
+            "dataset `{}`: `shots` are prepended to a `prompt`; this dataset has none",
+            ds.name
+        )));
+    }
     let mut r = Reader {
         ds,
         report: DatasetReport {

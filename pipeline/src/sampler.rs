@@ -604,8 +604,17 @@ pub fn mixture_weight(weight: Option<f64>, size: usize, temperature: Option<f64>
     }
 }
 
+/// `where` filters and ordering keys see the example as built, before
+/// fitting to the stage's `max_len`: `tokens(prompt) < 128` is about the
+/// prompt, not what truncation left of it.
 fn test(expr: &RowExpr, p: &DataPipeline, f: &Fitted) -> Result<bool, EvalError> {
-    expr.test(&f.ex.row, &ExampleTokens { p, seq: &f.seq })
+    expr.test(
+        &f.ex.row,
+        &ExampleTokens {
+            p,
+            seq: &f.ex.tokens.seq,
+        },
+    )
 }
 
 fn order_key(key: &OrderKey, p: &DataPipeline, f: &Fitted) -> Result<f64, PipelineError> {
@@ -618,10 +627,13 @@ fn order_key(key: &OrderKey, p: &DataPipeline, f: &Fitted) -> Result<f64, Pipeli
     match key {
         OrderKey::Tokens(part) => {
             let text = ft_data::get_path(&f.ex.row, part).map(ft_data::render::value_text);
-            ExampleTokens { p, seq: &f.seq }
-                .count(part, text.as_deref())
-                .map(|n| n as f64)
-                .map_err(|e| bad(format!("ordering key: {e}")))
+            ExampleTokens {
+                p,
+                seq: &f.ex.tokens.seq,
+            }
+            .count(part, text.as_deref())
+            .map(|n| n as f64)
+            .map_err(|e| bad(format!("ordering key: {e}")))
         }
         OrderKey::Field(field) => ft_data::get_path(&f.ex.row, field)
             .and_then(numeric)
