@@ -255,8 +255,23 @@ pub fn build_dataset(
         })
         .collect();
     let name_hash = stable_hash(ds.name.as_bytes());
-    let tokenized = tokenize_all(tok, &good)?;
+    let tokenized = tokenize_all(tok, &good);
     for ((g, &j), tokens) in good.into_iter().zip(&split_of).zip(tokenized) {
+        let tokens = match tokens {
+            Ok(t) => t,
+            // A chat template that refuses a row's messages (its
+            // `raise_exception`) is that row's problem; others stop.
+            Err(PipelineError::ChatTemplate(msg)) => {
+                r.bad(
+                    &g.row.file,
+                    g.row.line,
+                    "chat template refused the row".into(),
+                    msg,
+                )?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         splits[j].examples.push(Example {
             id: mix64(name_hash ^ mix64(g.ordinal as u64 + 1)),
             task,
@@ -277,30 +292,25 @@ pub fn build_dataset(
 /// Tokenize every row, on all cores: rows are cut into one contiguous
 /// chunk per thread and the results joined in row order, so the output is
 /// the same whatever the number of threads.
-fn tokenize_all(tok: &TextTokenizer, good: &[Good]) -> Result<Vec<Tokenized>, PipelineError> {
+fn tokenize_all(tok: &TextTokenizer, good: &[Good]) -> Vec<Result<Tokenized, PipelineError>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = good.len().div_ceil(threads).max(64);
-    let parts: Vec<Result<Vec<Tokenized>, PipelineError>> = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let handles: Vec<_> = good
             .chunks(chunk)
             .map(|rows| {
                 s.spawn(move || {
                     rows.iter()
                         .map(|g| tokenize_row(tok, &g.rendered))
-                        .collect()
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("a tokenizing thread panicked"))
+            .flat_map(|h| h.join().expect("a tokenizing thread panicked"))
             .collect()
-    });
-    let mut out = Vec::with_capacity(good.len());
-    for p in parts {
-        out.extend(p?);
-    }
-    Ok(out)
+    })
 }
 
 /// Split names (declared order) and each good row's split index. Rows

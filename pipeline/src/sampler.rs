@@ -68,7 +68,22 @@ pub(crate) fn fit_examples<'p>(
         .and_then(|b| p.tok.tokenizer.token_to_id(b));
     let (mut kept, mut truncated, mut dropped) = (Vec::with_capacity(examples.len()), 0, 0);
     for ex in examples {
-        let one = |s: &Sequence| fit(s, max_len, ds.truncate, encoder, bos);
+        // A DPO pair loses the same prompt tokens on both sides: each side
+        // is fitted to its own length less the cut the longer one needs.
+        let longest = ex
+            .tokens
+            .rejected
+            .as_ref()
+            .map_or(ex.tokens.seq.len(), |r| r.len().max(ex.tokens.seq.len()));
+        let cut = longest.saturating_sub(max_len);
+        let one = |s: &Sequence| {
+            let target = if cut > 0 && ds.truncate == ft_plan::Truncate::Truncate {
+                s.len().saturating_sub(cut).clamp(1, max_len)
+            } else {
+                max_len
+            };
+            fit(s, target, ds.truncate, encoder, bos)
+        };
         let a = one(&ex.tokens.seq);
         let b = ex.tokens.rejected.as_ref().map(one);
         if a == Fit::TooLong || b == Some(Fit::TooLong) {
@@ -382,8 +397,11 @@ impl Iterator for TrainSampler<'_> {
             .map(|&(t, e)| &st.tasks[t].examples[e])
             .collect();
         let kind = self.p.built(fitted[0].ex.task as usize).map(|b| b.kind);
-        let pack = (self.p.plan.train.packing && kind != Some(ExampleKind::Classify))
-            .then_some(st.max_len);
+        // Packing is for causal-LM sequences: a classifier pools one
+        // sequence per row, and a DPO pair's rows must stay aligned.
+        let pack = (self.p.plan.train.packing
+            && !matches!(kind, Some(ExampleKind::Classify | ExampleKind::Pair)))
+        .then_some(st.max_len);
         let items = |rejected: bool| -> Vec<Item> {
             fitted
                 .iter()

@@ -357,3 +357,74 @@ fn a_template_that_never_trains_eos_is_refused() {
     let err = build(&p, tok).err().unwrap();
     assert!(matches!(err, PipelineError::EosNotTrained { .. }), "{err}");
 }
+
+#[test]
+fn a_truncated_dpo_pair_keeps_the_same_prompt_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "p.jsonl",
+        "{\"p\": \"a b c d e f\", \"c\": \"x\", \"r\": \"y y y\"}\n",
+    );
+    let fields = Fields {
+        prompt: text("{p}"),
+        chosen: text("{c}"),
+        rejected: text("{r}"),
+        ..Fields::default()
+    };
+    // chosen: 6 + 1 + EOS = 8, rejected: 6 + 3 + EOS = 10; max_len 7 cuts 3
+    // prompt tokens from both.
+    let mut p = plan(
+        vec![jsonl_ds("p", &f, fields)],
+        TrainData::Dataset(data_ref("p")),
+        Head::CausalLm,
+        1,
+        7,
+        Length::Steps(1),
+    );
+    p.train.objective = Objective::Dpo { beta: 0.1 };
+    p.train.packing = true;
+    let data = build(&p, word_tokenizer(&["a b c d e f x y"], false)).unwrap();
+    let BatchData::Pair(pair) = data.train_sampler().unwrap().next().unwrap().data else {
+        panic!()
+    };
+    assert_eq!(pair.chosen.input_ids, vec![9, 10, 11, 12, 3]);
+    assert_eq!(pair.rejected.input_ids, vec![9, 10, 11, 13, 13, 13, 3]);
+    assert!(pair.chosen.segment_ids.is_none(), "pairs are never packed");
+}
+
+#[test]
+fn a_chat_template_refusing_a_row_is_a_bad_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "m.jsonl",
+        "{\"m\": [{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"yo\"}]}\n{\"m\": [{\"role\": \"assistant\", \"content\": \"yo\"}, {\"role\": \"assistant\", \"content\": \"yo\"}]}\n",
+    );
+    let fields = Fields {
+        messages: Some(Text::ChatField("m".into())),
+        ..Fields::default()
+    };
+    let mut ds = jsonl_ds("m", &f, fields);
+    ds.on_bad_row = OnBadRow::Skip;
+    let p = plan(
+        vec![ds],
+        TrainData::Dataset(data_ref("m")),
+        Head::CausalLm,
+        1,
+        64,
+        Length::Steps(1),
+    );
+    let mut tok = word_tokenizer(&["hi yo user assistant"], true);
+    tok.chat_template = Some(format!(
+        "{{% if messages[0].role != 'user' %}}{{{{ raise_exception('the first turn must be the user') }}}}{{% endif %}}{CHATML}"
+    ));
+    let data = build(&p, tok).unwrap();
+    let rep = &data.report().datasets[0];
+    assert_eq!(rep.skipped["chat template refused the row"], 1);
+    assert_eq!(rep.bad_rows[0].line, 2);
+    assert!(rep.bad_rows[0]
+        .reason
+        .contains("first turn must be the user"));
+    assert_eq!(rep.splits[0].examples, 1);
+}
