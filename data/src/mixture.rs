@@ -9,6 +9,11 @@
 //! sizes: examples-proportional mixing), larger `T` flattens toward uniform
 //! — with sizes as the base this is the usual `p_i ∝ n_i^(1/T)`.
 //!
+//! The recipe language defines a temperature with weights differently
+//! (`p_i ∝ w_i·n_i^(1/T)`, docs/language.md); ft-pipeline folds that into
+//! explicit weights and passes no temperature, so both readings agree on
+//! what a recipe means.
+//!
 //! # Epoch
 //! One mixture epoch is `E = Σ n_i` draws — as many draws as there are
 //! examples, so "3 epochs" of a mixture costs what 3 epochs of the

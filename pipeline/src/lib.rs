@@ -247,6 +247,15 @@ impl DataPipeline {
         self.built.iter().flatten().find(|b| b.name == name)
     }
 
+    /// Whether any dataset in use has this split (cheap; nothing is
+    /// fitted or batched).
+    pub fn has_split(&self, split: &str) -> bool {
+        self.built
+            .iter()
+            .flatten()
+            .any(|b| b.split(split).is_some_and(|s| !s.examples.is_empty()))
+    }
+
     /// The training sampler from the start.
     pub fn train_sampler(&self) -> Result<TrainSampler<'_>, PipelineError> {
         Ok(TrainSampler::new(self)?.0)
