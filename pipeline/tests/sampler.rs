@@ -375,3 +375,55 @@ fn a_mixture_stage_filters_every_task_and_paces_within_each() {
         assert!((45..50).contains(&d) || (495..500).contains(&d), "{d}");
     }
 }
+
+#[test]
+fn one_epoch_of_a_dataset_visits_every_example_once_in_a_seeded_shuffle() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = rows(dir.path(), "t.jsonl", &(0..30).collect::<Vec<_>>());
+    let mut p = plan(
+        vec![jsonl_ds("t", &f, completion_fields("Q {q}", "A {a}"))],
+        TrainData::Dataset(data_ref("t")),
+        Head::CausalLm,
+        6,
+        32,
+        Length::Epochs(2.0),
+    );
+    let data = build(&p, tok()).unwrap();
+    let seen: Vec<u64> = data
+        .train_sampler()
+        .unwrap()
+        .flat_map(|b| ds_of(&data, &b.data))
+        .collect();
+    assert_eq!(seen.len(), 60, "2 epochs of 30 in batches of 6 = 10 steps");
+    for epoch in seen.chunks(30) {
+        let mut e = epoch.to_vec();
+        e.sort_unstable();
+        assert_eq!(e, (0..30).collect::<Vec<u64>>());
+    }
+    assert_ne!(seen[..30], seen[30..], "each epoch is shuffled afresh");
+    assert_ne!(seen[..30].to_vec(), (0..30).collect::<Vec<u64>>());
+    // Eval batches keep file order.
+    let eval: Vec<u64> = data
+        .eval_batches("train", 7)
+        .unwrap()
+        .iter()
+        .flat_map(|b| ds_of(&data, b))
+        .collect();
+    assert_eq!(eval, (0..30).collect::<Vec<u64>>());
+    // Packing: the same examples per step, fewer rows.
+    p.train.packing = true;
+    let packed = build(&p, tok()).unwrap();
+    let b = packed.train_sampler().unwrap().next().unwrap();
+    let m = b.data.main();
+    // Examples are 7 tokens ("Q q k A a k" + EOS): 4 fit a row of 32.
+    assert_eq!((m.batch, m.seq), (2, 28));
+    assert_eq!(m.example_ids.len(), 6);
+    let pos = m.position_ids.as_ref().unwrap();
+    assert_eq!(&pos[..14], &[0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5, 6]);
+    let seg = m.segment_ids.as_ref().unwrap();
+    assert_eq!(
+        &seg[26..30],
+        &[4, 4, 1, 1],
+        "row 0 ends in example 4, row 1 starts"
+    );
+}
