@@ -403,6 +403,12 @@ fn add_shots(
         )));
     };
     let pool: Vec<usize> = (0..good.len()).filter(|&i| split_of[i] == j).collect();
+    if pool.is_empty() && count > 0 && !good.is_empty() {
+        return Err(PipelineError::Plan(format!(
+            "dataset `{}`: shots come from split `{from}`, which has no rows",
+            ds.name
+        )));
+    }
     let texts: Vec<String> = good
         .iter()
         .map(|g| normalize_text(&g.rendered.leak_text()))
@@ -419,14 +425,14 @@ fn add_shots(
         let mut tries = 0;
         while chosen.len() < count && tries < 64 * count {
             tries += 1;
-            let k = pool[rng.below(pool.len().max(1) as u64) as usize % pool.len().max(1)];
+            let k = pool[rng.below(pool.len() as u64) as usize];
             if allowed(k) && !chosen.contains(&k) {
                 chosen.push(k);
             }
         }
         if chosen.len() < count {
             // Few eligible rows: take them in pool order from a random start.
-            let start = rng.below(pool.len().max(1) as u64) as usize;
+            let start = rng.below(pool.len() as u64) as usize;
             for off in 0..pool.len() {
                 let k = pool[(start + off) % pool.len()];
                 if chosen.len() < count && allowed(k) && !chosen.contains(&k) {
