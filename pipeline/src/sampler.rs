@@ -14,6 +14,10 @@
 //! `wᵢ` alone without a temperature, `nᵢ^(1/T)` without weights), `nᵢ` the
 //! task's pool in the stage; `cap` then limits repeats per mixture epoch.
 //!
+//! The sampler yields micro-batches of `batch` examples: `Length::Steps(n)`
+//! is `n` batches. With gradient accumulation the caller scales the Plan's
+//! step counts (train's and every stage's) by `accumulate` before building.
+//!
 //! Within a stage, example choice is `ft_data::curriculum`'s, per task:
 //! - one task: the curriculum's own sequence — shuffled epochs (unordered),
 //!   the sorted pool in order (ordered, unpaced), or uniform draws from the
