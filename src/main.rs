@@ -32,6 +32,12 @@ enum Command {
     Fmt(commands::fmt::Args),
     /// Show what a run would do: trainable parameters, memory, data, schedule (or the Plan as JSON)
     Plan(commands::plan::Args),
+    /// Train: check, plan and run a recipe (metrics, checkpoints, adapter and report in runs/)
+    Run(commands::run::Args),
+    /// Evaluate the recipe's model, with or without an adapter, on its splits
+    Eval(commands::eval::Args),
+    /// Inspect a recipe's data: rows, tokens, truncations, skipped rows; examples with the trained tokens marked
+    Data(commands::data::Args),
     /// Run the language server (LSP over stdio) for editors
     Lsp(commands::lsp::Args),
     /// Re-check a recipe on every save; with --run, retrain when its meaning changes
@@ -51,6 +57,9 @@ fn main() -> ExitCode {
         Command::Explain(a) => commands::explain::run(a),
         Command::Fmt(a) => commands::fmt::run(a),
         Command::Plan(a) => commands::plan::run(a),
+        Command::Run(a) => commands::run::run(a),
+        Command::Eval(a) => commands::eval::run(a),
+        Command::Data(a) => commands::data::run(a),
         Command::Lsp(a) => commands::lsp::run(a),
         Command::Watch(a) => commands::watch::run(a),
         Command::Generate(a) => commands::generate::run(a),

@@ -16,6 +16,7 @@ pub mod layers;
 pub mod llama;
 pub mod peft;
 pub mod tiny;
+pub mod train;
 pub mod weights;
 
 use burn::tensor::backend::Backend;

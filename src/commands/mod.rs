@@ -2,13 +2,16 @@
 
 pub mod check;
 pub mod classify;
+pub mod data;
 pub mod embed;
+pub mod eval;
 pub mod explain;
 pub mod fmt;
 pub mod generate;
 pub mod lsp;
 pub mod plan;
 pub mod recipe;
+pub mod run;
 pub mod watch;
 
 use std::io::IsTerminal;

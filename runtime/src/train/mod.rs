@@ -1,0 +1,162 @@
+//! Training: a Plan becomes a trained model in a run folder.
+//!
+//! - [`run`]: the entry point (`ft run`): builds the data pipeline, loads the
+//!   model, injects the PEFT method, trains with the Plan's objective,
+//!   optimizer and schedule, evaluates, stops early, checkpoints (exact
+//!   resume), exports the adapter and writes the report.
+//! - [`optim`]: AdamW/SGD with global-norm clipping; [`schedule`]: learning
+//!   rates; [`task`]: the two model kinds and their losses; [`eval`] and
+//!   [`metrics`]: evaluation; [`checkpoint`], [`folder`], [`report`]: what
+//!   lands on disk.
+//!
+//! The runtime never sees the recipe's syntax: everything comes from the
+//! [`ft_plan::Plan`].
+
+pub mod checkpoint;
+pub mod eval;
+pub mod folder;
+pub mod metrics;
+pub mod offline;
+pub mod optim;
+pub mod report;
+mod run;
+pub mod schedule;
+pub mod task;
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub use eval::EvalResult;
+pub use run::{run, run_on};
+
+/// How to run a Plan (what is not in the Plan itself).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where run folders go (`<runs_dir>/<recipe>/<id>/`).
+    pub runs_dir: PathBuf,
+    /// Where tokenized data is cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Continue the newest run of this recipe from its last checkpoint.
+    pub resume: bool,
+    /// Set (e.g. by Ctrl-C) to stop after the current step with a
+    /// checkpoint.
+    pub stop: Arc<AtomicBool>,
+    /// Write a checkpoint every this many steps besides evaluations.
+    pub checkpoint_every: Option<u64>,
+}
+
+impl RunOptions {
+    pub fn new(runs_dir: PathBuf) -> Self {
+        RunOptions {
+            runs_dir,
+            cache_dir: None,
+            resume: false,
+            stop: Arc::new(AtomicBool::new(false)),
+            checkpoint_every: None,
+        }
+    }
+}
+
+/// What a run reports as it goes (rendered by the CLI as a progress line,
+/// plain lines, or a JSON event stream).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Start {
+        run_dir: PathBuf,
+        total_steps: u64,
+        trainable: usize,
+        total_params: usize,
+        train_examples: usize,
+        resumed_at: Option<u64>,
+    },
+    Step {
+        step: u64,
+        total: u64,
+        stage: String,
+        loss: f64,
+        lr: f64,
+        grad_norm: f64,
+        tokens_per_s: f64,
+        eta_s: f64,
+    },
+    Eval {
+        step: u64,
+        result: EvalResult,
+    },
+    Checkpoint {
+        step: u64,
+        path: PathBuf,
+    },
+    EarlyStop {
+        step: u64,
+        best_step: u64,
+        best: f64,
+    },
+    Interrupted {
+        step: u64,
+        checkpoint: PathBuf,
+    },
+    Done {
+        summary: RunSummary,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub run_dir: PathBuf,
+    pub steps: u64,
+    pub best_step: Option<u64>,
+    pub stopped_early: bool,
+    pub final_eval: Vec<EvalResult>,
+    /// The exported adapter (PEFT format) or merged weights.
+    pub export: Option<PathBuf>,
+    pub seconds: f64,
+    pub trainable: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The inputs (data, model, adapter) are bad: exit 1.
+    Input,
+    /// Loss or gradients became NaN/Inf.
+    NonFinite,
+    /// A resume found different inputs.
+    LockMismatch,
+    /// Stopped by the user, with a checkpoint.
+    Interrupted,
+    /// Files could not be written.
+    Io,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl TrainError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        TrainError {
+            kind,
+            message: message.into(),
+        }
+    }
+    fn input(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Input, message)
+    }
+    fn io(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Io, message)
+    }
+}
+
+impl std::fmt::Display for TrainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TrainError {}

@@ -1,0 +1,99 @@
+//! `ft eval`: a Plan's model (the base, or with an adapter from a run or
+//! from PEFT) evaluated on splits, without training.
+
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+use ft_pipeline::{BuildOptions, DataPipeline, TextTokenizer};
+use ft_plan::{Head, Metric, Plan};
+
+use super::eval::{evaluate, EvalResult};
+use super::task::Task;
+use super::TrainError;
+use crate::peft::{self, Adaptable};
+
+/// Evaluates on `splits` with `metrics` (the Plan's `evaluate` block when
+/// empty). An adapter folder is loaded and checked against the model; a
+/// classification head comes from the adapter (`modules_to_save`).
+pub fn evaluate_plan(
+    plan: &Plan,
+    adapter: Option<&Path>,
+    splits: &[String],
+    metrics: &[Metric],
+    cache_dir: Option<&Path>,
+) -> Result<Vec<EvalResult>, TrainError> {
+    type B = crate::CpuBackend;
+    let device = Default::default();
+    let tok = TextTokenizer::load(&plan.model).map_err(|e| TrainError::input(e.to_string()))?;
+    let pipe = DataPipeline::build(
+        plan,
+        tok,
+        &BuildOptions {
+            cache_dir: cache_dir.map(Path::to_path_buf),
+        },
+    )
+    .map_err(|e| TrainError::input(e.to_string()))?;
+    let model_err = |e: ft_formats::FormatError| TrainError::input(e.to_string());
+    let splits: Vec<String> = if splits.is_empty() {
+        plan.evaluate.on.clone()
+    } else {
+        splits.to_vec()
+    };
+    let metrics: Vec<Metric> = if metrics.is_empty() {
+        plan.evaluate.metrics.clone()
+    } else {
+        metrics.to_vec()
+    };
+    match &plan.model.head {
+        Head::Classify { labels } => {
+            let (bert, _) = crate::load_bert::<B>(&plan.model.path, &device).map_err(model_err)?;
+            let model = peft::new_classifier(bert, labels.len(), 0.02, plan.seed);
+            let model = with_adapter(model, adapter)?;
+            run_splits(&model, &pipe, &splits, &metrics, plan, &device)
+        }
+        Head::CausalLm => {
+            let (lm, _) =
+                crate::load_causal_lm::<B>(&plan.model.path, &device).map_err(model_err)?;
+            let model = with_adapter(lm, adapter)?;
+            run_splits(&model, &pipe, &splits, &metrics, plan, &device)
+        }
+    }
+}
+
+fn with_adapter<B: Backend, M: Adaptable<B>>(
+    model: M,
+    adapter: Option<&Path>,
+) -> Result<M, TrainError> {
+    match adapter {
+        None => Ok(model),
+        Some(dir) => peft::adapter::load_adapter(model, dir)
+            .map(|(m, _)| m)
+            .map_err(|e| TrainError::input(e.to_string())),
+    }
+}
+
+fn run_splits<B: Backend, M: Task<B>>(
+    model: &M,
+    pipe: &DataPipeline,
+    splits: &[String],
+    metrics: &[Metric],
+    plan: &Plan,
+    device: &B::Device,
+) -> Result<Vec<EvalResult>, TrainError> {
+    splits
+        .iter()
+        .map(|s| {
+            evaluate(
+                model,
+                None,
+                pipe,
+                s,
+                metrics,
+                plan.evaluate.batch,
+                plan.evaluate.max_new_tokens,
+                device,
+            )
+            .map_err(TrainError::input)
+        })
+        .collect()
+}

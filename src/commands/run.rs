@@ -1,0 +1,229 @@
+//! `ft run RECIPE`: check, plan and train; the run folder holds the
+//! metrics, checkpoints, the exported adapter and a report.
+//!
+//! Ctrl-C stops after the current step with a checkpoint (`--resume`
+//! continues); a second Ctrl-C exits at once.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ft_runtime::train::{self, ErrorKind, Event, RunOptions};
+
+use super::OutputFormat;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The recipe
+    recipe: PathBuf,
+    /// Continue the newest run of this recipe from its last checkpoint
+    #[arg(long)]
+    resume: bool,
+    /// Where run folders go (default: `runs/` beside the recipe)
+    #[arg(long)]
+    runs: Option<PathBuf>,
+    /// Do not read or write the tokenized-data cache
+    #[arg(long)]
+    no_cache: bool,
+    /// Also write a checkpoint every N steps (besides evaluations)
+    #[arg(long, value_name = "N")]
+    checkpoint_every: Option<u64>,
+    /// Print only errors and the final summary
+    #[arg(long, short)]
+    quiet: bool,
+    /// `json` prints one event per line on stdout
+    #[arg(long, value_enum, default_value = "human")]
+    format: OutputFormat,
+}
+
+/// The cache of tokenized data: `$FT_CACHE_DIR`, else `.ft-cache/` beside
+/// the runs.
+fn cache_dir(runs: &std::path::Path) -> PathBuf {
+    std::env::var_os("FT_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| runs.join(".cache"))
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let (plan, _) = match super::recipe::load(&args.recipe) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let runs = args.runs.clone().unwrap_or_else(|| {
+        plan.recipe
+            .parent()
+            .map(|d| d.join("runs"))
+            .unwrap_or_else(|| PathBuf::from("runs"))
+    });
+    let mut opts = RunOptions::new(runs.clone());
+    opts.resume = args.resume;
+    opts.checkpoint_every = args.checkpoint_every;
+    if !args.no_cache {
+        opts.cache_dir = Some(cache_dir(&runs));
+    }
+    let stop = opts.stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            eprintln!("\nstopping now");
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this step (Ctrl-C again to quit at once)…");
+    });
+    let mut progress = Progress::new(args.format, args.quiet);
+    match train::run(&plan, &opts, &mut |e| progress.event(e)) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            progress.clear();
+            eprintln!("error: {e}");
+            match e.kind {
+                ErrorKind::Interrupted => ExitCode::from(130),
+                ErrorKind::Io => ExitCode::from(2),
+                _ => ExitCode::from(1),
+            }
+        }
+    }
+}
+
+/// Renders run events: a redrawn line on a terminal, plain lines
+/// otherwise, JSON lines with `--format json`.
+pub struct Progress {
+    format: OutputFormat,
+    quiet: bool,
+    terminal: bool,
+    drawn: bool,
+    every: u64,
+}
+
+fn duration(secs: f64) -> String {
+    let s = Duration::from_secs_f64(secs.max(0.0)).as_secs();
+    format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+impl Progress {
+    pub fn new(format: OutputFormat, quiet: bool) -> Self {
+        Progress {
+            format,
+            quiet,
+            terminal: std::io::stderr().is_terminal(),
+            drawn: false,
+            every: 1,
+        }
+    }
+
+    pub fn clear(&mut self) {
+        if self.drawn {
+            eprint!("\r\x1b[2K");
+            self.drawn = false;
+        }
+    }
+
+    fn say(&mut self, line: String) {
+        self.clear();
+        eprintln!("{line}");
+    }
+
+    pub fn event(&mut self, e: &Event) {
+        if self.format == OutputFormat::Json {
+            println!("{}", serde_json::to_string(e).expect("events serialize"));
+            let _ = std::io::stdout().flush();
+            return;
+        }
+        match e {
+            Event::Start {
+                run_dir,
+                total_steps,
+                trainable,
+                total_params,
+                train_examples,
+                resumed_at,
+            } => {
+                self.every = (total_steps / 20).max(1);
+                if self.quiet {
+                    return;
+                }
+                self.say(format!(
+                    "run {}: {} steps over {} training examples; {} of {} parameters trainable{}",
+                    run_dir.display(),
+                    total_steps,
+                    train_examples,
+                    trainable,
+                    total_params,
+                    resumed_at
+                        .map(|s| format!("; resumed at step {s}"))
+                        .unwrap_or_default()
+                ));
+            }
+            Event::Step {
+                step,
+                total,
+                stage,
+                loss,
+                lr,
+                tokens_per_s,
+                eta_s,
+                ..
+            } => {
+                if self.quiet {
+                    return;
+                }
+                let line = format!(
+                    "step {step}/{total} [{stage}] loss {loss:.4} lr {lr:.2e} {:.0} tok/s ETA {}",
+                    tokens_per_s,
+                    duration(*eta_s)
+                );
+                if self.terminal {
+                    eprint!("\r\x1b[2K{line}");
+                    let _ = std::io::stderr().flush();
+                    self.drawn = true;
+                } else if step % self.every == 0 || step == total {
+                    eprintln!("{line}");
+                }
+            }
+            Event::Eval { step, result } => {
+                if self.quiet && !result.split.eq("test") {
+                    return;
+                }
+                let metrics: Vec<String> = result
+                    .metrics
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.4}"))
+                    .collect();
+                self.say(format!(
+                    "eval {} at step {step} ({} examples): {}",
+                    result.split,
+                    result.examples,
+                    metrics.join(", ")
+                ));
+                for (task, m) in &result.per_task {
+                    let ms: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+                    self.say(format!("  {task}: {}", ms.join(", ")));
+                }
+            }
+            Event::Checkpoint { .. } => {}
+            Event::EarlyStop {
+                step,
+                best_step,
+                best,
+            } => self.say(format!(
+                "early stop at step {step}: no improvement; restoring step {best_step} ({best:.4})"
+            )),
+            Event::Interrupted { step, checkpoint } => self.say(format!(
+                "interrupted at step {step}; checkpoint {}",
+                checkpoint.display()
+            )),
+            Event::Done { summary } => self.say(format!(
+                "done: {} steps in {:.1} s; {}; report {}",
+                summary.steps,
+                summary.seconds,
+                summary
+                    .export
+                    .as_ref()
+                    .map(|p| format!("exported {}", p.display()))
+                    .unwrap_or_else(|| "nothing exported".into()),
+                summary.run_dir.join("report.md").display()
+            )),
+        }
+    }
+}
