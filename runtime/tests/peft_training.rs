@@ -87,6 +87,13 @@ fn train_and_check<M: Loss<AB>>(model: M, method: &Method, what: &str) -> M {
         counts.trainable > 0 && counts.trainable <= counts.total,
         "{what}: {counts:?}"
     );
+    if let Method::Full { freeze } = method {
+        // The freeze patterns must have frozen something.
+        assert!(
+            freeze.is_empty() || counts.trainable < counts.total,
+            "{what}: {counts:?}"
+        );
+    }
     assert_eq!(
         require_grad_count(&model),
         counts.trainable,

@@ -85,6 +85,7 @@ pub fn apply<B: Backend, M: Adaptable<B>>(
     opts: &ApplyOptions,
 ) -> Result<M, PeftError> {
     let g = model.geometry();
+    check_modules_to_save(method)?;
     match method {
         Method::Full { .. } => {}
         Method::Lora(lora) => inject_lora(&mut model, lora, opts.seed)?,
@@ -182,6 +183,30 @@ pub fn apply<B: Backend, M: Adaptable<B>>(
         }
     }
     Ok(set_trainable(model, method))
+}
+
+/// ft trains a new classification head in full under every method; other
+/// `modules_to_save` would be silently left frozen, so they are refused.
+fn check_modules_to_save(method: &Method) -> Result<(), PeftError> {
+    let to_save = match method {
+        Method::Lora(l) => &l.modules_to_save,
+        Method::Ia3 {
+            modules_to_save, ..
+        } => modules_to_save,
+        _ => return Ok(()),
+    };
+    let other: Vec<&str> = to_save
+        .iter()
+        .map(String::as_str)
+        .filter(|m| !["classifier", "score"].contains(m))
+        .collect();
+    if other.is_empty() {
+        Ok(())
+    } else {
+        Err(PeftError::Invalid(format!(
+            "modules_to_save {other:?}: only the classification head (`classifier`) is supported"
+        )))
+    }
 }
 
 fn strip_bert_prefix(path: &str) -> &str {
