@@ -558,7 +558,7 @@ where
         });
         final_eval.push(r);
     }
-    let export = export(&valid, plan, &run_dir)?;
+    let export = export(&valid, plan, pipe, &run_dir)?;
     let summary = RunSummary {
         run_dir: run_dir.clone(),
         steps: state.step,
@@ -608,13 +608,15 @@ fn log_eval(sink: &mut Sink, step: u64, r: &EvalResult) -> Result<(), TrainError
 fn export<B: Backend, M: Task<B>>(
     model: &M,
     plan: &Plan,
+    pipe: &DataPipeline,
     run_dir: &Path,
 ) -> Result<Option<PathBuf>, TrainError> {
     if let Method::Full { .. } = plan.method {
         let dir = run_dir.join("merged");
-        return peft::merge::save_merged(model, &dir)
-            .map(|()| Some(dir))
-            .map_err(|e| TrainError::io(format!("writing the trained weights: {e}")));
+        peft::merge::save_merged(model, &dir)
+            .map_err(|e| TrainError::io(format!("writing the trained weights: {e}")))?;
+        complete_merged(&dir, plan, pipe)?;
+        return Ok(Some(dir));
     }
     let dir = run_dir.join("adapter");
     let base = plan.model.path.display().to_string();
@@ -622,6 +624,41 @@ fn export<B: Backend, M: Task<B>>(
         Ok(()) => Ok(Some(dir)),
         Err(e) => Err(TrainError::io(format!("exporting the adapter: {e}"))),
     }
+}
+
+/// Makes a merged folder usable on its own: the tokenizer beside the
+/// weights, and the recipe's label names in `config.json`.
+fn complete_merged(dir: &Path, plan: &Plan, pipe: &DataPipeline) -> Result<(), TrainError> {
+    let tok_path = dir.join("tokenizer.json");
+    let json = pipe
+        .tokenizer()
+        .tokenizer
+        .to_string(true)
+        .map_err(|e| TrainError::io(format!("serializing the tokenizer: {e}")))?;
+    folder::write_atomic(&tok_path, json.as_bytes()).map_err(TrainError::io)?;
+    if let Head::Classify { labels } = &plan.model.head {
+        let cfg_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&cfg_path)
+            .map_err(|e| TrainError::io(format!("{}: {e}", cfg_path.display())))?;
+        let mut cfg: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| TrainError::io(format!("{}: {e}", cfg_path.display())))?;
+        let id2label: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i.to_string(), serde_json::Value::from(l.as_str())))
+            .collect();
+        let label2id: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.clone(), serde_json::Value::from(i)))
+            .collect();
+        cfg["id2label"] = id2label.into();
+        cfg["label2id"] = label2id.into();
+        let mut out = serde_json::to_string_pretty(&cfg).expect("json");
+        out.push('\n');
+        folder::write_atomic(&cfg_path, out.as_bytes()).map_err(TrainError::io)?;
+    }
+    Ok(())
 }
 
 fn write_report(

@@ -1,0 +1,309 @@
+//! `ft run` end to end on the quickstart's tiny in-repo model: a run that
+//! learns, a run killed with SIGKILL and resumed that ends bit-identical to
+//! an uninterrupted one, a resume refused because the data changed, and
+//! early stopping that restores the best weights.
+//!
+//! Each test copies the quickstart's model and data into its own folder,
+//! so runs never share files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ft(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ft"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run ft")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// A folder with the tiny model, the snippets and `recipe.ft` made from
+/// the quickstart with `train` replaced.
+fn workspace(name: &str, train: &str, evaluate: &str) -> PathBuf {
+    let dir = root().join("target/train-tests").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(
+        &root().join("recipes/models/tiny-sentiment"),
+        &dir.join("models/tiny-sentiment"),
+    );
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::copy(
+        root().join("recipes/data/quickstart-snippets.tsv"),
+        dir.join("data/quickstart-snippets.tsv"),
+    )
+    .unwrap();
+    let quick = std::fs::read_to_string(root().join("recipes/quickstart.ft")).unwrap();
+    let head = &quick[..quick.find("train {").unwrap()];
+    std::fs::write(
+        dir.join("recipe.ft"),
+        format!("{head}{train}\n\n{evaluate}\n"),
+    )
+    .unwrap();
+    dir
+}
+
+fn summary(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn quickstart_learns_and_writes_its_run_folder() {
+    let dir = root().join("target/train-tests/quickstart-runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = ft(
+        &root(),
+        &[
+            "run",
+            "recipes/quickstart.ft",
+            "--runs",
+            dir.to_str().unwrap(),
+            "--no-cache",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let run = dir.join("quickstart/0001");
+    for f in [
+        "plan.json",
+        "recipe.ft",
+        "ft.lock",
+        "metrics.jsonl",
+        "report.md",
+        "loss.svg",
+        "summary.json",
+        "merged/model.safetensors",
+        "merged/config.json",
+    ] {
+        assert!(run.join(f).is_file(), "missing {f}");
+    }
+    let s = summary(&run);
+    let test = s["final_eval"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["split"] == "test")
+        .expect("a test evaluation");
+    // Two balanced classes: chance is 0.5; the tiny model learns to ~0.67.
+    let acc = test["metrics"]["accuracy"].as_f64().unwrap();
+    assert!(acc > 0.6, "test accuracy {acc}");
+    let lines = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let train: Vec<f64> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["split"] == "train")
+        .map(|v| v["loss"].as_f64().unwrap())
+        .collect();
+    assert_eq!(train.len() as u64, s["steps"].as_u64().unwrap());
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+    assert!(mean(&train[train.len() - 20..]) < mean(&train[..20]) - 0.1);
+    // The merged weights are a classifier `ft classify` can load.
+    let o = ft(
+        &root(),
+        &[
+            "classify",
+            run.join("merged").to_str().unwrap(),
+            "--text",
+            "a wonderful, moving film",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+const SHORT: &str = "train {
+  steps     = 40
+  batch     = 16
+  max_len   = 48
+  optimizer = adamw(lr = 1e-3, weight_decay = 0.01)
+  schedule  = cosine(warmup = 5)
+  clip      = 1.0
+}";
+
+fn weights(run: &Path) -> Vec<u8> {
+    std::fs::read(run.join("merged/model.safetensors")).unwrap()
+}
+
+fn last_step(metrics: &Path) -> u64 {
+    std::fs::read_to_string(metrics)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["step"].as_u64())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn killed_run_resumes_bit_identical_and_refuses_changed_data() {
+    let eval = "evaluate { on = test, metrics = [accuracy] }";
+    let a = workspace("resume-a", SHORT, eval);
+    let o = ft(&a, &["run", "recipe.ft", "--runs", "runs", "--no-cache"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let reference = weights(&a.join("runs/recipe/0001"));
+
+    let b = workspace("resume-b", SHORT, eval);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ft"))
+        .args([
+            "run",
+            "recipe.ft",
+            "--runs",
+            "runs",
+            "--no-cache",
+            "--checkpoint-every",
+            "5",
+        ])
+        .current_dir(&b)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let metrics = b.join("runs/recipe/0001/metrics.jsonl");
+    let started = Instant::now();
+    // Kill between checkpoints (steps 5, 10, 15, … are checkpointed).
+    while last_step(&metrics) < 17 {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the run did not progress"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let killed_at = last_step(&metrics);
+    assert!(killed_at < 40, "killed too late ({killed_at})");
+
+    // Changed data: the resume is refused, naming the file.
+    let data = b.join("data/quickstart-snippets.tsv");
+    let original = std::fs::read(&data).unwrap();
+    let mut changed = original.clone();
+    changed.extend_from_slice(b"99999\t1.5\tan extra row\n");
+    std::fs::write(&data, &changed).unwrap();
+    let o = ft(
+        &b,
+        &[
+            "run",
+            "recipe.ft",
+            "--runs",
+            "runs",
+            "--no-cache",
+            "--resume",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("quickstart-snippets.tsv changed"),
+        "{}",
+        text(&o)
+    );
+    std::fs::write(&data, &original).unwrap();
+
+    let o = ft(
+        &b,
+        &[
+            "run",
+            "recipe.ft",
+            "--runs",
+            "runs",
+            "--no-cache",
+            "--resume",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    let resumed: u64 = out
+        .split("resumed at step ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no resume reported: {out}"));
+    assert!(
+        resumed % 5 == 0 && resumed <= killed_at && resumed >= 15,
+        "resumed at {resumed}"
+    );
+    assert!(
+        weights(&b.join("runs/recipe/0001")) == reference,
+        "the resumed run's weights differ from the uninterrupted run's"
+    );
+    // The metric history has each step once.
+    let steps: Vec<u64> = std::fs::read_to_string(&metrics)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["split"] == "train")
+        .map(|v| v["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, (1..=40).collect::<Vec<_>>());
+}
+
+#[test]
+fn early_stopping_restores_the_best_weights() {
+    // A learning rate far too high: validation loss soon stops improving.
+    let train = "train {
+  steps      = 60
+  batch      = 16
+  max_len    = 48
+  optimizer  = adamw(lr = 3e-2)
+  eval_every = 4
+  early_stop = { metric = val.loss, patience = 2 }
+}";
+    let dir = workspace(
+        "early-stop",
+        train,
+        "evaluate { on = val, metrics = [loss] }",
+    );
+    let o = ft(&dir, &["run", "recipe.ft", "--runs", "runs", "--no-cache"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let run = dir.join("runs/recipe/0001");
+    let s = summary(&run);
+    assert_eq!(s["stopped_early"], true, "{s}");
+    let best_step = s["best_step"].as_u64().unwrap();
+    let steps = s["steps"].as_u64().unwrap();
+    assert!(
+        best_step < steps && steps < 60,
+        "best {best_step}, stopped at {steps}"
+    );
+    // The final evaluation runs on the restored weights: its validation
+    // loss is the best one recorded, exactly.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let at_best = lines
+        .iter()
+        .find(|v| v["split"] == "val" && v["step"] == best_step && v.get("final").is_none())
+        .unwrap()["metrics"]["loss"]
+        .as_f64()
+        .unwrap();
+    let all_val: Vec<f64> = lines
+        .iter()
+        .filter(|v| v["split"] == "val" && v.get("final").is_none())
+        .map(|v| v["metrics"]["loss"].as_f64().unwrap())
+        .collect();
+    assert!(all_val.iter().all(|&v| v >= at_best), "{all_val:?}");
+    let final_loss = s["final_eval"][0]["metrics"]["loss"].as_f64().unwrap();
+    assert_eq!(final_loss, at_best);
+}
