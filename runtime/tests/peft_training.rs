@@ -418,3 +418,56 @@ pub fn tempdir(name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     d
 }
+
+/// With virtual tokens, cached decoding (as `generate` does it) equals the
+/// full forward, and right padding leaves the real positions unchanged:
+/// the virtual tokens enter once and the caller's mask covers real tokens.
+#[test]
+fn virtual_tokens_work_with_the_kv_cache_and_padding() {
+    for method in [
+        Method::Prompt {
+            virtual_tokens: 3,
+            init: PromptInit::Random,
+        },
+        Method::Prefix {
+            virtual_tokens: 3,
+            projection: true,
+            projection_hidden: Some(8),
+        },
+    ] {
+        let m = apply(llama(), &method, &ApplyOptions::default()).unwrap();
+        let seq = [1i64, 5, 9, 2, 7, 11];
+        let full = vals(m.forward(ids(&[&seq]), None, None));
+        let vocab = 64;
+        let mut cache = m.new_cache();
+        let mut stepped = vals(m.forward(ids(&[&seq[..3]]), None, Some(&mut cache)));
+        for &t in &seq[3..] {
+            stepped.extend(vals(m.forward(ids(&[&[t]]), None, Some(&mut cache))));
+        }
+        assert_eq!(
+            full.len(),
+            seq.len() * vocab,
+            "{}: real tokens only",
+            method.name()
+        );
+        let d = max_rel_diff(&stepped, &full);
+        assert!(d < 1e-5, "{}: cached vs full {d}", method.name());
+
+        let mask = |rows: &[&[f32]]| -> Tensor<AB, 2> {
+            let flat: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+            Tensor::from_data(
+                TensorData::new(flat, [rows.len(), rows[0].len()]),
+                &Default::default(),
+            )
+        };
+        let short = vals(m.forward(ids(&[&seq[..4]]), None, None));
+        let padded = m.forward(
+            ids(&[&seq[..6], &[seq[0], seq[1], seq[2], seq[3], 0, 0]]),
+            Some(mask(&[&[1.0; 6], &[1.0, 1.0, 1.0, 1.0, 0.0, 0.0]])),
+            None,
+        );
+        let row = vals(padded.narrow(0, 1, 1).narrow(1, 0, 4));
+        let d = max_rel_diff(&row, &short);
+        assert!(d < 1e-5, "{}: padded vs alone {d}", method.name());
+    }
+}
