@@ -38,6 +38,8 @@ enum Command {
     Eval(commands::eval::Args),
     /// Inspect a recipe's data: rows, tokens, truncations, skipped rows; examples with the trained tokens marked
     Data(commands::data::Args),
+    /// Check an adapter against its model, or write merged full weights (HF layout)
+    Export(commands::export::Args),
     /// Run the language server (LSP over stdio) for editors
     Lsp(commands::lsp::Args),
     /// Re-check a recipe on every save; with --run, retrain when its meaning changes
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Run(a) => commands::run::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Data(a) => commands::data::run(a),
+        Command::Export(a) => commands::export::run(a),
         Command::Lsp(a) => commands::lsp::run(a),
         Command::Watch(a) => commands::watch::run(a),
         Command::Generate(a) => commands::generate::run(a),

@@ -6,6 +6,7 @@ pub mod data;
 pub mod embed;
 pub mod eval;
 pub mod explain;
+pub mod export;
 pub mod fmt;
 pub mod generate;
 pub mod lsp;

@@ -18,6 +18,8 @@ use ft_pipeline::sampler::SamplerState;
 use safetensors::tensor::TensorView;
 use serde::{Deserialize, Serialize};
 
+use crate::peft::adapter::TensorMap;
+
 /// Parameter values by module-visit index: shape and f32 data.
 pub type Values = BTreeMap<usize, (Vec<usize>, Vec<f32>)>;
 
@@ -154,7 +156,7 @@ fn write_tensors(
     std::fs::write(path, data).map_err(|e| io_err(path, e))
 }
 
-fn read_tensors(path: &Path) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>, String> {
+fn read_tensors(path: &Path) -> Result<TensorMap, String> {
     let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| io_err(path, e))?;
     let mut out = BTreeMap::new();
