@@ -367,23 +367,40 @@ fn targets(doc: &Document, out: &mut Vec<CompletionItem>) {
     let Some((_, inv)) = doc.model(None) else {
         return;
     };
-    let mut leaves: Vec<(&str, u64, u64, usize)> = Vec::new();
+    // Each leaf name with its count and shape (`None` once two differ).
+    struct Leaf<'a> {
+        name: &'a str,
+        shape: Option<(u64, u64)>,
+        count: usize,
+    }
+    let mut leaves: Vec<Leaf> = Vec::new();
     for l in &inv.linears {
-        let leaf = l.path.rsplit('.').next().unwrap_or(&l.path);
-        match leaves.iter_mut().find(|(n, ..)| *n == leaf) {
-            Some(e) => e.3 += 1,
-            None => leaves.push((leaf, l.in_features, l.out_features, 1)),
+        let name = l.path.rsplit('.').next().unwrap_or(&l.path);
+        let shape = Some((l.in_features, l.out_features));
+        match leaves.iter_mut().find(|e| e.name == name) {
+            Some(e) => {
+                e.count += 1;
+                if e.shape != shape {
+                    e.shape = None;
+                }
+            }
+            None => leaves.push(Leaf {
+                name,
+                shape,
+                count: 1,
+            }),
         }
     }
-    for (i, (leaf, inf, outf, count)) in leaves.iter().enumerate() {
+    for (i, leaf) in leaves.iter().enumerate() {
+        let count = leaf.count;
+        let modules = if count == 1 { "module" } else { "modules" };
+        let detail = match leaf.shape {
+            Some((inf, outf)) => format!("{count} {modules}, {inf} → {outf}"),
+            None => format!("{count} {modules} of several shapes"),
+        };
         out.push(CompletionItem {
             sort_text: Some(format!("0{i:04}")),
-            ..item(
-                leaf,
-                CompletionItemKind::MODULE,
-                Some(format!("{count} modules, {inf} → {outf}")),
-                None,
-            )
+            ..item(leaf.name, CompletionItemKind::MODULE, Some(detail), None)
         });
     }
     for (i, l) in inv.linears.iter().enumerate() {

@@ -238,6 +238,14 @@ fn scan(text: &str) -> (Vec<Frame>, Place) {
             }
             b'=' if b.get(i + 1) != Some(&b'=') => {
                 let f = frames.last_mut().expect("root");
+                // `key =` left without a value, then `other =` on a later
+                // line: a value is never `name =`, so a new entry starts.
+                if let [.., Tok::Punct('='), Tok::Ident(k)] = &f.seg[..] {
+                    if f.key.is_some() {
+                        f.seg = vec![Tok::Ident(k.clone())];
+                        f.key = None;
+                    }
+                }
                 if let ([Tok::Ident(k)], false) = (&f.seg[..], matches!(f.owner, Owner::Root)) {
                     f.key = Some(k.clone());
                     f.seen.push(k.clone());

@@ -139,12 +139,18 @@ fn target(doc: &Document, word: &str) -> Option<String> {
         .filter(|l| l.path == word || l.path.ends_with(&format!(".{word}")))
         .collect();
     let first = matched.first()?;
+    let same = matched
+        .iter()
+        .all(|l| (l.in_features, l.out_features) == (first.in_features, first.out_features));
+    let shape = if same {
+        format!("{} → {}", first.in_features, first.out_features)
+    } else {
+        "of several shapes".into()
+    };
     Some(format!(
-        "**{word}**: {} module{} of the model, {} → {}\n\ne.g. `{}`",
+        "**{word}**: {} module{} of the model, {shape}\n\ne.g. `{}`",
         matched.len(),
         if matched.len() == 1 { "" } else { "s" },
-        first.in_features,
-        first.out_features,
         first.path
     ))
 }

@@ -212,6 +212,21 @@ fn symbol(
     }
 }
 
+/// An entry from its start to the end of its value: the parser's spans
+/// also cover the separator, comments and blank lines up to the next
+/// entry (a value's span may end after a newline too).
+fn entry_span(text: &str, entry: Span, value: Span) -> Span {
+    let end = if value.end > entry.start && value.end <= entry.end {
+        value.end
+    } else {
+        entry.end
+    };
+    let end = text
+        .get(entry.start..end)
+        .map_or(end, |s| entry.start + s.trim_end().len());
+    Span::new(entry.start, end)
+}
+
 fn block_symbol(idx: &Index, b: &Block) -> DocumentSymbol {
     let name = match &b.name {
         Some(n) => format!("{} {}", b.keyword.name, n.name),
@@ -232,7 +247,7 @@ fn block_symbol(idx: &Index, b: &Block) -> DocumentSymbol {
                 idx,
                 a.key.name.clone(),
                 SymbolKind::PROPERTY,
-                a.span,
+                entry_span(idx.text(), a.span, a.value.span),
                 a.key.span,
                 Vec::new(),
             ),
@@ -243,7 +258,7 @@ fn block_symbol(idx: &Index, b: &Block) -> DocumentSymbol {
                     idx,
                     path.join("."),
                     SymbolKind::PROPERTY,
-                    x.span,
+                    entry_span(idx.text(), x.span, x.values.span),
                     sel,
                     Vec::new(),
                 )

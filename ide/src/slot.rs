@@ -119,8 +119,13 @@ fn key_ty(scope: Scope, key: &str) -> Option<(&'static Ty, Option<&'static Key>)
 
 /// Walks the frames through the schema to the innermost scope.
 pub fn scope_of(ctx: &Context) -> Scope {
+    scope_upto(ctx, ctx.frames.len())
+}
+
+/// The scope of the first `n` frames.
+fn scope_upto(ctx: &Context, n: usize) -> Scope {
     let mut scope = Scope::Root;
-    for f in &ctx.frames[1..] {
+    for f in &ctx.frames[1..n.max(1)] {
         scope = match (&f.owner, scope) {
             (
                 Owner::Block {
@@ -214,7 +219,15 @@ pub fn resolve(ctx: &Context) -> Slot {
                 .map_or(Slot::Nothing, Slot::Source),
             _ => Slot::Nothing,
         },
-        (Owner::List { .. }, Scope::Elem(t)) => Slot::Value(t, None),
+        (Owner::List { key }, Scope::Elem(t)) => {
+            // The key whose list this is (`metrics = [`), for its docs.
+            let parent = scope_upto(ctx, ctx.frames.len() - 1);
+            let key = key
+                .as_deref()
+                .and_then(|k| key_ty(parent, k))
+                .and_then(|(_, k)| k);
+            Slot::Value(t, key)
+        }
         (_, Scope::Unknown) => Slot::Nothing,
         (_, s) => match &f.key {
             Some(k) => key_ty(s, k).map_or(Slot::Nothing, |(t, key)| Slot::Value(t, key)),

@@ -1,16 +1,39 @@
-//! The server never crashes and answers every request, whatever the text:
-//! every k-th prefix of every example recipe is sent as a `didChange`
-//! (the file being typed from the top), with completion and hover at the
-//! cursor, and at a few other places, after each.
+//! The server never crashes and answers every request in time, whatever
+//! the text: every prefix of every example recipe is sent as a `didChange`
+//! (the file being typed from the top, character by character), with
+//! completion and hover at the cursor, and at a few other places, after
+//! each.
 
 mod common;
 
 use common::{recipe_uri, Client};
+use std::time::{Duration, Instant};
+
 use lsp_types::Position;
 
-/// Every k-th prefix: about 600 per recipe, to keep a debug build quick.
+/// Every k-th prefix: every one for the example recipes (under 1,500
+/// bytes), about 1,500 for a longer one, to keep a debug build quick.
 fn step(len: usize) -> usize {
-    (len / 600).max(1)
+    (len / 1500).max(1)
+}
+
+/// Deadlines of a debug build on a loaded machine: completion and hover
+/// read the text and never wait for an analysis; the others may analyse
+/// the prefix first (world checks included).
+const TYPING_DEADLINE: Duration = Duration::from_secs(2);
+const ANALYSIS_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Runs a request and checks it was answered within `deadline`.
+fn timed<T>(what: &str, deadline: Duration, slowest: &mut Duration, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let r = f();
+    let took = t.elapsed();
+    assert!(
+        took < deadline,
+        "{what} took {took:?} (deadline {deadline:?})"
+    );
+    *slowest = (*slowest).max(took);
+    r
 }
 
 fn end_position(text: &str) -> Position {
@@ -34,6 +57,7 @@ fn every_prefix_of_every_recipe() {
     assert!(!recipes.is_empty());
     let mut c = Client::start();
     let mut answered = 0;
+    let mut slowest = Duration::ZERO;
     for path in &recipes {
         let text = std::fs::read_to_string(path).unwrap();
         let uri = recipe_uri(&format!(
@@ -49,12 +73,26 @@ fn every_prefix_of_every_recipe() {
             let prefix = &text[..cut];
             c.change(&uri, prefix);
             let end = end_position(prefix);
-            let _ = c.complete(&uri, end);
-            let _ = c.hover(&uri, end);
+            timed(
+                "completion at the end",
+                TYPING_DEADLINE,
+                &mut slowest,
+                || c.complete(&uri, end),
+            );
+            timed("hover at the end", TYPING_DEADLINE, &mut slowest, || {
+                c.hover(&uri, end)
+            });
             // Somewhere in the middle, and past the end.
             let mid = Position::new(end.line / 2, 3);
-            let _ = c.complete(&uri, mid);
-            let _ = c.hover(&uri, Position::new(end.line + 3, 0));
+            timed(
+                "completion in the middle",
+                TYPING_DEADLINE,
+                &mut slowest,
+                || c.complete(&uri, mid),
+            );
+            timed("hover past the end", TYPING_DEADLINE, &mut slowest, || {
+                c.hover(&uri, Position::new(end.line + 3, 0))
+            });
             answered += 4;
             // Every so often, requests that analyse the broken prefix first.
             if (cut / step(text.len())) % 20 == 0 {
@@ -79,7 +117,9 @@ fn every_prefix_of_every_recipe() {
                         serde_json::json!({ "textDocument": id, "position": mid }),
                     ),
                 ] {
-                    let r = c.request_raw(method, params);
+                    let r = timed(method, ANALYSIS_DEADLINE, &mut slowest, || {
+                        c.request_raw(method, params)
+                    });
                     assert!(r.error.is_none(), "{method}: {r:?}");
                     answered += 1;
                 }
@@ -94,7 +134,7 @@ fn every_prefix_of_every_recipe() {
         let _ = c.diagnostics(&uri, Some(v));
     }
     eprintln!(
-        "{answered} requests answered over {} recipes",
+        "{answered} requests answered over {} recipes, the slowest in {slowest:?}",
         recipes.len()
     );
     assert!(c.shutdown());
