@@ -35,6 +35,9 @@ pub struct Args {
     /// Feed the prompt as raw text instead of through the chat template
     #[arg(long)]
     no_chat: bool,
+    /// A trained adapter (ft's or Hugging Face PEFT's) to apply to the model
+    #[arg(long)]
+    adapter: Option<PathBuf>,
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -56,6 +59,16 @@ pub fn run(args: Args) -> ExitCode {
     let (model, files) = match ft_runtime::load_causal_lm::<CpuBackend>(&args.model, &device) {
         Ok(m) => m,
         Err(e) => return fail(e),
+    };
+    let model = match &args.adapter {
+        None => model,
+        Some(dir) => match ft_runtime::peft::adapter::load_adapter(model, dir) {
+            Ok((m, _)) => m,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        },
     };
     let tok = match ModelTokenizer::load(&files) {
         Ok(t) => t,

@@ -363,6 +363,9 @@ where
         Ok(p)
     };
 
+    // The last validation result and the step it was taken at: a final
+    // evaluation of the same weights on `val` reuses it.
+    let mut last_val: Option<(u64, EvalResult)> = None;
     let mut window = (Instant::now(), 0usize, state.step);
     while state.step < total && !state.early_stop.stopped {
         if opts.stop.load(Ordering::SeqCst) {
@@ -477,6 +480,7 @@ where
             )
             .map_err(TrainError::input)?;
             log_eval(&mut sink, state.step, &r)?;
+            last_val = Some((state.step, r.clone()));
             on_event(&Event::Eval {
                 step: state.step,
                 result: r.clone(),
@@ -530,6 +534,7 @@ where
         let best = checkpoint::load(&ck_dir.join("best")).map_err(TrainError::input)?;
         let (m, _) = checkpoint::restore(model, &best.params);
         model = m;
+        last_val = None;
     }
 
     let valid = model.valid();
@@ -538,17 +543,29 @@ where
         if !pipe.has_split(split) {
             continue;
         }
-        let r = evaluate(
-            &valid,
-            reference.as_ref(),
-            pipe,
-            split,
-            &plan.evaluate.metrics,
-            plan.evaluate.batch,
-            plan.evaluate.max_new_tokens,
-            device,
-        )
-        .map_err(TrainError::input)?;
+        let reuse = last_val.as_ref().filter(|(step, r)| {
+            *step == state.step
+                && r.split == *split
+                && plan
+                    .evaluate
+                    .metrics
+                    .iter()
+                    .all(|m| r.metrics.contains_key(m.name()))
+        });
+        let r = match reuse {
+            Some((_, r)) => r.clone(),
+            None => evaluate(
+                &valid,
+                reference.as_ref(),
+                pipe,
+                split,
+                &plan.evaluate.metrics,
+                plan.evaluate.batch,
+                plan.evaluate.max_new_tokens,
+                device,
+            )
+            .map_err(TrainError::input)?,
+        };
         sink.line(serde_json::json!({
             "step": state.step, "split": split, "final": true, "metrics": r.metrics, "per_task": r.per_task,
         }))?;
