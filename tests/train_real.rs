@@ -63,6 +63,7 @@ fn val_curve(run: &Path, name: &str) -> Vec<(u64, f64)> {
 
 #[test]
 fn smollm2_lora_on_chatterbot_lowers_validation_loss_and_generates() {
+    let data = format!("{}/*.yml", asset("data/chatterbot"));
     let recipe = format!(
         r#"model base = gguf("{model}")
 
@@ -87,7 +88,6 @@ train {{
 evaluate {{ on = val, metrics = [loss, perplexity] }}
 "#,
         model = asset("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
-        data = format!("{}/*.yml", asset("data/chatterbot")),
     );
     let dir = workdir("smollm2-lora", &recipe);
     let o = ft(&dir, &["run", "recipe.ft", "--runs", "runs", "--no-cache"]);

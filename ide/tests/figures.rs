@@ -4,8 +4,8 @@
 mod common;
 
 use ft_formats::ModelFiles;
-use ft_ide::figures::{compute, Method, Target};
 use ft_ide::figures::shape_of;
+use ft_ide::figures::{compute, Method, Target};
 
 fn lora(targets: &[&str]) -> Method {
     Method::Lora {
