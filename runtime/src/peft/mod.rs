@@ -12,6 +12,7 @@
 //!   `adapter_model.safetensors`; [`merge`]: merged full weights.
 
 pub mod adapter;
+mod adapter_import;
 pub mod bottleneck;
 pub mod inject;
 pub mod linear;
