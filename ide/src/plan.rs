@@ -96,6 +96,11 @@ pub fn method_of(b: &CBlock) -> Option<Method> {
         },
         "prefix" => Method::Prefix {
             virtual_tokens: int_of(b, "virtual_tokens", 0),
+            projection: b
+                .get("projection")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false)
+                .then(|| int_of(b, "projection_hidden", 0)),
         },
         "adapter" => Method::Adapter {
             size: int_of(b, "size", 64),

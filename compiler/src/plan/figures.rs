@@ -31,6 +31,9 @@ pub struct Shape {
     /// Parameters of the pretrained model.
     pub params: u64,
     pub hidden: u64,
+    /// Width of one layer's keys (or values): `kv_heads × head_dim`, less
+    /// than `hidden` with grouped-query attention.
+    pub kv_dim: u64,
     pub layers: u64,
     pub linears: Vec<Linear>,
     /// Every parameter tensor: module path (without `.weight`/`.bias`) and
@@ -73,6 +76,8 @@ pub enum Method {
     },
     Prefix {
         virtual_tokens: u64,
+        /// With `projection`: the MLP's hidden width.
+        projection: Option<u64>,
     },
     Adapter {
         size: u64,
@@ -244,8 +249,22 @@ pub fn compute(shape: &Shape, method: &Method, head_labels: Option<u64>) -> Figu
             let n = virtual_tokens * shape.hidden;
             (n, n)
         }
-        Method::Prefix { virtual_tokens } => {
-            let n = virtual_tokens * 2 * shape.layers * shape.hidden;
+        Method::Prefix {
+            virtual_tokens,
+            projection,
+        } => {
+            // PEFT sizes the prefixes by the key/value width (GQA aware);
+            // with `prefix_projection` it trains the embedding and the MLP
+            // that makes the prefixes from it.
+            let out = 2 * shape.layers * shape.kv_dim;
+            let n = match projection {
+                None => virtual_tokens * out,
+                Some(p) => {
+                    // 0: the default width, the model's hidden size.
+                    let p = if *p == 0 { shape.hidden } else { *p };
+                    virtual_tokens * shape.hidden + (shape.hidden * p + p) + (p * out + out)
+                }
+            };
             (n, n)
         }
         Method::Adapter {
@@ -290,6 +309,7 @@ pub fn shape_of(inv: &ModelInventory) -> Shape {
         family: c.family,
         params: inv.params,
         hidden: c.hidden_size as u64,
+        kv_dim: (c.num_kv_heads * c.head_dim) as u64,
         layers: c.num_layers as u64,
         linears: inv
             .linears
@@ -361,8 +381,13 @@ pub fn method_of_plan(m: &ft_plan::Method) -> Method {
         P::Prompt { virtual_tokens, .. } => Method::Prompt {
             virtual_tokens: *virtual_tokens as u64,
         },
-        P::Prefix { virtual_tokens, .. } => Method::Prefix {
+        P::Prefix {
+            virtual_tokens,
+            projection,
+            projection_hidden,
+        } => Method::Prefix {
             virtual_tokens: *virtual_tokens as u64,
+            projection: projection.then(|| projection_hidden.map_or(0, |h| h as u64)),
         },
         P::Adapter {
             style,
@@ -449,6 +474,7 @@ mod tests {
             family: Family::Bert,
             params: 22_713_216,
             hidden: 384,
+            kv_dim: 384,
             layers: 6,
             linears,
             tensors: vec![("embeddings.word_embeddings".into(), 30522 * 384)],
@@ -480,6 +506,7 @@ mod tests {
             family: Family::Llama,
             params: 134_515_008,
             hidden: 576,
+            kv_dim: 192,
             layers: 30,
             linears,
             tensors: Vec::new(),
@@ -576,8 +603,16 @@ mod tests {
             20 * 576
         );
         assert_eq!(
-            compute(&s, &Method::Prefix { virtual_tokens: 10 }, None).trainable,
-            10 * 2 * 30 * 576
+            compute(
+                &s,
+                &Method::Prefix {
+                    virtual_tokens: 10,
+                    projection: None
+                },
+                None
+            )
+            .trainable,
+            10 * 2 * 30 * 192
         );
         let full = compute(&s, &Method::Full { freeze: vec![] }, None);
         assert_eq!(full.trainable, s.params);
@@ -598,6 +633,23 @@ mod tests {
             compute(&s, &ad, None).trainable,
             30 * (576 * 64 + 64 + 64 * 576 + 576)
         );
+    }
+
+    #[test]
+    fn prefix_counts_equal_peft() {
+        // PEFT 0.21.2 on MiniLM with a 2-label head (peft_reference.py):
+        // 37,634 plain and 328,002 with a 64-wide projection, for 8 tokens.
+        let m = minilm();
+        let plain = Method::Prefix {
+            virtual_tokens: 8,
+            projection: None,
+        };
+        assert_eq!(compute(&m, &plain, Some(2)).trainable, 37_634);
+        let proj = Method::Prefix {
+            virtual_tokens: 8,
+            projection: Some(64),
+        };
+        assert_eq!(compute(&m, &proj, Some(2)).trainable, 328_002);
     }
 
     #[test]
