@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # fn main() -> Result<(), ft_pipeline::PipelineError> {
-//! # let plan: ft_plan::Plan = todo!();
+//! # let plan = ft_plan::Plan::from_json(&std::fs::read_to_string("plan.json").unwrap()).unwrap();
 //! use ft_pipeline::{BuildOptions, DataPipeline, TextTokenizer};
 //! let tok = TextTokenizer::load(&plan.model)?;
 //! let data = DataPipeline::build(&plan, tok, &BuildOptions { cache_dir: Some(".cache/ft/data".into()) })?;
