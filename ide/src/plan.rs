@@ -2,8 +2,9 @@
 //! inventory turned into the pure inputs of [`crate::figures`].
 
 use ft_compiler::check::blocks::CBlock;
-use ft_compiler::check::value::{Target as CTarget, Val};
+use ft_compiler::check::value::Val;
 use ft_compiler::driver::Analysis;
+use ft_compiler::plan::method;
 
 use crate::docs::Document;
 use crate::figures::{self, Figures, Method, Target};
@@ -22,31 +23,11 @@ pub fn plan(doc: &Document) -> Option<(Figures, String, &Analysis)> {
 }
 
 fn targets_of(b: &CBlock, key: &str) -> Option<Vec<Target>> {
-    match &b.get(key)?.val {
-        Val::Targets(ts) => Some(
-            ts.iter()
-                .map(|t| match t {
-                    CTarget::Suffix(s, _) => Target::Suffix(s.clone()),
-                    CTarget::Regex(r, _) => Target::Regex(r.clone()),
-                    CTarget::AllLinear(_) => Target::AllLinear,
-                })
-                .collect(),
-        ),
-        _ => None,
-    }
+    method::patterns(b.get(key)).map(|ps| ps.iter().map(figures::target_of).collect())
 }
 
 fn layers_of(b: &CBlock) -> Option<Vec<usize>> {
-    match &b.get("layers")?.val {
-        Val::List(items) => Some(
-            items
-                .iter()
-                .filter_map(|v| v.as_i64())
-                .filter_map(|i| usize::try_from(i).ok())
-                .collect(),
-        ),
-        _ => None,
-    }
+    method::layers_of(b)
 }
 
 fn int_of(b: &CBlock, key: &str, default: u64) -> u64 {

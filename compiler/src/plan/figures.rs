@@ -337,14 +337,19 @@ pub fn shape_of(inv: &ModelInventory) -> Shape {
     }
 }
 
-/// The figures' view of a Plan's method.
-pub fn method_of_plan(m: &ft_plan::Method) -> Method {
-    use ft_plan::Method as P;
-    let target = |t: &ft_plan::TargetPattern| match t {
+/// The figures' view of a Plan's target pattern.
+pub fn target_of(t: &ft_plan::TargetPattern) -> Target {
+    match t {
         ft_plan::TargetPattern::Suffix(s) => Target::Suffix(s.clone()),
         ft_plan::TargetPattern::Regex(r) => Target::Regex(r.clone()),
         ft_plan::TargetPattern::AllLinear => Target::AllLinear,
-    };
+    }
+}
+
+/// The figures' view of a Plan's method.
+pub fn method_of_plan(m: &ft_plan::Method) -> Method {
+    use ft_plan::Method as P;
+    let target = target_of;
     match m {
         P::Full { freeze } => Method::Full {
             freeze: freeze

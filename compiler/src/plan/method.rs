@@ -213,7 +213,8 @@ fn from_figures(ts: &[figures::Target]) -> Vec<TargetPattern> {
         .collect()
 }
 
-fn patterns(v: Option<&V>) -> Option<Vec<TargetPattern>> {
+/// A `targets`-typed value as the Plan's patterns.
+pub fn patterns(v: Option<&V>) -> Option<Vec<TargetPattern>> {
     match &v?.val {
         Val::Targets(ts) => Some(
             ts.iter()
@@ -248,7 +249,8 @@ fn module_map(v: Option<&V>) -> BTreeMap<String, f64> {
     }
 }
 
-fn layers_of(b: &CBlock) -> Option<Vec<usize>> {
+/// A block's `layers` list.
+pub fn layers_of(b: &CBlock) -> Option<Vec<usize>> {
     match &b.get("layers")?.val {
         Val::List(items) => Some(
             items

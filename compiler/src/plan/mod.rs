@@ -12,7 +12,7 @@
 pub mod figures;
 
 mod data;
-mod method;
+pub mod method;
 pub mod summary;
 mod train;
 mod util;
