@@ -154,9 +154,8 @@ pub fn last_run(dir: &Path) -> Option<PathBuf> {
     run_ids(dir).last().map(|i| dir.join(format!("{i:04}")))
 }
 
-/// Writes a file atomically: a temporary sibling, then rename.
+/// Writes a file atomically (the adapter writer's temporary sibling, then
+/// rename), with the error as text.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    crate::peft::adapter::write_atomic(path, bytes).map_err(|e| e.to_string())
 }

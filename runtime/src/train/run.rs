@@ -527,9 +527,8 @@ where
         }
     }
     // The final state; with early stopping, the best weights are restored.
-    let p = save(&model, &opt, &state, "last")?;
+    save(&model, &opt, &state, "last")?;
     checkpoint::set_latest(&ck_dir, "last").map_err(TrainError::io)?;
-    let _ = p;
     if t.early_stop.is_some() && state.early_stop.best_step.is_some_and(|b| b != state.step) {
         let best = checkpoint::load(&ck_dir.join("best")).map_err(TrainError::input)?;
         let (m, _) = checkpoint::restore(model, &best.params);
