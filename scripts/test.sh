@@ -21,6 +21,9 @@ if [ ! -x "$nvim_venv/bin/nvim" ]; then
 fi
 export NVIM="${NVIM:-$nvim_venv/bin/nvim}"
 export PATH="$root/target/debug:$PATH"
+# A one-off build gains nothing from incremental state, which would double
+# the size of target/ (a CI machine ran out of disk).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 cargo test --workspace --no-fail-fast ${CARGO_TEST_ARGS:-}
 
