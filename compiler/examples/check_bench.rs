@@ -26,7 +26,13 @@ fn main() {
         let no_world: Vec<Duration> = (0..runs)
             .map(|_| {
                 let t = Instant::now();
-                std::hint::black_box(analyze_path(&f, Options { world: false }));
+                std::hint::black_box(analyze_path(
+                    &f,
+                    Options {
+                        world: false,
+                        ..Options::default()
+                    },
+                ));
                 t.elapsed()
             })
             .collect();

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::check::{self, Recipe};
 use crate::diagnostics::{Diagnostic, FileId};
+use crate::plan::memory::MemoryProbe;
 use crate::source::{SourceFile, SourceMap};
 use crate::syntax::{self, ast};
 use crate::world;
@@ -116,11 +117,18 @@ fn strip_positions(v: &serde_json::Value) -> serde_json::Value {
 pub struct Options {
     /// Read model and data headers (the world checks).
     pub world: bool,
+    /// Where the memory check (with the world checks) reads the memory
+    /// available; tests fix it so their output does not depend on the
+    /// machine.
+    pub memory: MemoryProbe,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { world: true }
+        Options {
+            world: true,
+            memory: MemoryProbe::System,
+        }
     }
 }
 
@@ -183,13 +191,22 @@ pub fn analyze_text(path: &Path, text: &str, opts: Options) -> Analysis {
         .world
         .then(|| world::check(&recipe, &sources, &mut diagnostics));
     sort(&mut diagnostics);
-    Analysis {
+    let mut analysis = Analysis {
         sources,
         files,
         recipe,
         diagnostics,
         world,
+    };
+    // Last, because it needs the whole checked recipe and the model's
+    // inventory: the Plan's memory estimate against this machine's memory.
+    if opts.world {
+        if let Some(d) = crate::plan::memory::check(&analysis, opts.memory) {
+            analysis.diagnostics.push(d);
+            sort(&mut analysis.diagnostics);
+        }
     }
+    analysis
 }
 
 fn canonical(p: &Path) -> PathBuf {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use ft_compiler::diagnostics::Diagnostic;
 use ft_compiler::driver::{self, Analysis, Options};
+use ft_compiler::plan::memory::MemoryProbe;
 
 fn asset(rel: &str) -> PathBuf {
     let p = common::repo_root().join(".cache").join(rel);
@@ -75,7 +76,10 @@ fn q_proj_on_minilm_suggests_query_on_the_real_data_in_well_under_a_second() {
     let a = driver::analyze_text(
         &common::repo_root().join("recipes/headline.ft"),
         &text,
-        Options { world: true },
+        Options {
+            memory: MemoryProbe::Off,
+            ..Options::default()
+        },
     );
     let took = start.elapsed();
     assert_q_proj_suggests_query(&text, &a);
@@ -88,7 +92,10 @@ fn q_proj_on_minilm_suggests_query_on_the_real_data_in_well_under_a_second() {
     let a = driver::analyze_text(
         &common::repo_root().join("recipes/headline.ft"),
         &fixed,
-        Options { world: true },
+        Options {
+            memory: MemoryProbe::Off,
+            ..Options::default()
+        },
     );
     assert!(a.diagnostics.is_empty(), "{:#?}", a.diagnostics);
 }
@@ -110,7 +117,14 @@ fn q_proj_on_minilm_reads_only_the_first_rows_of_the_data() {
     }
     let text = recipe(&model, "huge.tsv", "q_proj, value");
     let start = Instant::now();
-    let a = driver::analyze_text(&dir.join("headline.ft"), &text, Options { world: true });
+    let a = driver::analyze_text(
+        &dir.join("headline.ft"),
+        &text,
+        Options {
+            memory: MemoryProbe::Off,
+            ..Options::default()
+        },
+    );
     let took = start.elapsed();
     let _ = std::fs::remove_dir_all(&dir);
     assert_q_proj_suggests_query(&text, &a);

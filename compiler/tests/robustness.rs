@@ -12,12 +12,20 @@ use proptest::prelude::*;
 
 use ft_compiler::driver::{self, Analysis, Options};
 use ft_compiler::fmt;
+use ft_compiler::plan::memory::MemoryProbe;
 
 /// Checks bytes (no world checks: nothing on disk is read) and, when they are
 /// text, formats them; if formatting succeeds, its output must parse and
 /// format to itself.
 fn exercise(bytes: &[u8]) -> Analysis {
-    let a = driver::analyze_bytes(Path::new("fuzz.ft"), bytes, Options { world: false });
+    let a = driver::analyze_bytes(
+        Path::new("fuzz.ft"),
+        bytes,
+        Options {
+            world: false,
+            ..Options::default()
+        },
+    );
     for d in &a.diagnostics {
         let text = &a.sources.get(d.primary.file).text;
         assert!(
@@ -404,6 +412,13 @@ dataset e = csv("/dev/null") {
 
 train { data = d }
 "#;
-    let a = driver::analyze_text(Path::new("hostile.ft"), text, Options { world: true });
+    let a = driver::analyze_text(
+        Path::new("hostile.ft"),
+        text,
+        Options {
+            memory: MemoryProbe::Fixed(16 << 30),
+            ..Options::default()
+        },
+    );
     assert!(a.has_errors());
 }

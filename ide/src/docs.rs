@@ -64,7 +64,7 @@ impl Document {
         let path = self.path.clone();
         let text = self.text().to_string();
         let result = std::panic::catch_unwind(move || {
-            driver::analyze_text(&path, &text, Options { world: true })
+            driver::analyze_text(&path, &text, Options::default())
         });
         let analysis = Arc::new(result.ok()?);
         if !has_syntax_errors(&analysis) {

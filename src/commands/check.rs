@@ -27,6 +27,7 @@ pub struct Args {
 pub fn run(args: Args) -> ExitCode {
     let opts = Options {
         world: !args.no_world,
+        ..Options::default()
     };
     let mut failed = false;
     let mut unreadable = false;

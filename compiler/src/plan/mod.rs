@@ -12,6 +12,7 @@
 pub mod figures;
 
 mod data;
+pub mod memory;
 pub mod method;
 pub mod summary;
 mod train;

@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 
 use ft_compiler::diagnostics::render::{self, Style};
 use ft_compiler::driver::{self, Analysis, Options};
+use ft_compiler::plan::memory::MemoryProbe;
 
 /// The crate folder (`compiler/`); tests run with it as working directory.
 pub fn crate_dir() -> PathBuf {
@@ -50,7 +51,16 @@ pub fn analyze(path: &Path) -> Analysis {
         crate_dir().canonicalize().ok(),
         "fixture tests must run from the crate folder"
     );
-    driver::analyze_path(&relative(path), Options { world: true })
+    driver::analyze_path(&relative(path), options())
+}
+
+/// The fixtures' options: world checks on, and a fixed 16 GiB of memory so
+/// that the memory check (FT0801) says the same on every machine.
+pub fn options() -> Options {
+    Options {
+        world: true,
+        memory: MemoryProbe::Fixed(16 << 30),
+    }
 }
 
 /// The diagnostics as a terminal shows them (no colour), then the summary
