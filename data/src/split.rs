@@ -239,43 +239,38 @@ impl Splitter {
     pub fn assign(&self, items: &[SplitItem]) -> Result<Assignment, SplitError> {
         let names: Vec<String> = self.spec.parts.iter().map(|p| p.name.clone()).collect();
         let k = names.len();
-        let mut split_of = vec![0; items.len()];
-        let mut strata: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let stratified = items.first().is_some_and(|i| i.stratum.is_some());
         if items.iter().any(|i| i.stratum.is_some() != stratified) {
             return Err(SplitError::MixedStrata);
         }
+        let hashes: Vec<u64> = items.iter().map(|i| i.hash).collect();
+        // Strata numbered in sorted order, so `strata` below is too.
+        let mut numbers: BTreeMap<&str, u32> = BTreeMap::new();
+        for it in items {
+            numbers
+                .entry(it.stratum.as_deref().unwrap_or_default())
+                .or_insert(0);
+        }
+        for (n, v) in numbers.values_mut().enumerate() {
+            *v = n as u32;
+        }
+        let ids: Vec<u32> = items
+            .iter()
+            .map(|it| numbers[it.stratum.as_deref().unwrap_or_default()])
+            .collect();
+        let split_of: Vec<usize> = self
+            .assign_compact(&hashes, stratified.then_some(&ids[..]))
+            .into_iter()
+            .map(|j| j as usize)
+            .collect();
+        let mut strata: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         if stratified {
-            let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-            for (i, it) in items.iter().enumerate() {
-                groups
-                    .entry(it.stratum.as_deref().unwrap_or_default())
-                    .or_default()
-                    .push(i);
+            let mut per: Vec<Vec<usize>> = vec![vec![0; k]; numbers.len()];
+            for (&s, &j) in ids.iter().zip(&split_of) {
+                per[s as usize][j] += 1;
             }
-            for (name, mut members) in groups {
-                // Order by hash; equal hashes (duplicate keys) by position.
-                members.sort_by_key(|&i| (items[i].hash, i));
-                let n = members.len();
-                let mut per_split = vec![0; k];
-                let mut start = 0;
-                for (j, &c) in self.cumulative.iter().enumerate() {
-                    let cut = if j == k - 1 {
-                        n
-                    } else {
-                        (n as f64 * c).round() as usize
-                    };
-                    for &i in &members[start..cut.max(start)] {
-                        split_of[i] = j;
-                    }
-                    per_split[j] = cut.saturating_sub(start);
-                    start = start.max(cut);
-                }
-                strata.insert(name.to_owned(), per_split);
-            }
-        } else {
-            for (i, it) in items.iter().enumerate() {
-                split_of[i] = self.split_of_hash(it.hash);
+            for (name, &s) in &numbers {
+                strata.insert((*name).to_owned(), std::mem::take(&mut per[s as usize]));
             }
         }
         let mut counts = vec![0; k];
@@ -288,6 +283,43 @@ impl Splitter {
             counts,
             strata,
         })
+    }
+
+    /// [`Splitter::assign`] on compact items, for callers that stream rows
+    /// and keep only a few bytes per row: each item's key hash and, when
+    /// stratifying, a number for its stratum (any numbering: only equality
+    /// matters). Returns each item's split index. The same items give the
+    /// same splits as [`Splitter::assign`].
+    pub fn assign_compact(&self, hashes: &[u64], strata: Option<&[u32]>) -> Vec<u32> {
+        let k = self.cumulative.len();
+        let Some(strata) = strata else {
+            return hashes
+                .iter()
+                .map(|&h| self.split_of_hash(h) as u32)
+                .collect();
+        };
+        assert_eq!(strata.len(), hashes.len(), "one stratum per item");
+        let mut split_of = vec![0u32; hashes.len()];
+        // Every stratum ordered by hash; equal hashes (duplicate keys) by
+        // position.
+        let mut order: Vec<u32> = (0..hashes.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| (strata[i as usize], hashes[i as usize], i));
+        for members in order.chunk_by(|&a, &b| strata[a as usize] == strata[b as usize]) {
+            let n = members.len();
+            let mut start = 0;
+            for (j, &c) in self.cumulative.iter().enumerate() {
+                let cut = if j == k - 1 {
+                    n
+                } else {
+                    (n as f64 * c).round() as usize
+                };
+                for &i in &members[start..cut.max(start)] {
+                    split_of[i as usize] = j as u32;
+                }
+                start = start.max(cut);
+            }
+        }
+        split_of
     }
 
     /// Convenience: items from rows ([`Splitter::item`]) and assign.

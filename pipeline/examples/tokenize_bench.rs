@@ -36,7 +36,7 @@ fn measure(label: &str, plan: &Plan, out: &Path, runs: usize) {
             tokens += b
                 .splits
                 .iter()
-                .flat_map(|s| &s.examples)
+                .flat_map(|s| s.examples.iter())
                 .map(|e| e.tokens.seq.len())
                 .sum::<usize>();
         }

@@ -4,13 +4,15 @@
 //! of the Plan (source, fields, split, shots, filter, policies), the head's
 //! labels and the objective, the Plan's seed (few-shot draws depend on it),
 //! the tokenizer's fingerprint, and every data file's path and content hash.
-//! Entries are JSON files named by the key under the cache folder, written
-//! atomically (temporary file, then rename), so a crash never leaves a
-//! half-written entry that a later run would trust. `max_len` is not in the
-//! key: truncation is applied when batches are made, so one entry serves
-//! every length.
+//! An entry is the dataset's [`Store`] file (`<key>.ftds`: token ids, loss
+//! masks and rows, an index of offsets, and the report), written while the
+//! source streams through the build and renamed into place when complete,
+//! so a crash never leaves a half-written entry that a later run would
+//! trust; it is read memory-mapped. `max_len` is not in the key: truncation
+//! is applied when batches are made, so one entry serves every length.
 
 use crate::dataset::BuiltDataset;
+use crate::store::Store;
 use crate::tokenize::hex;
 use crate::PipelineError;
 use ft_data::{resolve_files, SourceSpec};
@@ -20,7 +22,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Bumped when the tokenized form or its meaning changes.
-const CACHE_FORMAT: &str = "ft-pipeline-cache-1";
+const CACHE_FORMAT: &str = "ft-pipeline-cache-2";
 
 /// The data files a dataset reads, in reading order.
 pub fn data_files(ds: &DatasetPlan) -> Result<Vec<PathBuf>, PipelineError> {
@@ -94,22 +96,10 @@ pub fn cache_key(
     Ok(hex(&h.finalize()))
 }
 
-fn entry(dir: &Path, key: &str) -> PathBuf {
-    dir.join(format!("{key}.json"))
-}
-
-/// The cached dataset under this key, if there is a readable one. A
-/// corrupt entry is treated as a miss (and overwritten by the caller).
-pub fn load(dir: &Path, key: &str) -> Option<BuiltDataset> {
-    let text = std::fs::read(entry(dir, key)).ok()?;
-    serde_json::from_slice(&text).ok()
-}
-
-pub fn store(dir: &Path, key: &str, ds: &BuiltDataset) -> Result<(), PipelineError> {
-    let io = |e: std::io::Error| PipelineError::Cache(format!("{}: {e}", dir.display()));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!(".{key}.{}.tmp", std::process::id()));
-    let bytes = serde_json::to_vec(ds).map_err(|e| PipelineError::Cache(e.to_string()))?;
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, entry(dir, key)).map_err(io)
+/// The cached dataset under this key, if there is a sound entry (a
+/// corrupt or truncated one is a miss, and the caller overwrites it). The
+/// examples stay on disk, memory-mapped; `task` is the dataset's index in
+/// the Plan at hand.
+pub fn load(dir: &Path, key: &str, task: u16) -> Option<BuiltDataset> {
+    Store::open_entry(dir, key, task).map(BuiltDataset::from_store)
 }

@@ -20,14 +20,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A prompt as rendered text: plain, or chat turns not yet templated.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PromptText {
     Plain(String),
     Chat(Vec<ChatMessage>),
 }
 
-/// The parts of one row, rendered.
-#[derive(Debug, Clone, PartialEq)]
+/// The parts of one row, rendered. Serialized when few-shot examples make
+/// a dataset's rows wait on disk for the split assignment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum RenderedRow {
     /// Causal LM: prompt and completion.
     Completion {

@@ -17,27 +17,34 @@
 //!
 //! - [`example`]: rows rendered (templates, chat templates, few-shot) and
 //!   tokenized with their loss masks;
-//! - [`dataset`]: sources read, bad rows, filters, splits, leakage;
-//! - [`cache`]: the content-addressed cache of tokenized datasets;
+//! - [`dataset`]: sources streamed, bad rows, filters, splits, leakage;
+//! - [`store`]: a tokenized dataset on disk, memory-mapped (a dataset
+//!   larger than memory builds and trains: the heap holds a few numbers
+//!   per row, not its text or tokens);
+//! - [`cache`]: the content-addressed cache of those stores;
 //! - [`sampler`]: the one train sampler (dataset, mixture, curriculum);
 //! - [`batch`]: truncation and collation (padding, packing);
 //! - [`report`]: the data report and the loss-mask view of examples.
 
+mod assign;
 pub mod batch;
 pub mod cache;
 pub mod dataset;
 pub mod example;
 pub mod report;
 pub mod sampler;
+mod spool;
+pub mod store;
 pub mod tokenize;
 
 pub use batch::{Batch, BatchData, PairBatch, IGNORE};
 pub use dataset::{BuiltDataset, Example};
 pub use report::{render_example, DataReport, DatasetReport, SplitReport, StageReport};
 pub use sampler::{SamplerState, TrainBatch, TrainSampler};
+pub use store::Examples;
 pub use tokenize::TextTokenizer;
 
-use batch::{collate, Item};
+use batch::collate;
 use ft_data::SourceError;
 use ft_plan::{Plan, TrainData};
 use serde::{Deserialize, Serialize};
@@ -173,21 +180,15 @@ impl DataPipeline {
                 )?),
                 None => None,
             };
-            let cached = match (&opts.cache_dir, &key) {
-                (Some(dir), Some(k)) => cache::load(dir, k),
-                _ => None,
-            };
+            let dest = opts.cache_dir.as_deref().zip(key.as_deref());
+            let cached = dest.and_then(|(dir, k)| cache::load(dir, k, i as u16));
             let b = match cached {
                 Some(mut b) => {
                     b.report.from_cache = true;
                     b
                 }
                 None => {
-                    let b = dataset::build_dataset(ds, i as u16, head, objective, plan.seed, &tok)?;
-                    if let (Some(dir), Some(k)) = (&opts.cache_dir, &key) {
-                        cache::store(dir, k, &b)?;
-                    }
-                    b
+                    dataset::build_dataset(ds, i as u16, head, objective, plan.seed, &tok, dest)?
                 }
             };
             built[i] = Some(b);
@@ -204,16 +205,19 @@ impl DataPipeline {
             let mut rep = b.report.clone();
             rep.splits.clear();
             for s in &b.splits {
-                let (kept, truncated, dropped) =
-                    sampler::fit_examples(&p, i, &s.examples, p.plan.train.max_len)?;
+                let (mut examples, mut tokens, mut trained_tokens) = (0, 0, 0);
+                let (truncated, dropped) =
+                    sampler::fit_split(&p, i, &s.examples, p.plan.train.max_len, |_, _, f| {
+                        examples += 1;
+                        tokens += f.seq.len() + f.rejected.as_ref().map_or(0, |r| r.len());
+                        trained_tokens += f.seq.trained_tokens();
+                        Ok(())
+                    })?;
                 rep.splits.push(SplitReport {
                     name: s.name.clone(),
-                    examples: kept.len(),
-                    tokens: kept
-                        .iter()
-                        .map(|f| f.seq.len() + f.rejected.as_ref().map_or(0, |r| r.len()))
-                        .sum(),
-                    trained_tokens: kept.iter().map(|f| f.seq.trained_tokens()).sum(),
+                    examples,
+                    tokens,
+                    trained_tokens,
                     truncated,
                     dropped_too_long: dropped,
                     max_len: p.plan.train.max_len,
@@ -275,52 +279,51 @@ impl DataPipeline {
             let Some(s) = b.as_ref().and_then(|b| b.split(split)) else {
                 continue;
             };
-            let (kept, _, _) =
-                sampler::fit_examples(self, i, &s.examples, self.plan.train.max_len)?;
-            out.extend(kept.into_iter().map(|f| EvalExample {
-                task: f.ex.task,
-                id: f.ex.id,
-                file: f.ex.file.clone(),
-                line: f.ex.line,
-                prompt_ids: f.seq.ids[..f.seq.prompt_len].to_vec(),
-                reference: f.ex.tokens.reference.clone(),
-                class_label: f.ex.tokens.class_label,
-            }));
+            let store = s.examples.store();
+            sampler::fit_split(
+                self,
+                i,
+                &s.examples,
+                self.plan.train.max_len,
+                |pos, _, f| {
+                    let e = store.entry(pos);
+                    out.push(EvalExample {
+                        task: f.task,
+                        id: f.id,
+                        file: store.file(&e).to_path_buf(),
+                        line: e.line as usize,
+                        prompt_ids: f.seq.ids[..f.seq.prompt_len].to_vec(),
+                        reference: store.tokens(pos).reference,
+                        class_label: f.class_label,
+                    });
+                    Ok(())
+                },
+            )?;
         }
         Ok(out)
     }
 
     /// Evaluation batches of a split, in order, `batch` examples each (no
-    /// packing; the last batch may be smaller). DPO data gives pairs.
+    /// packing; the last batch may be smaller). DPO data gives pairs. Unlike
+    /// the train sampler, this holds the split's (fitted) tokens in memory:
+    /// evaluation splits are a small share of a dataset.
     pub fn eval_batches(&self, split: &str, batch: usize) -> Result<Vec<BatchData>, PipelineError> {
         let batch = batch.max(1);
         let mut fitted = Vec::new();
         for (i, b) in self.built.iter().enumerate() {
             if let Some(s) = b.as_ref().and_then(|b| b.split(split)) {
-                fitted.extend(
-                    sampler::fit_examples(self, i, &s.examples, self.plan.train.max_len)?.0,
-                );
+                sampler::fit_split(self, i, &s.examples, self.plan.train.max_len, |_, _, f| {
+                    fitted.push(f);
+                    Ok(())
+                })?;
             }
         }
         let pad = self.tok.pad_id;
         Ok(fitted
             .chunks(batch)
             .map(|chunk| {
-                let items = |rejected: bool| -> Vec<Item> {
-                    chunk
-                        .iter()
-                        .map(|f| Item {
-                            seq: if rejected {
-                                f.rejected.as_ref().unwrap_or(&f.seq)
-                            } else {
-                                &f.seq
-                            },
-                            class_label: f.ex.tokens.class_label,
-                            task: f.ex.task,
-                            id: f.ex.id,
-                        })
-                        .collect()
-                };
+                let items =
+                    |rejected: bool| -> Vec<_> { chunk.iter().map(|f| f.item(rejected)).collect() };
                 if chunk[0].rejected.is_some() {
                     BatchData::Pair(Box::new(PairBatch {
                         chosen: collate(&items(false), pad, None),

@@ -33,9 +33,9 @@
 //! gives exactly the batches that would have followed.
 
 use crate::batch::{collate, fit, BatchData, Fit, Item, PairBatch};
-use crate::dataset::Example;
-use crate::example::{ExampleKind, Sequence};
+use crate::example::{ExampleKind, Sequence, Tokenized};
 use crate::report::StageReport;
+use crate::store::{Examples, Store};
 use crate::{DataPipeline, PipelineError};
 use ft_data::curriculum::{
     Curriculum, CurriculumPos, CurriculumSpec, Direction, Pacing, Stage, StageLength,
@@ -43,87 +43,158 @@ use ft_data::curriculum::{
 use ft_data::mixture::{Mixture, MixtureSampler, MixtureSpec, MixtureState, MixtureTask};
 use ft_data::render::{EvalError, RowExpr, TokenCounter};
 use ft_data::rng::mix64;
-use ft_plan::{DataRef, Length, MixturePlan, OrderKey, TrainData};
+use ft_plan::{DataRef, Length, MixturePlan, OrderKey, TrainData, Truncate};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// An example fitted to a stage's `max_len`.
 #[derive(Debug, Clone)]
-pub(crate) struct Fitted<'p> {
-    pub ex: &'p Example,
+pub(crate) struct Fitted {
     pub seq: Sequence,
     pub rejected: Option<Sequence>,
+    pub class_label: Option<usize>,
+    pub task: u16,
+    pub id: u64,
 }
 
-/// Fit one split's examples to `max_len` under the dataset's policy.
-/// Returns the kept examples and the (truncated, dropped) counts; the
-/// `error` policy stops at the first example too long.
-pub(crate) fn fit_examples<'p>(
-    p: &'p DataPipeline,
-    dataset: usize,
-    examples: &'p [Example],
+impl Fitted {
+    pub(crate) fn item(&self, rejected: bool) -> Item<'_> {
+        Item {
+            seq: if rejected {
+                self.rejected.as_ref().unwrap_or(&self.seq)
+            } else {
+                &self.seq
+            },
+            class_label: self.class_label,
+            task: self.task,
+            id: self.id,
+        }
+    }
+}
+
+/// Fitting one dataset's examples to a length under its policy.
+pub(crate) struct Fitter<'p> {
+    ds: &'p ft_plan::DatasetPlan,
+    encoder: bool,
+    bos: Option<u32>,
     max_len: usize,
-) -> Result<(Vec<Fitted<'p>>, usize, usize), PipelineError> {
-    let ds = &p.plan.datasets[dataset];
-    let encoder = p.built(dataset).map(|b| b.kind) == Some(ExampleKind::Classify);
-    let bos = p
-        .tok
-        .bos_token
-        .as_deref()
-        .and_then(|b| p.tok.tokenizer.token_to_id(b));
-    let (mut kept, mut truncated, mut dropped) = (Vec::with_capacity(examples.len()), 0, 0);
-    for ex in examples {
+}
+
+impl<'p> Fitter<'p> {
+    pub fn new(p: &'p DataPipeline, dataset: usize, max_len: usize) -> Fitter<'p> {
+        Fitter {
+            ds: &p.plan.datasets[dataset],
+            encoder: p.built(dataset).map(|b| b.kind) == Some(ExampleKind::Classify),
+            bos: p
+                .tok
+                .bos_token
+                .as_deref()
+                .and_then(|b| p.tok.tokenizer.token_to_id(b)),
+            max_len,
+        }
+    }
+
+    /// The example fitted, and whether it was truncated; `None` when it is
+    /// too long for its policy (dropped, or an error under `error`).
+    fn fit(&self, t: Tokenized) -> Option<(Sequence, Option<Sequence>, bool)> {
+        let max_len = self.max_len;
         // A DPO pair loses the same prompt tokens on both sides: each side
         // is fitted to its own length less the cut the longer one needs.
-        let longest = ex
-            .tokens
+        let longest = t
             .rejected
             .as_ref()
-            .map_or(ex.tokens.seq.len(), |r| r.len().max(ex.tokens.seq.len()));
+            .map_or(t.seq.len(), |r| r.len().max(t.seq.len()));
         let cut = longest.saturating_sub(max_len);
         let one = |s: &Sequence| {
-            let target = if cut > 0 && ds.truncate == ft_plan::Truncate::Truncate {
+            let target = if cut > 0 && self.ds.truncate == Truncate::Truncate {
                 s.len().saturating_sub(cut).clamp(1, max_len)
             } else {
                 max_len
             };
-            fit(s, target, ds.truncate, encoder, bos)
+            fit(s, target, self.ds.truncate, self.encoder, self.bos)
         };
-        let a = one(&ex.tokens.seq);
-        let b = ex.tokens.rejected.as_ref().map(one);
+        let a = one(&t.seq);
+        let b = t.rejected.as_ref().map(one);
         if a == Fit::TooLong || b == Some(Fit::TooLong) {
-            if ds.truncate == ft_plan::Truncate::Error {
-                let len = ex
-                    .tokens
-                    .seq
-                    .len()
-                    .max(ex.tokens.rejected.as_ref().map_or(0, Sequence::len));
-                return Err(PipelineError::TooLong {
-                    dataset: ds.name.clone(),
-                    file: ex.file.clone(),
-                    line: ex.line,
-                    len,
-                    max_len,
-                });
-            }
-            dropped += 1;
-            continue;
+            return None;
         }
-        let take = |f: Fit, s: &Sequence| match f {
+        let take = |f: Fit, s: Sequence| match f {
             Fit::Truncated(t) => (t, true),
-            _ => (s.clone(), false),
+            _ => (s, false),
         };
-        let (seq, ta) = take(a, &ex.tokens.seq);
-        let (rejected, tb) = match (b, &ex.tokens.rejected) {
+        let (seq, ta) = take(a, t.seq);
+        let (rejected, tb) = match (b, t.rejected) {
             (Some(f), Some(r)) => {
                 let (s, t) = take(f, r);
                 (Some(s), t)
             }
             _ => (None, false),
         };
-        truncated += usize::from(ta || tb);
-        kept.push(Fitted { ex, seq, rejected });
+        Some((seq, rejected, ta || tb))
     }
-    Ok((kept, truncated, dropped))
+
+    /// Example `pos` of `store`, fitted (`None`: too long).
+    pub fn fit_at(&self, store: &Store, pos: usize) -> Option<Fitted> {
+        let t = store.tokens(pos);
+        let class_label = t.class_label;
+        let (seq, rejected, _) = self.fit(t)?;
+        Some(Fitted {
+            seq,
+            rejected,
+            class_label,
+            task: store.task(),
+            id: store.entry(pos).id,
+        })
+    }
+}
+
+/// Fit one split's examples to `max_len` under the dataset's policy,
+/// reading them from the store one at a time: `each` gets every kept
+/// example's store position, its tokens as built, and its fitted form.
+/// Returns the (truncated, dropped) counts; the `error` policy stops at the
+/// first example too long.
+pub(crate) fn fit_split(
+    p: &DataPipeline,
+    dataset: usize,
+    examples: &Examples,
+    max_len: usize,
+    mut each: impl FnMut(usize, &Sequence, Fitted) -> Result<(), PipelineError>,
+) -> Result<(usize, usize), PipelineError> {
+    let fitter = Fitter::new(p, dataset, max_len);
+    let store = examples.store();
+    let (mut truncated, mut dropped) = (0, 0);
+    for &pos in examples.positions() {
+        let pos = pos as usize;
+        let t = store.tokens(pos);
+        // Kept for `where` filters and ordering keys, which see the
+        // example as built.
+        let built = t.seq.clone();
+        let class_label = t.class_label;
+        let Some((seq, rejected, cut)) = fitter.fit(t) else {
+            if fitter.ds.truncate == Truncate::Error {
+                let e = store.entry(pos);
+                return Err(PipelineError::TooLong {
+                    dataset: fitter.ds.name.clone(),
+                    file: store.file(&e).to_path_buf(),
+                    line: e.line as usize,
+                    len: store.longest(pos),
+                    max_len,
+                });
+            }
+            dropped += 1;
+            continue;
+        };
+        truncated += usize::from(cut);
+        let f = Fitted {
+            seq,
+            rejected,
+            class_label,
+            task: store.task(),
+            id: store.entry(pos).id,
+        };
+        each(pos, &built, f)?;
+    }
+    Ok((truncated, dropped))
 }
 
 /// `tokens(…)` on a built example: `prompt`, `completion` and `input`
@@ -153,21 +224,26 @@ impl TokenCounter for ExampleTokens<'_> {
     }
 }
 
-struct TaskPool<'p> {
+struct TaskPool {
     /// Index of the task in the stage's mixture as written.
     task: usize,
-    examples: Vec<Fitted<'p>>,
+    /// The task's `train` split.
+    split: Examples,
+    /// Store positions of the examples the stage keeps (fitted to its
+    /// `max_len` and through its `where`): fitted again, from the store,
+    /// when a batch takes them.
+    examples: Vec<u32>,
     /// This task's example order within the stage (a one-stage curriculum).
     order: Curriculum,
 }
 
-struct StageRun<'p> {
+struct StageRun {
     name: String,
     batch: usize,
     max_len: usize,
     lr: Option<f64>,
     steps: u64,
-    tasks: Vec<TaskPool<'p>>,
+    tasks: Vec<TaskPool>,
     mixture: Option<Mixture>,
     paced: bool,
     keyed: bool,
@@ -201,7 +277,7 @@ pub struct TrainBatch {
 
 pub struct TrainSampler<'p> {
     p: &'p DataPipeline,
-    stages: Vec<StageRun<'p>>,
+    stages: Vec<StageRun>,
     state: SamplerState,
     mixer: Option<MixtureSampler>,
 }
@@ -396,31 +472,24 @@ impl Iterator for TrainSampler<'_> {
         }
         let picks = self.pick();
         let st = &self.stages[self.state.stage];
-        let fitted: Vec<&Fitted> = picks
+        let fitted: Vec<Fitted> = picks
             .iter()
-            .map(|&(t, e)| &st.tasks[t].examples[e])
+            .map(|&(t, e)| {
+                let pool = &st.tasks[t];
+                let store = pool.split.store();
+                Fitter::new(self.p, store.task() as usize, st.max_len)
+                    .fit_at(store, pool.examples[e] as usize)
+                    .expect("the stage kept only examples that fit")
+            })
             .collect();
-        let kind = self.p.built(fitted[0].ex.task as usize).map(|b| b.kind);
+        let kind = self.p.built(fitted[0].task as usize).map(|b| b.kind);
         // Packing is for causal-LM sequences: a classifier pools one
         // sequence per row, and a DPO pair's rows must stay aligned.
         let pack = (self.p.plan.train.packing
             && !matches!(kind, Some(ExampleKind::Classify | ExampleKind::Pair)))
         .then_some(st.max_len);
-        let items = |rejected: bool| -> Vec<Item> {
-            fitted
-                .iter()
-                .map(|f| Item {
-                    seq: if rejected {
-                        f.rejected.as_ref().unwrap_or(&f.seq)
-                    } else {
-                        &f.seq
-                    },
-                    class_label: f.ex.tokens.class_label,
-                    task: f.ex.task,
-                    id: f.ex.id,
-                })
-                .collect()
-        };
+        let items =
+            |rejected: bool| -> Vec<Item> { fitted.iter().map(|f| f.item(rejected)).collect() };
         let pad = self.p.tok.pad_id;
         let data = if kind == Some(ExampleKind::Pair) {
             BatchData::Pair(Box::new(PairBatch {
@@ -452,14 +521,14 @@ fn numeric(v: &serde_json::Value) -> Option<f64> {
     }
 }
 
-fn build_stage<'p>(
-    p: &'p DataPipeline,
+fn build_stage(
+    p: &DataPipeline,
     si: usize,
     d: &StageDecl,
     mixtures: &[MixturePlan],
     order: Option<&(OrderKey, Direction)>,
     pacing: Pacing,
-) -> Result<(StageRun<'p>, StageReport), PipelineError> {
+) -> Result<(StageRun, StageReport), PipelineError> {
     let plan = &p.plan;
     let err = |m: String| PipelineError::Sampler(format!("stage `{}`: {m}", d.name));
     let mixture = mixtures.iter().find(|m| m.name == d.data.name);
@@ -487,41 +556,66 @@ fn build_stage<'p>(
         let train = built
             .split("train")
             .ok_or_else(|| err(format!("dataset `{name}` has no `train` split")))?;
-        let (fitted, truncated, dropped) = fit_examples(p, di, &train.examples, d.max_len)?;
-        report.truncated += truncated;
-        report.dropped_too_long += dropped;
-        let mut kept = Vec::with_capacity(fitted.len());
-        for f in fitted {
+        // One pass over the split, as the slurping pipeline's three (fit
+        // all, filter all, key all) would report: a too-long example
+        // first, then the first filter error, then the first key error.
+        let store = train.examples.store();
+        let needs_row = d.data.filter.is_some() || order.is_some();
+        let mut kept: Vec<u32> = Vec::new();
+        let mut keys: Vec<f64> = Vec::new();
+        let (mut filter_err, mut key_err) = (None, None);
+        let (truncated, dropped) = fit_split(p, di, &train.examples, d.max_len, |pos, seq, _| {
+            if filter_err.is_some() {
+                return Ok(());
+            }
+            let e = store.entry(pos);
+            let at = Located {
+                dataset: name,
+                file: store.file(&e),
+                line: e.line as usize,
+                row: if needs_row {
+                    store.row(pos)
+                } else {
+                    Value::Null
+                },
+                seq,
+            };
             let keep = match &d.data.filter {
                 None => true,
-                Some(expr) => test(expr, p, &f).map_err(|e| PipelineError::BadRow {
-                    dataset: name.clone(),
-                    file: f.ex.file.clone(),
-                    line: f.ex.line,
-                    reason: format!("stage `{}` filter: {e}", d.name),
-                })?,
+                Some(expr) => match test(expr, p, &at) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        filter_err = Some(at.bad(format!("stage `{}` filter: {e}", d.name)));
+                        return Ok(());
+                    }
+                },
             };
-            if keep {
-                kept.push(f);
-            } else {
+            if !keep {
                 report.filtered += 1;
+                return Ok(());
             }
+            kept.push(pos as u32);
+            if let (Some((key, _)), None) = (order, &key_err) {
+                match order_key(key, p, &at) {
+                    Ok(k) => keys.push(k),
+                    Err(e) => key_err = Some(e),
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(e) = filter_err.or(key_err) {
+            return Err(e);
         }
+        report.truncated += truncated;
+        report.dropped_too_long += dropped;
         report.tasks.push((name.clone(), kept.len()));
         if kept.is_empty() {
             // A task with nothing left (a `where` no example of it meets)
             // sits the stage out; the report shows it with 0 examples.
             continue;
         }
-        let keys = match order {
-            None => None,
-            Some((key, _)) => Some(
-                kept.iter()
-                    .map(|f| order_key(key, p, f))
-                    .collect::<Result<Vec<f64>, _>>()?,
-            ),
-        };
-        pools.push((kept, keys, ti));
+        let keys = order.is_some().then_some(keys);
+        pools.push((train.examples.clone(), kept, keys, ti));
     }
     if pools.is_empty() {
         return Err(err(format!(
@@ -533,7 +627,7 @@ fn build_stage<'p>(
                 .join(" or ")
         )));
     }
-    let n: usize = pools.iter().map(|(k, _, _)| k.len()).sum();
+    let n: usize = pools.iter().map(|(_, k, _, _)| k.len()).sum();
     let steps = match d.length {
         Length::Steps(s) => s,
         Length::Epochs(e) if e > 0.0 && e.is_finite() => {
@@ -551,7 +645,7 @@ fn build_stage<'p>(
     let keyed = order.is_some();
     let paced = !matches!(pacing, Pacing::None);
     let mut task_pools = Vec::new();
-    for (kept, keys, ti) in pools {
+    for (split, kept, keys, ti) in pools {
         let spec = CurriculumSpec {
             stages: vec![Stage {
                 name: d.name.clone(),
@@ -567,6 +661,7 @@ fn build_stage<'p>(
         let order = Curriculum::new(spec).map_err(|e| err(e.to_string()))?;
         task_pools.push(TaskPool {
             task: ti,
+            split,
             examples: kept,
             order,
         });
@@ -626,41 +721,46 @@ pub fn mixture_weight(weight: Option<f64>, size: usize, temperature: Option<f64>
     }
 }
 
-/// `where` filters and ordering keys see the example as built, before
-/// fitting to the stage's `max_len`: `tokens(prompt) < 128` is about the
-/// prompt, not what truncation left of it.
-fn test(expr: &RowExpr, p: &DataPipeline, f: &Fitted) -> Result<bool, EvalError> {
-    expr.test(
-        &f.ex.row,
-        &ExampleTokens {
-            p,
-            seq: &f.ex.tokens.seq,
-        },
-    )
+/// An example as a stage's `where` and ordering key see it: as built,
+/// before fitting to the stage's `max_len` (`tokens(prompt) < 128` is about
+/// the prompt, not what truncation left of it), with where it came from.
+struct Located<'a> {
+    dataset: &'a str,
+    file: &'a std::path::Path,
+    line: usize,
+    /// `Null` when neither a filter nor a key needs it (not decoded).
+    row: Value,
+    seq: &'a Sequence,
 }
 
-fn order_key(key: &OrderKey, p: &DataPipeline, f: &Fitted) -> Result<f64, PipelineError> {
-    let bad = |reason: String| PipelineError::BadRow {
-        dataset: p.plan.datasets[f.ex.task as usize].name.clone(),
-        file: f.ex.file.clone(),
-        line: f.ex.line,
-        reason,
-    };
+impl Located<'_> {
+    fn bad(&self, reason: String) -> PipelineError {
+        PipelineError::BadRow {
+            dataset: self.dataset.to_owned(),
+            file: self.file.to_path_buf(),
+            line: self.line,
+            reason,
+        }
+    }
+}
+
+fn test(expr: &RowExpr, p: &DataPipeline, f: &Located) -> Result<bool, EvalError> {
+    expr.test(&f.row, &ExampleTokens { p, seq: f.seq })
+}
+
+fn order_key(key: &OrderKey, p: &DataPipeline, f: &Located) -> Result<f64, PipelineError> {
     match key {
         OrderKey::Tokens(part) => {
-            let text = ft_data::get_path(&f.ex.row, part).map(ft_data::render::value_text);
-            ExampleTokens {
-                p,
-                seq: &f.ex.tokens.seq,
-            }
-            .count(part, text.as_deref())
-            .map(|n| n as f64)
-            .map_err(|e| bad(format!("ordering key: {e}")))
+            let text = ft_data::get_path(&f.row, part).map(ft_data::render::value_text);
+            ExampleTokens { p, seq: f.seq }
+                .count(part, text.as_deref())
+                .map(|n| n as f64)
+                .map_err(|e| f.bad(format!("ordering key: {e}")))
         }
-        OrderKey::Field(field) => ft_data::get_path(&f.ex.row, field)
+        OrderKey::Field(field) => ft_data::get_path(&f.row, field)
             .and_then(numeric)
             .ok_or_else(|| {
-                bad(format!(
+                f.bad(format!(
                     "ordering key: `{field}` is missing or not a number"
                 ))
             }),

@@ -41,36 +41,67 @@ fn a_second_build_reads_the_cache_and_changes_invalidate_it() {
         second.report().datasets[0].from_cache,
         "same inputs: read from the cache"
     );
-    assert_eq!(
-        first.dataset("d"),
-        second
-            .dataset("d")
-            .map(|d| {
-                let mut d = d.clone();
-                d.report.from_cache = false;
-                d
-            })
-            .as_ref()
-    );
-    // The cached examples are really used: tamper with the entry's tokens
-    // and the pipeline serves the tampered ids (so it did not re-tokenize).
+    let examples = |d: &DataPipeline| {
+        d.dataset("d")
+            .unwrap()
+            .splits
+            .iter()
+            .map(|s| (s.name.clone(), s.examples.iter().collect::<Vec<_>>()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(examples(&first), examples(&second));
+    let mut report = second.report().datasets[0].clone();
+    report.from_cache = false;
+    assert_eq!(first.report().datasets[0], report);
+    // The cached examples are really used: tamper with the entry's first
+    // token id (the store's first blob starts after its 8-byte magic with
+    // the sequence's length and prompt length) and the pipeline serves the
+    // tampered id (so it did not re-tokenize).
     let entry = std::fs::read_dir(&cache)
         .unwrap()
         .next()
         .unwrap()
         .unwrap()
         .path();
-    let text = std::fs::read_to_string(&entry).unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v["splits"][0]["examples"][0]["tokens"]["seq"]["ids"][0] = 4242.into();
-    std::fs::write(&entry, v.to_string()).unwrap();
+    assert_eq!(entry.extension().unwrap(), "ftds");
+    let mut bytes = std::fs::read(&entry).unwrap();
+    let first_id = first.dataset("d").unwrap().splits[0]
+        .examples
+        .get(0)
+        .unwrap()
+        .tokens
+        .seq
+        .ids[0];
+    assert_eq!(bytes[16..20], first_id.to_le_bytes());
+    bytes[16..20].copy_from_slice(&4242u32.to_le_bytes());
+    // Entries are replaced by rename, never rewritten in place (builds
+    // still running have the old one mapped): so does the tampering.
+    let replace = |bytes: &[u8]| {
+        let tmp = cache.join("replacement");
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, &entry).unwrap();
+    };
+    replace(&bytes);
+    let tampered = run(&p, tok());
+    assert!(tampered.report().datasets[0].from_cache);
     assert_eq!(
-        run(&p, tok()).dataset("d").unwrap().splits[0].examples[0]
+        tampered.dataset("d").unwrap().splits[0]
+            .examples
+            .get(0)
+            .unwrap()
             .tokens
             .seq
             .ids[0],
         4242
     );
+    drop(tampered);
+    // A truncated entry (a crash mid-copy, a full disk) is a miss, and the
+    // rebuild replaces it.
+    replace(&bytes[..bytes.len() - 3]);
+    let rebuilt = run(&p, tok());
+    assert!(!rebuilt.report().datasets[0].from_cache);
+    assert_eq!(examples(&rebuilt), examples(&first));
+    assert!(run(&p, tok()).report().datasets[0].from_cache);
 
     // A changed data file misses.
     std::fs::write(&f, "{\"q\": \"hi\", \"a\": \"again\"}\n").unwrap();

@@ -34,7 +34,10 @@ fn prompt_completion_trains_completion_and_eos_only() {
     let tok = word_tokenizer(&vocab_texts(), false);
     let eos = tok.eos_id.unwrap() as i64;
     let data = build(&p, tok).unwrap();
-    let ex = &data.dataset("d").unwrap().splits[0].examples[0];
+    let ex = &data.dataset("d").unwrap().splits[0]
+        .examples
+        .get(0)
+        .unwrap();
     let s = &ex.tokens.seq;
     // "Q : what is up A :" = 7 prompt tokens, "the sky" + EOS trained.
     assert_eq!(s.prompt_len, 7);
@@ -180,8 +183,11 @@ fn few_shot_examples_are_deterministic_and_never_the_row_itself() {
     let b = build(&p, tok()).unwrap();
     let ea = &a.dataset("s").unwrap().splits[0].examples;
     assert_eq!(
-        ea,
-        &b.dataset("s").unwrap().splits[0].examples,
+        ea.iter().collect::<Vec<_>>(),
+        b.dataset("s").unwrap().splits[0]
+            .examples
+            .iter()
+            .collect::<Vec<_>>(),
         "same shots on every build"
     );
     let t = a.tokenizer();
@@ -291,7 +297,10 @@ fn chat_messages_train_assistant_turns_with_their_end_of_turn() {
         Length::Steps(1),
     );
     let data = build(&p, word_tokenizer(&vocab_texts(), true)).unwrap();
-    let ex = &data.dataset("m").unwrap().splits[0].examples[0];
+    let ex = &data.dataset("m").unwrap().splits[0]
+        .examples
+        .get(0)
+        .unwrap();
     let shown = ft_pipeline::render_example(data.tokenizer(), &ex.tokens.seq, false);
     // Word-level decode joins tokens with spaces.
     assert_eq!(
@@ -319,7 +328,10 @@ fn chat_prompts_are_rendered_with_the_template_and_the_completion_gets_eos() {
         Length::Steps(1),
     );
     let data = build(&p, word_tokenizer(&vocab_texts(), true)).unwrap();
-    let ex = &data.dataset("c").unwrap().splits[0].examples[0];
+    let ex = &data.dataset("c").unwrap().splits[0]
+        .examples
+        .get(0)
+        .unwrap();
     assert_eq!(
         ft_pipeline::render_example(data.tokenizer(), &ex.tokens.seq, false),
         "<|im_start|> system be brief <|im_end|> <|im_start|> user what is up <|im_end|> <|im_start|> assistant[[the sky <|im_end|>]]"

@@ -65,7 +65,7 @@ fn movie_snippets_with_minilm_stratified_and_batched() {
         );
     }
     // BERT inputs: [CLS] … [SEP], no trained tokens (the loss is on the label).
-    let ex = &b.splits[0].examples[0];
+    let ex = &b.splits[0].examples.get(0).unwrap();
     assert_eq!(ex.tokens.seq.ids.first(), Some(&101));
     assert_eq!(ex.tokens.seq.ids.last(), Some(&102));
     let mut sampler = data.train_sampler().unwrap();
@@ -124,7 +124,7 @@ fn chatterbot_with_smollm2_chat_prompts_train_the_answer_and_im_end() {
     let b = data.dataset("faq").unwrap();
     let total: usize = b.splits.iter().map(|s| s.examples.len()).sum();
     assert!(total > 2300, "{total}");
-    let ex = &b.splits[0].examples[0];
+    let ex = &b.splits[0].examples.get(0).unwrap();
     let s = &ex.tokens.seq;
     let prompt = tok.decode(&s.ids[..s.prompt_len]);
     assert!(
@@ -181,7 +181,10 @@ fn smollm2_template_masks_every_assistant_turn_of_a_conversation() {
         Length::Steps(1),
     );
     let data = build(&p, smollm2()).unwrap();
-    let ex = &data.dataset("faq").unwrap().splits[0].examples[0];
+    let ex = &data.dataset("faq").unwrap().splits[0]
+        .examples
+        .get(0)
+        .unwrap();
     let shown = render_example(data.tokenizer(), &ex.tokens.seq, false);
     let answer = ex.row["answer"].as_str().unwrap();
     // SmolLM2's template adds its default system prompt; only the two
@@ -242,7 +245,7 @@ fn aclsum_with_a_shot_and_drop_counts_every_row() {
         assert!(s.examples > 0);
     }
     let b = data.dataset("papers").unwrap();
-    let ex = &b.split("test").unwrap().examples[0];
+    let ex = &b.split("test").unwrap().examples.get(0).unwrap();
     let prompt = data
         .tokenizer()
         .decode(&ex.tokens.seq.ids[..ex.tokens.seq.prompt_len]);

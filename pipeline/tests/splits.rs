@@ -42,7 +42,7 @@ fn tok() -> ft_pipeline::TextTokenizer {
 fn counts(data: &DataPipeline, name: &str) -> HashMap<(String, usize), usize> {
     let mut m = HashMap::new();
     for s in &data.dataset(name).unwrap().splits {
-        for e in &s.examples {
+        for e in s.examples.iter() {
             *m.entry((s.name.clone(), e.tokens.class_label.unwrap()))
                 .or_default() += 1;
         }
