@@ -1,7 +1,8 @@
 //! What `ft plan` tells a person before any training starts: trainable and
 //! total parameters (equal to PEFT's counts), a memory estimate at the
 //! declared batch and length, and the effective batch. Step counts need the
-//! data and are added by the caller that reads it.
+//! tokenized data, so `ft data` reports them (per curriculum stage), not
+//! `ft plan`.
 
 use ft_formats::ModelInventory;
 use ft_plan::{Head, Objective, Plan};
