@@ -12,5 +12,6 @@ pub mod driver;
 pub mod fmt;
 pub mod plan;
 pub mod source;
+pub mod sweep;
 pub mod syntax;
 pub mod world;

@@ -15,6 +15,7 @@ pub fn all() -> Vec<&'static Code> {
         crate::check::rules::CODES,
         crate::driver::CODES,
         crate::world::CODES,
+        crate::sweep::CODES,
         crate::plan::memory::CODES,
     ] {
         v.extend_from_slice(group);
