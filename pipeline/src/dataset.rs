@@ -251,7 +251,8 @@ struct Build<'a> {
     files: Vec<PathBuf>,
     file_ids: HashMap<Arc<Path>, u32>,
     strata: HashMap<String, u32>,
-    spool: Spool,
+    /// Until the pass over the source ends.
+    spool: Option<Spool>,
     store: StoreWriter,
     pending: Vec<Pending>,
     /// Text bytes of the pending rows.
@@ -383,12 +384,13 @@ impl Build<'_> {
         let file = self.file_id(&row.file);
         let leak_text = rendered.leak_text();
         let (text, norm) = assign::text_hash(&leak_text);
+        let spool = self.spool.as_mut().expect("the pass is on");
         let spooled = if self.shots && !self.r.doomed() {
             let r = serde_json::to_vec(&rendered).expect("rendered rows serialize");
             let v = serde_json::to_vec(&row.value).expect("JSON values serialize");
-            self.spool.put(&[norm.as_bytes(), &r, &v])?
+            spool.put(&[norm.as_bytes(), &r, &v])?
         } else {
-            self.spool.put(&[norm.as_bytes()])?
+            spool.put(&[norm.as_bytes()])?
         };
         let good = &mut self.good;
         good.ordinal.push(self.ordinal);
@@ -527,7 +529,7 @@ pub fn build_dataset(
         files: Vec::new(),
         file_ids: HashMap::new(),
         strata: HashMap::new(),
-        spool: Spool::new(dest.map(|d| d.0))?,
+        spool: Some(Spool::new(dest.map(|d| d.0))?),
         store: StoreWriter::new(dest)?,
         pending: Vec::new(),
         pending_text: 0,
@@ -555,7 +557,7 @@ pub fn build_dataset(
     // The key hashes and strata are spent.
     b.good.key = Vec::new();
     b.good.stratum = Vec::new();
-    let spool = std::mem::replace(&mut b.spool, Spool::new(None)?).finish()?;
+    let spool = b.spool.take().expect("the pass is over").finish()?;
     b.r.report.leaks = assign::leaks(&names, &split_of, &b.good, &b.files, &spool);
     b.shots_pass(seed, &names, &split_of, &spool)?;
     drop(spool);
