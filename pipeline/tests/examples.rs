@@ -440,3 +440,63 @@ fn a_chat_template_refusing_a_row_is_a_bad_row() {
         .contains("first turn must be the user"));
     assert_eq!(rep.splits[0].examples, 1);
 }
+
+/// `ft data` lists the first examples of a split the way this does (owned
+/// examples decoded from the store, kept past the split they came from):
+/// they are the rows in file order, with their file, line and tokens.
+#[test]
+fn the_first_examples_of_a_split_come_back_in_file_order_with_their_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "d.jsonl", ROWS);
+    let ds = jsonl_ds("d", &f, completion_fields("Q : {q} A :", " {a}"));
+    let p = plan(
+        vec![ds],
+        TrainData::Dataset(data_ref("d")),
+        Head::CausalLm,
+        4,
+        64,
+        Length::Steps(1),
+    );
+    let data = build(&p, word_tokenizer(&vocab_texts(), false)).unwrap();
+    let mut shown = Vec::new();
+    for d in &data.report().datasets {
+        let train = data.dataset(&d.name).unwrap().split("train").unwrap();
+        for ex in train.examples.iter().take(3) {
+            shown.push((d.name.clone(), ex));
+        }
+    }
+    let listed: Vec<serde_json::Value> = shown
+        .iter()
+        .map(|(name, ex)| {
+            serde_json::json!({
+                "dataset": name,
+                "file": ex.file,
+                "line": ex.line,
+                "input_ids": ex.tokens.seq.ids,
+                "q": ex.row["q"],
+            })
+        })
+        .collect();
+    assert_eq!(listed.len(), 3);
+    for (k, (v, q)) in listed
+        .iter()
+        .zip(["what is up", "who are you", "where is it"])
+        .enumerate()
+    {
+        assert_eq!(v["line"], k + 1);
+        assert_eq!(v["q"], q);
+        assert_eq!(v["file"], f.to_str().unwrap());
+        let ids: Vec<u32> = serde_json::from_value(v["input_ids"].clone()).unwrap();
+        let t = data.tokenizer();
+        assert!(t.decode(&ids).contains(q), "{}", t.decode(&ids));
+    }
+    assert_eq!(
+        data.dataset("d").unwrap().splits[0].examples.get(4),
+        None,
+        "four rows, four examples"
+    );
+    assert!(data.dataset("d").unwrap().splits[0]
+        .examples
+        .get(3)
+        .is_some());
+}
