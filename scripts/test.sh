@@ -5,6 +5,7 @@
 #   3. cargo test for every crate (unit, fixture/snapshot, end-to-end CLI,
 #      real-weight and real-data tests)
 #   4. the editor tests (VS Code grammar and client, Neovim)
+#   5. the CUDA build type-checked (`--features cuda`; no GPU to run it)
 # Exits non-zero if anything fails.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,3 +29,8 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo test --workspace --no-fail-fast ${CARGO_TEST_ARGS:-}
 
 editors/test.sh
+
+# The CUDA build only type-checks here: the CI machine has no GPU, and a
+# full build would add Burn's CUDA stack to target/ (the disk is small).
+# scripts/gpu-check.sh builds and runs it on a machine with a GPU.
+cargo check --features cuda --bins
