@@ -330,7 +330,11 @@ impl Curriculum {
         }
     }
 
-    fn epoch_order(&self, stage: usize, epoch: u64) -> Vec<usize> {
+    /// The pool of an unpaced, unkeyed stage in the order of its `epoch`
+    /// (a seeded shuffle): item `k` of the stage is `epoch_order(stage,
+    /// k / n)[k % n]`. Public so that a caller drawing step by step can keep
+    /// an epoch's order instead of shuffling the pool at every step.
+    pub fn epoch_order(&self, stage: usize, epoch: u64) -> Vec<usize> {
         let mut v = self.ordered[stage].clone();
         SplitMix64::new(derive(self.spec.seed, TAG_EPOCH, stage as u64, epoch)).shuffle(&mut v);
         v

@@ -270,3 +270,22 @@ fn invalid_curricula_are_refused() {
         CurriculumError::NoStages
     );
 }
+
+/// `epoch_order` is the iterator's own order for an unpaced, unkeyed stage
+/// (the train sampler keeps one epoch's order instead of reshuffling at
+/// every step, and must give the same items).
+#[test]
+fn epoch_order_is_the_sequence_of_a_shuffled_stage() {
+    let c = fixture();
+    let tail: Vec<usize> = c
+        .iter()
+        .filter(|it| it.stage == 2)
+        .map(|it| it.example)
+        .collect();
+    assert_eq!(tail.len(), 6, "2 epochs of 3");
+    let from_epochs: Vec<usize> = (0..6u64)
+        .map(|k| c.epoch_order(2, k / 3)[(k % 3) as usize])
+        .collect();
+    assert_eq!(tail, from_epochs);
+    assert_ne!(c.epoch_order(2, 0), c.epoch_order(2, 1), "epochs reshuffle");
+}

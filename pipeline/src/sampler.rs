@@ -280,6 +280,10 @@ pub struct TrainSampler<'p> {
     stages: Vec<StageRun>,
     state: SamplerState,
     mixer: Option<MixtureSampler>,
+    /// (stage, epoch, order) of a shuffled single-task stage: its epoch's
+    /// order is a shuffle of the whole pool, made once per epoch rather
+    /// than at every step.
+    epoch: Option<(usize, u64, Vec<usize>)>,
 }
 
 const TAG_STAGE: u64 = 0x7069_7065_7374_6167; // "pipestag"
@@ -353,6 +357,7 @@ impl<'p> TrainSampler<'p> {
                 stages,
                 state: SamplerState::default(),
                 mixer: None,
+                epoch: None,
             },
             reports,
         ))
@@ -416,6 +421,22 @@ impl<'p> TrainSampler<'p> {
         let t = self.state.stage_step;
         let Some(mixture) = &st.mixture else {
             let order = &st.tasks[0].order;
+            if !st.keyed && !st.paced {
+                // The curriculum's sequence of shuffled epochs (see
+                // `Curriculum::epoch_order`).
+                let n = order.ordered_pool(0).len() as u64;
+                let mut out = Vec::with_capacity(st.batch);
+                for slot in 0..st.batch as u64 {
+                    let k = t * st.batch as u64 + slot;
+                    let (epoch, i) = (k / n, (k % n) as usize);
+                    let stage = self.state.stage;
+                    if !matches!(&self.epoch, Some((s, e, _)) if *s == stage && *e == epoch) {
+                        self.epoch = Some((stage, epoch, order.epoch_order(0, epoch)));
+                    }
+                    out.push((0, self.epoch.as_ref().expect("set above").2[i]));
+                }
+                return out;
+            }
             let it = order
                 .resume(CurriculumPos {
                     stage: 0,

@@ -284,6 +284,11 @@ const PINNED_FIRST_50: u64 = 0xbb4b_076b_d7cf_8599;
 #[test]
 fn resuming_from_a_saved_state_gives_exactly_the_following_batches() {
     let dir = tempfile::tempdir().unwrap();
+    // A single dataset over several shuffled epochs: the sampler keeps an
+    // epoch's order between steps, a resumed one rebuilds it.
+    let mut single = curriculum_plan(dir.path(), Pacing::None);
+    single.data = TrainData::Dataset(data_ref("t"));
+    single.train.length = Length::Epochs(12.0);
     for p in [
         mixture_plan(dir.path(), (Some(3.0), Some(1.0)), Some(2.0), None),
         curriculum_plan(
@@ -293,6 +298,7 @@ fn resuming_from_a_saved_state_gives_exactly_the_following_batches() {
                 full_at: 0.5,
             },
         ),
+        single,
     ] {
         let data = build(&p, tok()).unwrap();
         let all: Vec<_> = data.train_sampler().unwrap().take(40).collect();
