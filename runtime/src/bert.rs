@@ -7,10 +7,10 @@
 
 use burn::module::Module;
 use burn::nn::{Embedding, Linear};
-use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use ft_formats::{Family, FormatError, FormatErrorKind, ModelConfig};
 
+use crate::kernels::{gelu, matmul, softmax_scaled};
 use crate::layers::{attention_bias, LayerNorm};
 use crate::peft::bottleneck::{adapt, Bottleneck};
 use crate::peft::prompt::{PrefixTuning, PromptTuning};
@@ -108,9 +108,8 @@ impl<B: Backend> BertSelfAttention<B> {
             k = Tensor::cat(vec![pk.clone(), k], 2);
             v = Tensor::cat(vec![pv.clone(), v], 2);
         }
-        let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (d as f64).sqrt()) + bias.clone();
-        softmax(scores, 3)
-            .matmul(v)
+        let scores = matmul(q, k.swap_dims(2, 3));
+        matmul(softmax_scaled(scores, 1.0 / (d as f64).sqrt(), bias), v)
             .swap_dims(1, 2)
             .reshape([b, s, h])
     }

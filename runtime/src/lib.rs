@@ -12,6 +12,7 @@
 
 pub mod bert;
 pub mod generate;
+pub mod kernels;
 pub mod layers;
 pub mod llama;
 pub mod peft;

@@ -7,10 +7,11 @@
 
 use burn::module::Module;
 use burn::nn::{Embedding, Linear};
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Int, Tensor};
 use ft_formats::{Family, FormatError, FormatErrorKind, ModelConfig};
 
+use crate::kernels::{self, matmul, softmax_scaled};
 use crate::layers::{apply_rope, attention_bias, RmsNorm, Rope};
 use crate::peft::bottleneck::{adapt, Bottleneck};
 use crate::peft::prompt::{PrefixTuning, PromptTuning};
@@ -160,9 +161,9 @@ impl<B: Backend> LlamaAttention<B> {
             };
             (r(k), r(v))
         };
-        let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (d as f64).sqrt()) + bias.clone();
-        let probs = softmax(scores, 3);
-        let out = probs.matmul(v).swap_dims(1, 2).reshape([b, s, nh * d]);
+        let scores = matmul(q, k.swap_dims(2, 3));
+        let probs = softmax_scaled(scores, 1.0 / (d as f64).sqrt(), bias);
+        let out = matmul(probs, v).swap_dims(1, 2).reshape([b, s, nh * d]);
         self.o_proj.forward(out, ctx)
     }
 }
@@ -369,7 +370,12 @@ impl<B: Backend> LlamaForCausalLM<B> {
     /// Logits `[batch, seq, vocab]` for hidden states.
     pub fn head(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
-            Some(l) => l.forward(hidden),
+            Some(l) => kernels::linear(hidden, l.weight.val(), l.bias.as_ref().map(|b| b.val())),
+            None if kernels::fast::<B>() => {
+                // Tied: logits = h · Eᵀ, Eᵀ read through its strides.
+                let w = self.model.embed_tokens.weight.val().transpose();
+                kernels::matmul(hidden, w.unsqueeze::<3>())
+            }
             None => {
                 // Tied: logits = h · Eᵀ. Multiplying by a transposed view of
                 // the 49k×576 embedding makes the CPU backend copy it on

@@ -8,10 +8,10 @@
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::module::linear;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
 use super::rng::{self, dropout_mask, ForwardCtx};
+use crate::kernels::linear;
 
 /// `y = W x + b + s · B(A(dropout(x)))`, or DoRA's re-normalised form.
 #[derive(Module, Debug)]
@@ -146,7 +146,8 @@ impl<B: Backend> AdaptedLinear<B> {
             Some(ia3) if ia3.feedforward => x * ia3.scale.val().unsqueeze(),
             _ => x,
         };
-        let mut y = self.base.forward(x.clone());
+        let bias = self.base.bias.as_ref().map(|b| b.val());
+        let mut y = linear(x.clone(), self.base.weight.val(), bias);
         if let Some(lora) = &self.lora {
             let dropped = ctx.train && lora.dropout > 0.0;
             let xd = if dropped {

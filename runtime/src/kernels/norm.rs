@@ -1,0 +1,355 @@
+//! LayerNorm and GELU as single passes over the data (forward and
+//! backward), on the fast backends. Burn composes LayerNorm from nine
+//! element-wise and reduction operations and GELU from five, each writing a
+//! full tensor forward and several more backward; on BERT these passes cost
+//! more than the attention products.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::tensor::{backend::Backend, Tensor, TensorData, TensorPrimitive};
+use burn_ndarray::NdArrayTensor;
+use rayon::prelude::*;
+
+use super::gemm::Strided;
+use super::{cast, is, AdNd, Nd};
+
+/// Rows per parallel task; fixed (not derived from the thread count) so
+/// that the weight-gradient partial sums, added in order, are the same on
+/// every machine.
+const ROWS_PER_TASK: usize = 32;
+
+/// The data of an f32 tensor in row-major order: borrowed when it already
+/// is, copied otherwise.
+fn contiguous(t: &NdArrayTensor) -> Option<std::borrow::Cow<'_, [f32]>> {
+    let v = Strided::of(t)?;
+    let n: usize = v.shape.iter().product();
+    let mut expected = 1isize;
+    let mut standard = true;
+    for d in (0..v.shape.len()).rev() {
+        if v.shape[d] != 1 && v.strides[d] != expected {
+            standard = false;
+        }
+        expected *= v.shape[d] as isize;
+    }
+    if standard {
+        // SAFETY: a standard-layout view of `n` elements starting at ptr,
+        // borrowed from `t`.
+        return Some(std::borrow::Cow::Borrowed(unsafe {
+            std::slice::from_raw_parts(v.ptr(), n)
+        }));
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut idx = vec![0usize; v.shape.len()];
+    for _ in 0..n {
+        let off: isize = idx
+            .iter()
+            .zip(&v.strides)
+            .map(|(i, s)| *i as isize * s)
+            .sum();
+        out.push(unsafe { *v.ptr().offset(off) });
+        for d in (0..idx.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < v.shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    Some(std::borrow::Cow::Owned(out))
+}
+
+fn tensor(data: Vec<f32>, shape: Vec<usize>) -> NdArrayTensor {
+    NdArrayTensor::from_data(TensorData::new(data, shape))
+}
+
+fn prim<const D: usize>(t: &Tensor<Nd, D>) -> NdArrayTensor {
+    t.clone().into_primitive().tensor()
+}
+
+fn shape(t: &NdArrayTensor) -> Vec<usize> {
+    Strided::of(t).map(|v| v.shape).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------- LayerNorm
+
+/// `(x − mean) / sqrt(var + eps) · weight + bias` over the last dimension
+/// (biased variance, as PyTorch), or `None` where the fast path does not
+/// apply.
+pub fn layer_norm<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    weight: &Tensor<B, 1>,
+    bias: &Tensor<B, 1>,
+    eps: f64,
+) -> Option<Tensor<B, D>> {
+    if is::<B, AdNd>() {
+        let (x, w, b): (Tensor<AdNd, D>, Tensor<AdNd, 1>, Tensor<AdNd, 1>) =
+            (cast(x.clone()), cast(weight.clone()), cast(bias.clone()));
+        return ad_layer_norm(x, w, b, eps as f32).map(cast);
+    }
+    if is::<B, Nd>() {
+        let (x, w, b): (Tensor<Nd, D>, Tensor<Nd, 1>, Tensor<Nd, 1>) =
+            (cast(x.clone()), cast(weight.clone()), cast(bias.clone()));
+        let (y, _) = ln_forward(&prim(&x), &prim(&w), &prim(&b), eps as f32)?;
+        return Some(cast(Tensor::<Nd, D>::from_primitive(
+            TensorPrimitive::Float(y),
+        )));
+    }
+    None
+}
+
+/// Mean and `sqrt(var + eps)` of one row, as Burn's `var_mean_bias`
+/// computes them (sums divided by the length).
+fn moments(row: &[f32], eps: f32) -> (f32, f32) {
+    let n = row.len() as f32;
+    let mean = row.iter().sum::<f32>() / n;
+    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    (mean, (var + eps).sqrt())
+}
+
+/// The output, and `x` in row-major order (for the backward).
+fn ln_forward(
+    x: &NdArrayTensor,
+    w: &NdArrayTensor,
+    b: &NdArrayTensor,
+    eps: f32,
+) -> Option<(NdArrayTensor, Vec<f32>)> {
+    let dims = shape(x);
+    let n = *dims.last()?;
+    let (xs, ws, bs) = (contiguous(x)?, contiguous(w)?, contiguous(b)?);
+    if n == 0 || ws.len() != n || bs.len() != n {
+        return None;
+    }
+    let mut out = vec![0.0f32; xs.len()];
+    out.par_chunks_mut(n)
+        .zip(xs.par_chunks(n))
+        .for_each(|(o, row)| {
+            let (mean, std) = moments(row, eps);
+            for j in 0..n {
+                // Divided by the standard deviation, as the composite does.
+                o[j] = (row[j] - mean) / std * ws[j] + bs[j];
+            }
+        });
+    Some((tensor(out, dims), xs.into_owned()))
+}
+
+#[derive(Debug)]
+struct LayerNormBackward;
+
+/// `x` (row-major), its shape, the weight, eps.
+type LnState = (std::sync::Arc<Vec<f32>>, Vec<usize>, NdArrayTensor, f32);
+
+impl Backward<Nd, 3> for LayerNormBackward {
+    type State = LnState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let grad = grads.consume::<Nd>(&ops.node);
+        let (xs, dims, w, eps) = ops.state;
+        let n = *dims.last().expect("rank ≥ 1");
+        let dy = contiguous(&grad).expect("f32 gradient");
+        let ws = contiguous(&w).expect("f32 weight");
+        let need_x = node_x.is_some();
+        let mut dx = if need_x {
+            vec![0.0f32; xs.len()]
+        } else {
+            Vec::new()
+        };
+        // Per task: partial Σ dy·x̂ and Σ dy over its rows.
+        let tasks = xs.len().div_ceil(n * ROWS_PER_TASK);
+        let mut partial = vec![0.0f32; tasks * 2 * n];
+        let chunk = n * ROWS_PER_TASK;
+        let body = |t: usize, dx: Option<&mut [f32]>, part: &mut [f32]| {
+            let lo = t * chunk;
+            let hi = (lo + chunk).min(xs.len());
+            let (pw, pb) = part.split_at_mut(n);
+            let mut dx = dx;
+            for (r, start) in (lo..hi).step_by(n).enumerate() {
+                let row = &xs[start..start + n];
+                let g = &dy[start..start + n];
+                let (mean, std) = moments(row, eps);
+                let rstd = 1.0 / std;
+                let (mut sum_g, mut sum_gx) = (0.0f32, 0.0f32);
+                for j in 0..n {
+                    let xhat = (row[j] - mean) * rstd;
+                    pw[j] += g[j] * xhat;
+                    pb[j] += g[j];
+                    let gw = g[j] * ws[j];
+                    sum_g += gw;
+                    sum_gx += gw * xhat;
+                }
+                if let Some(dx) = dx.as_deref_mut() {
+                    let (mg, mgx) = (sum_g / n as f32, sum_gx / n as f32);
+                    let o = &mut dx[r * n..(r + 1) * n];
+                    for j in 0..n {
+                        let xhat = (row[j] - mean) * rstd;
+                        o[j] = rstd * (g[j] * ws[j] - mg - xhat * mgx);
+                    }
+                }
+            }
+        };
+        if need_x {
+            dx.par_chunks_mut(chunk)
+                .zip(partial.par_chunks_mut(2 * n))
+                .enumerate()
+                .for_each(|(t, (d, p))| body(t, Some(d), p));
+        } else {
+            partial
+                .par_chunks_mut(2 * n)
+                .enumerate()
+                .for_each(|(t, p)| body(t, None, p));
+        }
+        if let Some(node) = node_x {
+            grads.register::<Nd>(node.id, tensor(dx, dims.clone()));
+        }
+        let (mut dw, mut db) = (vec![0.0f32; n], vec![0.0f32; n]);
+        for p in partial.chunks(2 * n) {
+            for j in 0..n {
+                dw[j] += p[j];
+                db[j] += p[n + j];
+            }
+        }
+        if let Some(node) = node_w {
+            grads.register::<Nd>(node.id, tensor(dw, vec![n]));
+        }
+        if let Some(node) = node_b {
+            grads.register::<Nd>(node.id, tensor(db, vec![n]));
+        }
+    }
+}
+
+fn ad_layer_norm<const D: usize>(
+    x: Tensor<AdNd, D>,
+    w: Tensor<AdNd, 1>,
+    b: Tensor<AdNd, 1>,
+    eps: f32,
+) -> Option<Tensor<AdNd, D>> {
+    let (xp, wp, bp) = (
+        x.into_primitive().tensor(),
+        w.into_primitive().tensor(),
+        b.into_primitive().tensor(),
+    );
+    let (y, xs) = ln_forward(&xp.primitive, &wp.primitive, &bp.primitive, eps)?;
+    let out = match LayerNormBackward
+        .prepare::<NoCheckpointing>([xp.node.clone(), wp.node.clone(), bp.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(
+            (
+                std::sync::Arc::new(xs),
+                shape(&xp.primitive),
+                wp.primitive.clone(),
+                eps,
+            ),
+            y,
+        ),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Some(Tensor::from_primitive(TensorPrimitive::Float(out)))
+}
+
+// --------------------------------------------------------------------- GELU
+
+/// GELU with the exact erf form, as transformers' BERT (not the tanh
+/// approximation); the backward is the exact derivative `Φ(x) + x·φ(x)`
+/// (Burn's own backward uses the tanh approximation's).
+pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    if is::<B, AdNd>() {
+        return cast(ad_gelu::<D>(cast(x)));
+    }
+    if is::<B, Nd>() {
+        let x: Tensor<Nd, D> = cast(x);
+        if let Some(y) = gelu_forward(&prim(&x)) {
+            return cast(Tensor::<Nd, D>::from_primitive(TensorPrimitive::Float(y)));
+        }
+        return cast(burn::tensor::activation::gelu(x));
+    }
+    burn::tensor::activation::gelu(x)
+}
+
+/// `(Φ(x), φ(x))`, the standard normal CDF and density. Φ uses Abramowitz
+/// & Stegun 7.1.26 for erf (absolute error below 1.5e-7, f32's own
+/// resolution near 1), whose `exp(−x²/2)` is also φ's: one `exp` per
+/// element where libm's f64 `erf` plus an `exp` took most of BERT's GELU
+/// time. The tail is computed directly (`Φ(−|x|)`), so no cancellation.
+#[inline]
+fn normal_cdf_pdf(x: f32) -> (f32, f32) {
+    const P: f32 = 0.327_591_1;
+    const A: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_8, -1.453_152, 1.061_405_4];
+    let z = x.abs() * std::f32::consts::FRAC_1_SQRT_2;
+    let t = 1.0 / (1.0 + P * z);
+    let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
+    let e = (-z * z).exp();
+    let tail = 0.5 * poly * e; // Φ(−|x|)
+    let cdf = if x < 0.0 { tail } else { 1.0 - tail };
+    (cdf, e * 0.398_942_3) // 1/√(2π)
+}
+
+fn gelu1(x: f32) -> f32 {
+    x * normal_cdf_pdf(x).0
+}
+
+fn gelu_grad1(x: f32) -> f32 {
+    let (cdf, pdf) = normal_cdf_pdf(x);
+    cdf + x * pdf
+}
+
+/// Elements per parallel task of the element-wise passes.
+const ELEMS_PER_TASK: usize = 16 * 1024;
+
+fn gelu_forward(x: &NdArrayTensor) -> Option<NdArrayTensor> {
+    let xs = contiguous(x)?;
+    let mut out = vec![0.0f32; xs.len()];
+    out.par_chunks_mut(ELEMS_PER_TASK)
+        .zip(xs.par_chunks(ELEMS_PER_TASK))
+        .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, &v)| *o = gelu1(v)));
+    Some(tensor(out, shape(x)))
+}
+
+#[derive(Debug)]
+struct GeluBackward;
+
+impl Backward<Nd, 1> for GeluBackward {
+    type State = NdArrayTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<Nd>(&ops.node);
+        let Some(node) = node else { return };
+        let x = ops.state;
+        let (xs, dy) = (
+            contiguous(&x).expect("f32 input"),
+            contiguous(&grad).expect("f32 gradient"),
+        );
+        let mut dx = vec![0.0f32; xs.len()];
+        dx.par_chunks_mut(ELEMS_PER_TASK)
+            .zip(
+                xs.par_chunks(ELEMS_PER_TASK)
+                    .zip(dy.par_chunks(ELEMS_PER_TASK)),
+            )
+            .for_each(|(o, (x, g))| {
+                for j in 0..o.len() {
+                    o[j] = g[j] * gelu_grad1(x[j]);
+                }
+            });
+        grads.register::<Nd>(node.id, tensor(dx, shape(&x)));
+    }
+}
+
+fn ad_gelu<const D: usize>(x: Tensor<AdNd, D>) -> Tensor<AdNd, D> {
+    let xp = x.clone().into_primitive().tensor();
+    let Some(y) = gelu_forward(&xp.primitive) else {
+        return burn::tensor::activation::gelu(x);
+    };
+    let out = match GeluBackward
+        .prepare::<NoCheckpointing>([xp.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(xp.primitive.clone(), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}

@@ -1,0 +1,151 @@
+//! Attention's `softmax(scores · scale + bias)` over the last dimension as
+//! one pass per row (and one per row backward), where Burn composes it from
+//! six element-wise operations, each of which writes a full
+//! `[batch, heads, q, k]` tensor forward and again backward.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::tensor::activation::softmax;
+use burn::tensor::{backend::Backend, Tensor, TensorData, TensorPrimitive};
+use burn_ndarray::NdArrayTensor;
+use rayon::prelude::*;
+
+use super::gemm::Strided;
+use super::{cast, is, AdNd, Nd};
+
+/// `softmax(scores · scale + bias, 3)`; `bias` broadcasts to `scores` and
+/// gets no gradient (it is the attention mask).
+pub fn softmax_scaled<B: Backend>(
+    scores: Tensor<B, 4>,
+    scale: f64,
+    bias: &Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    if is::<B, AdNd>() {
+        let s: Tensor<AdNd, 4> = cast(scores);
+        let b: Tensor<AdNd, 4> = cast(bias.clone());
+        return cast(ad_softmax(s, scale as f32, b.inner()));
+    }
+    if is::<B, Nd>() {
+        let s: Tensor<Nd, 4> = cast(scores);
+        let b: Tensor<Nd, 4> = cast(bias.clone());
+        if let Some(y) = forward(&prim(&s), scale as f32, &prim(&b)) {
+            return cast(Tensor::<Nd, 4>::from_primitive(TensorPrimitive::Float(y)));
+        }
+        return cast(softmax(s * scale + b, 3));
+    }
+    softmax(scores * scale + bias.clone(), 3)
+}
+
+fn prim(t: &Tensor<Nd, 4>) -> NdArrayTensor {
+    t.clone().into_primitive().tensor()
+}
+
+/// The element offset of row `r` (all dimensions but the last, row-major)
+/// in a view; broadcast dimensions (size 1) contribute nothing.
+fn row_offset(view: &(Vec<usize>, Vec<isize>), dims: &[usize], mut r: usize) -> isize {
+    let (shape, strides) = view;
+    let nb = dims.len() - 1;
+    let mut off = 0isize;
+    for d in (0..nb).rev() {
+        let i = r % dims[d];
+        r /= dims[d];
+        if shape[d] != 1 {
+            off += i as isize * strides[d];
+        }
+    }
+    off
+}
+
+fn forward(scores: &NdArrayTensor, scale: f32, bias: &NdArrayTensor) -> Option<NdArrayTensor> {
+    let (s, b) = (Strided::of(scores)?, Strided::of(bias)?);
+    let dims = s.shape.clone();
+    let n = *dims.last()?;
+    if n == 0 || b.shape.len() != dims.len() || b.shape[3] != n {
+        return None;
+    }
+    let mut out = vec![0.0f32; dims.iter().product()];
+    let (sc, bc) = (s.strides[3], b.strides[3]);
+    let (sp, bp) = (s.ptr() as usize, b.ptr() as usize);
+    let (s, b) = ((s.shape, s.strides), (b.shape, b.strides));
+    out.par_chunks_mut(n)
+        .enumerate()
+        .for_each(|(r, row)| unsafe {
+            let x = (sp as *const f32).offset(row_offset(&s, &dims, r));
+            let m = (bp as *const f32).offset(row_offset(&b, &dims, r));
+            let mut max = f32::NEG_INFINITY;
+            for (j, o) in row.iter_mut().enumerate() {
+                let v = *x.offset(j as isize * sc) * scale + *m.offset(j as isize * bc);
+                *o = v;
+                max = max.max(v);
+            }
+            let mut sum = 0.0f32;
+            for o in row.iter_mut() {
+                *o = (*o - max).exp();
+                sum += *o;
+            }
+            // Divided, not multiplied by 1/sum: Burn's softmax divides.
+            row.iter_mut().for_each(|o| *o /= sum);
+        });
+    Some(NdArrayTensor::from_data(TensorData::new(out, dims)))
+}
+
+/// `dx = scale · y ⊙ (dy − Σ_j dy·y)` per row.
+fn backward(y: &NdArrayTensor, dy: &NdArrayTensor, scale: f32) -> NdArrayTensor {
+    let (yv, gv) = (Strided::of(y).expect("f32"), Strided::of(dy).expect("f32"));
+    let dims = yv.shape.clone();
+    let n = dims[3];
+    let mut out = vec![0.0f32; dims.iter().product()];
+    let (yc, gc) = (yv.strides[3], gv.strides[3]);
+    let (yp, gp) = (yv.ptr() as usize, gv.ptr() as usize);
+    let (yv, gv) = ((yv.shape, yv.strides), (gv.shape, gv.strides));
+    out.par_chunks_mut(n)
+        .enumerate()
+        .for_each(|(r, row)| unsafe {
+            let y = (yp as *const f32).offset(row_offset(&yv, &dims, r));
+            let g = (gp as *const f32).offset(row_offset(&gv, &dims, r));
+            let mut dot = 0.0f32;
+            for j in 0..n as isize {
+                dot += *y.offset(j * yc) * *g.offset(j * gc);
+            }
+            for (j, o) in row.iter_mut().enumerate() {
+                let j = j as isize;
+                *o = scale * *y.offset(j * yc) * (*g.offset(j * gc) - dot);
+            }
+        });
+    NdArrayTensor::from_data(TensorData::new(out, dims))
+}
+
+#[derive(Debug)]
+struct SoftmaxBackward;
+
+impl Backward<Nd, 1> for SoftmaxBackward {
+    /// The output `y` and the scale.
+    type State = (NdArrayTensor, f32);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<Nd>(&ops.node);
+        let (y, scale) = ops.state;
+        if let Some(node) = node {
+            grads.register::<Nd>(node.id, backward(&y, &grad, scale));
+        }
+    }
+}
+
+fn ad_softmax(scores: Tensor<AdNd, 4>, scale: f32, bias: Tensor<Nd, 4>) -> Tensor<AdNd, 4> {
+    let s = scores.clone().into_primitive().tensor();
+    let Some(y) = forward(&s.primitive, scale, &prim(&bias)) else {
+        return softmax(scores * scale as f64 + Tensor::from_inner(bias), 3);
+    };
+    let out = match SoftmaxBackward
+        .prepare::<NoCheckpointing>([s.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((y.clone(), scale), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}

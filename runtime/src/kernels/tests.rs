@@ -1,0 +1,301 @@
+//! The fast paths against Burn's own operations on the same backend, on
+//! small pseudo-random tensors: forward values and every gradient, for the
+//! layouts the models use (contiguous, transposed and head-split views,
+//! broadcast operands).
+
+use burn::backend::Autodiff;
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+
+use super::{gelu, layer_norm, linear, matmul, softmax_scaled};
+use crate::CpuBackend;
+
+type Ad = Autodiff<CpuBackend>;
+
+fn rand<B: Backend, const D: usize>(shape: [usize; D], seed: u64) -> Tensor<B, D> {
+    let n: usize = shape.iter().product();
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(v, shape), &Default::default())
+}
+
+fn assert_close<B: Backend, const D: usize>(got: Tensor<B, D>, want: Tensor<B, D>, what: &str) {
+    assert_eq!(got.dims(), want.dims(), "{what}: shape");
+    let g = got.into_data().to_vec::<f32>().unwrap();
+    let w = want.into_data().to_vec::<f32>().unwrap();
+    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+            "{what}[{i}]: {a} vs {b}"
+        );
+    }
+}
+
+/// Runs `f` with the fast [`matmul`] and with Burn's, on tracked copies of
+/// `inputs` (`tracked[i]` says which require a gradient), and compares the
+/// outputs and the gradients of `sum(out · weights)`.
+fn check<const D: usize, const E: usize>(
+    inputs: Vec<Tensor<CpuBackend, E>>,
+    tracked: &[bool],
+    f: impl Fn(&[Tensor<Ad, E>], bool) -> Tensor<Ad, D>,
+    what: &str,
+) {
+    let run = |fast: bool| {
+        let xs: Vec<Tensor<Ad, E>> = inputs
+            .iter()
+            .zip(tracked)
+            .map(|(x, t)| {
+                let x = Tensor::<Ad, E>::from_inner(x.clone());
+                if *t {
+                    x.require_grad()
+                } else {
+                    x
+                }
+            })
+            .collect();
+        let out = f(&xs, fast);
+        let w = rand::<Ad, D>(out.dims(), 99);
+        let grads = (out.clone() * w).sum().backward();
+        let gs: Vec<Option<Tensor<CpuBackend, E>>> = xs.iter().map(|x| x.grad(&grads)).collect();
+        (out.inner(), gs)
+    };
+    let (out, gs) = run(true);
+    let (want, want_gs) = run(false);
+    assert_close(out, want, &format!("{what}: output"));
+    for (i, (g, w)) in gs.into_iter().zip(want_gs).enumerate() {
+        match (g, w) {
+            (Some(g), Some(w)) => assert_close(g, w, &format!("{what}: grad {i}")),
+            (None, None) => {}
+            (g, w) => panic!(
+                "{what}: grad {i} present {} vs {}",
+                g.is_some(),
+                w.is_some()
+            ),
+        }
+    }
+}
+
+fn mm<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>, fast: bool) -> Tensor<B, D> {
+    if fast {
+        matmul(a, b)
+    } else {
+        a.matmul(b)
+    }
+}
+
+#[test]
+fn linear_layer_with_trainable_and_frozen_weight() {
+    for tracked in [
+        [true, true, true],
+        [true, false, false],
+        [false, true, true],
+    ] {
+        check(
+            vec![rand([3, 5, 7], 1), rand([1, 7, 4], 2), rand([1, 1, 4], 3)],
+            &tracked,
+            |x, fast| {
+                let w = x[1].clone().squeeze_dim::<2>(0);
+                let b = x[2].clone().reshape([4]);
+                if fast {
+                    linear(x[0].clone(), w, Some(b))
+                } else {
+                    burn::tensor::module::linear(x[0].clone(), w, Some(b))
+                }
+            },
+            &format!("linear {tracked:?}"),
+        );
+    }
+}
+
+#[test]
+fn two_dimensional_and_low_rank_products() {
+    check(
+        vec![rand([6, 9], 4), rand([9, 2], 5)],
+        &[true, true],
+        |x, fast| mm(x[0].clone(), x[1].clone(), fast),
+        "2-d",
+    );
+    // LoRA's shape: x [b, s, in] · A [in, r] · B [r, out].
+    check(
+        vec![rand([2, 4, 8], 6), rand([1, 8, 2], 7), rand([1, 2, 8], 8)],
+        &[true, true, true],
+        |x, fast| mm(mm(x[0].clone(), x[1].clone(), fast), x[2].clone(), fast),
+        "lora",
+    );
+}
+
+#[test]
+fn attention_products_on_head_split_views() {
+    // q, k, v as the models make them: [b, s, h] → [b, heads, s, d] views.
+    check(
+        vec![
+            rand([2, 5, 12], 9),
+            rand([2, 5, 12], 10),
+            rand([2, 5, 12], 11),
+        ],
+        &[true, true, true],
+        |x, fast| {
+            let split = |t: Tensor<Ad, 3>| t.reshape([2, 5, 3, 4]).swap_dims(1, 2);
+            let (q, k, v) = (
+                split(x[0].clone()),
+                split(x[1].clone()),
+                split(x[2].clone()),
+            );
+            let scores = mm(q, k.swap_dims(2, 3), fast);
+            let probs = burn::tensor::activation::softmax(scores, 3);
+            mm(probs, v, fast).swap_dims(1, 2).reshape([2, 5, 12])
+        },
+        "attention",
+    );
+}
+
+#[test]
+fn broadcast_and_strided_operands() {
+    // A broadcast left operand: its gradient sums over the batch.
+    check(
+        vec![rand([1, 4, 6], 12), rand([3, 6, 2], 13)],
+        &[true, true],
+        |x, fast| mm(x[0].clone(), x[1].clone(), fast),
+        "broadcast lhs",
+    );
+    // A transposed input that cannot fold its batch into the rows.
+    check(
+        vec![rand([5, 3, 7], 14), rand([1, 7, 4], 15)],
+        &[true, true],
+        |x, fast| mm(x[0].clone().swap_dims(0, 1), x[1].clone(), fast),
+        "strided input",
+    );
+    // Size-1 batch and matrix dimensions.
+    check(
+        vec![rand([2, 1, 7], 16), rand([1, 7, 1], 17)],
+        &[true, true],
+        |x, fast| mm(x[0].clone(), x[1].clone(), fast),
+        "size-1 dims",
+    );
+}
+
+#[test]
+fn inference_backend_matches() {
+    let (x, w) = (
+        rand::<CpuBackend, 3>([3, 5, 7], 18),
+        rand::<CpuBackend, 2>([7, 4], 19),
+    );
+    let b = rand::<CpuBackend, 1>([4], 20);
+    assert_close(
+        linear(x.clone(), w.clone(), Some(b.clone())),
+        burn::tensor::module::linear(x.clone(), w, Some(b)),
+        "inference linear",
+    );
+    let y = rand::<CpuBackend, 3>([3, 7, 2], 21);
+    assert_close(
+        matmul(x.clone(), y.clone()),
+        x.matmul(y),
+        "inference matmul",
+    );
+}
+
+#[test]
+fn fused_attention_softmax_matches_burn() {
+    // A padding mask broadcast over heads, as attention_bias makes it, and
+    // scores from a transposed view.
+    let mask = rand::<CpuBackend, 4>([2, 1, 5, 6], 22)
+        .greater_elem(0.5)
+        .float()
+        * crate::layers::MASKED;
+    for tracked in [true, false] {
+        let m = Tensor::<Ad, 4>::from_inner(mask.clone());
+        check(
+            vec![rand([2, 3, 6, 5], 23)],
+            &[tracked],
+            |x, fast| {
+                let s = x[0].clone().swap_dims(2, 3);
+                if fast {
+                    softmax_scaled(s, 0.125, &m)
+                } else {
+                    burn::tensor::activation::softmax(s * 0.125 + m.clone(), 3)
+                }
+            },
+            "softmax",
+        );
+    }
+    let s = rand::<CpuBackend, 4>([2, 3, 5, 6], 24);
+    assert_close(
+        softmax_scaled(s.clone(), 0.5, &mask),
+        burn::tensor::activation::softmax(s * 0.5 + mask, 3),
+        "inference softmax",
+    );
+}
+
+/// The composite LayerNorm of `crate::layers::LayerNorm` (Burn's ops).
+fn layer_norm_ref<const D: usize>(
+    x: Tensor<Ad, D>,
+    w: Tensor<Ad, 1>,
+    b: Tensor<Ad, 1>,
+    eps: f64,
+) -> Tensor<Ad, D> {
+    let (var, mean) = x.clone().var_mean_bias(D - 1);
+    (x - mean) / (var + eps).sqrt() * w.unsqueeze() + b.unsqueeze()
+}
+
+#[test]
+fn fused_layer_norm_matches_burn() {
+    // 70 rows: more than one parallel task, the last one partial.
+    for tracked in [
+        [true, true, true],
+        [true, false, false],
+        [false, true, true],
+    ] {
+        check(
+            vec![
+                rand([7, 10, 16], 25),
+                rand([1, 1, 16], 26),
+                rand([1, 1, 16], 27),
+            ],
+            &tracked,
+            |x, fast| {
+                let (w, b) = (x[1].clone().reshape([16]), x[2].clone().reshape([16]));
+                // A transposed input: the kernel reads it in row order.
+                let input = x[0].clone().swap_dims(0, 1);
+                if fast {
+                    layer_norm(&input, &w, &b, 1e-12).expect("fast path")
+                } else {
+                    layer_norm_ref(input, w, b, 1e-12)
+                }
+            },
+            &format!("layer norm {tracked:?}"),
+        );
+    }
+}
+
+#[test]
+fn fused_gelu_matches_the_exact_derivative() {
+    // Burn's own gelu backward uses the tanh approximation's derivative;
+    // the reference here is the erf form differentiated by autodiff.
+    check(
+        vec![rand::<CpuBackend, 3>([3, 7, 40], 28) * 4.0],
+        &[true],
+        |x, fast| {
+            let x = x[0].clone();
+            if fast {
+                gelu(x)
+            } else {
+                x.clone() * ((x / std::f64::consts::SQRT_2).erf() + 1.0) / 2.0
+            }
+        },
+        "gelu",
+    );
+    let x = rand::<CpuBackend, 2>([5, 9], 29) * 3.0;
+    assert_close(
+        gelu(x.clone()),
+        burn::tensor::activation::gelu(x),
+        "inference gelu",
+    );
+}
