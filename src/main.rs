@@ -34,6 +34,8 @@ enum Command {
     Plan(commands::plan::Args),
     /// Train: check, plan and run a recipe (metrics, checkpoints, adapter and report in runs/)
     Run(commands::run::Args),
+    /// Search hyperparameters: run a recipe's `sweep` trials, pick on validation, test the winner
+    Sweep(commands::sweep::Args),
     /// Evaluate the recipe's model, with or without an adapter, on its splits
     Eval(commands::eval::Args),
     /// Inspect a recipe's data: rows, tokens, truncations, skipped rows; examples with the trained tokens marked
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Fmt(a) => commands::fmt::run(a),
         Command::Plan(a) => commands::plan::run(a),
         Command::Run(a) => commands::run::run(a),
+        Command::Sweep(a) => commands::sweep::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Data(a) => commands::data::run(a),
         Command::Export(a) => commands::export::run(a),

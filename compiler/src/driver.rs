@@ -169,7 +169,25 @@ fn unreadable(path: &Path, d: Diagnostic) -> Analysis {
     }
 }
 
+/// Checks a recipe given as text. A recipe with a sweep also has every
+/// trial checked (see [`crate::sweep`]): an invalid combination is an error
+/// of the recipe, in `ft check` and the editor as in `ft sweep`.
 pub fn analyze_text(path: &Path, text: &str, opts: Options) -> Analysis {
+    let mut analysis = analyze_one(path, text, opts);
+    if opts.world && !analysis.has_errors() {
+        if let Some(sweep) = crate::sweep::expand(&analysis) {
+            if let Err(d) = crate::sweep::check_trials(&analysis, &sweep, opts) {
+                analysis.diagnostics.extend(d);
+                sort(&mut analysis.diagnostics);
+            }
+        }
+    }
+    analysis
+}
+
+/// Checks one recipe text, a sweep's trials not included (a trial is
+/// checked with this).
+pub(crate) fn analyze_one(path: &Path, text: &str, opts: Options) -> Analysis {
     let mut sources = SourceMap::default();
     let mut files = Vec::new();
     let mut diagnostics = Vec::new();

@@ -13,6 +13,7 @@ pub mod lsp;
 pub mod plan;
 pub mod recipe;
 pub mod run;
+pub mod sweep;
 pub mod watch;
 
 use std::io::IsTerminal;

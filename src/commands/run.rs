@@ -36,6 +36,25 @@ pub struct Args {
     /// `json` prints one event per line on stdout
     #[arg(long, value_enum, default_value = "human")]
     format: OutputFormat,
+    /// (for `ft sweep`) run this Plan (JSON); RECIPE is the trial's recipe
+    /// text, kept in the run folder
+    #[arg(long, hide = true, value_name = "PLAN.json")]
+    plan: Option<PathBuf>,
+    /// (for `ft sweep`) this exact run folder
+    #[arg(long, hide = true, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+}
+
+/// A sweep trial: the Plan the sweep checked, and the trial's recipe text.
+fn trial_plan(
+    plan: &std::path::Path,
+    recipe: &std::path::Path,
+) -> Result<(ft_plan::Plan, String), String> {
+    let json = std::fs::read_to_string(plan).map_err(|e| format!("{}: {e}", plan.display()))?;
+    let plan: ft_plan::Plan =
+        serde_json::from_str(&json).map_err(|e| format!("{}: not a Plan: {e}", plan.display()))?;
+    let text = std::fs::read_to_string(recipe).map_err(|e| format!("{}: {e}", recipe.display()))?;
+    Ok((plan, text))
 }
 
 /// The cache of tokenized data: `$FT_CACHE_DIR`, else `.ft-cache/` beside
@@ -47,9 +66,18 @@ fn cache_dir(runs: &std::path::Path) -> PathBuf {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let (plan, _) = match super::recipe::load(&args.recipe) {
-        Ok(p) => p,
-        Err(code) => return code,
+    let (plan, recipe_text) = match &args.plan {
+        Some(p) => match trial_plan(p, &args.recipe) {
+            Ok((plan, text)) => (plan, Some(text)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => match super::recipe::load(&args.recipe) {
+            Ok((p, _)) => (p, None),
+            Err(code) => return code,
+        },
     };
     let runs = args.runs.clone().unwrap_or_else(|| {
         plan.recipe
@@ -60,6 +88,8 @@ pub fn run(args: Args) -> ExitCode {
     let mut opts = RunOptions::new(runs.clone());
     opts.resume = args.resume;
     opts.checkpoint_every = args.checkpoint_every;
+    opts.run_dir = args.run_dir.clone();
+    opts.recipe_text = recipe_text;
     if !args.no_cache {
         opts.cache_dir = Some(cache_dir(&runs));
     }
@@ -126,8 +156,15 @@ impl Progress {
 
     pub fn event(&mut self, e: &Event) {
         if self.format == OutputFormat::Json {
-            println!("{}", serde_json::to_string(e).expect("events serialize"));
-            let _ = std::io::stdout().flush();
+            // A reader that went away (a killed sweep) must not stop the
+            // run before it checkpoints: write errors are ignored.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string(e).expect("events serialize")
+            );
+            let _ = out.flush();
             return;
         }
         match e {

@@ -34,21 +34,6 @@ crate::declare_codes! {
     /// message names the trial's values and what is wrong with them; remove
     /// the value from the axis or fix the setting it conflicts with.
     INVALID_TRIAL = "FT0701", "a sweep trial does not check";
-
-    /// The sweep picks its winner on something other than the validation
-    /// split.
-    ///
-    /// Choosing settings by their score on the test split makes the test
-    /// score a biased estimate: the test split is for the final, single
-    /// evaluation of the winner. Pick on the validation split:
-    /// `pick = max(val.accuracy)`.
-    PICK_NOT_ON_VAL = "FT0702", "a sweep must pick on the validation split";
-
-    /// `ft sweep` was given a recipe without a `sweep` block.
-    ///
-    /// Add a `sweep { … }` block naming the settings to search over, or run
-    /// the recipe once with `ft run`.
-    NO_SWEEP = "FT0703", "the recipe has no sweep";
 }
 
 /// A sweep expanded into trials.
@@ -115,18 +100,12 @@ impl Pick {
     }
 }
 
-/// Expands the sweep of a checked recipe (no errors) into trials.
-pub fn expand(a: &Analysis) -> Result<Sweep, Vec<Diagnostic>> {
-    let Some(sw) = a.recipe.one("sweep") else {
-        return Err(vec![Diagnostic::error(
-            &NO_SWEEP,
-            Span::default(),
-            "this recipe has no `sweep` block",
-        )
-        .help("add `sweep { train.optimizer.lr in [1e-4, 3e-4], pick = min(val.loss) }`, or use `ft run`")]);
-    };
+/// Expands the sweep of a checked recipe (no errors) into trials; `None`
+/// when the recipe has no sweep.
+pub fn expand(a: &Analysis) -> Option<Sweep> {
+    let sw = a.recipe.one("sweep")?;
     let sweep_text = &a.sources.get(sw.file).text;
-    let pick = pick_of(sw)?;
+    let pick = pick_of(sw);
     let mut domains = Vec::new();
     for ax in &sw.axes {
         domains.push(domain_of(a, ax, sweep_text));
@@ -183,7 +162,7 @@ pub fn expand(a: &Analysis) -> Result<Sweep, Vec<Diagnostic>> {
             }
         })
         .collect();
-    Ok(Sweep {
+    Some(Sweep {
         axes,
         trials,
         pick,
@@ -195,13 +174,17 @@ pub fn expand(a: &Analysis) -> Result<Sweep, Vec<Diagnostic>> {
 
 /// Checks and lowers every trial: their Plans, or a diagnostic per invalid
 /// trial (at the sweep's values for it, naming them and what is wrong).
-pub fn check_trials(a: &Analysis, sweep: &Sweep) -> Result<Vec<Plan>, Vec<Diagnostic>> {
+pub fn check_trials(
+    a: &Analysis,
+    sweep: &Sweep,
+    opts: Options,
+) -> Result<Vec<Plan>, Vec<Diagnostic>> {
     let path = a.sources.get(0).path.clone();
     let sw_file = a.recipe.one("sweep").map_or(0, |b| b.file);
     let mut plans = Vec::new();
     let mut diags = Vec::new();
     for t in &sweep.trials {
-        let ta = driver::analyze_text(&path, &t.text, Options::default());
+        let ta = driver::analyze_one(&path, &t.text, opts);
         let problems: Vec<String> = if ta.has_errors() {
             ta.diagnostics
                 .iter()
@@ -247,27 +230,19 @@ fn invalid_trial(t: &Trial, sweep: &Sweep, file: usize, problems: Vec<String>) -
     d.help("remove the value from its axis, or change the setting it conflicts with")
 }
 
-fn pick_of(sw: &CBlock) -> Result<Pick, Vec<Diagnostic>> {
-    let Some(Val::Call { name, args, .. }) = sw.get("pick").map(|v| &v.val) else {
-        unreachable!("`pick` is required and checked")
+/// The pick, already checked to be a validation metric (FT0408 otherwise).
+fn pick_of(sw: &CBlock) -> Pick {
+    let (name, metric) = match sw.get("pick").map(|v| &v.val) {
+        Some(Val::Call { name, args, .. }) => match args.get("metric").map(|e| &e.value.val) {
+            Some(Val::Metric { metric, .. }) => (name.as_str(), metric.name.clone()),
+            _ => (name.as_str(), "loss".to_string()),
+        },
+        _ => ("min", "loss".to_string()),
     };
-    let Some(Val::Metric { split, metric }) = args.get("metric").map(|e| &e.value.val) else {
-        unreachable!("`pick`'s metric is checked")
-    };
-    if split.name != "val" {
-        return Err(vec![Diagnostic::error(
-            &PICK_NOT_ON_VAL,
-            split.span,
-            format!("the winner would be picked on `{}`", split.name),
-        )
-        .in_file(sw.file)
-        .label("not the validation split")
-        .help(format!("pick = {name}(val.{})", metric.name))]);
-    }
-    Ok(Pick {
-        metric: metric.name.clone(),
+    Pick {
+        metric,
         maximize: name == "max",
-    })
+    }
 }
 
 fn text_at(text: &str, span: Span) -> &str {

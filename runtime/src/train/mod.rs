@@ -46,6 +46,12 @@ pub struct RunOptions {
     pub stop: Arc<AtomicBool>,
     /// Write a checkpoint every this many steps besides evaluations.
     pub checkpoint_every: Option<u64>,
+    /// This exact run folder instead of the next numbered one (a sweep's
+    /// trial folder); with `resume`, the folder to continue.
+    pub run_dir: Option<PathBuf>,
+    /// The recipe text to keep in the run folder when it is not the file
+    /// the Plan names (a sweep trial's recipe).
+    pub recipe_text: Option<String>,
 }
 
 impl RunOptions {
@@ -56,6 +62,8 @@ impl RunOptions {
             resume: false,
             stop: Arc::new(AtomicBool::new(false)),
             checkpoint_every: None,
+            run_dir: None,
+            recipe_text: None,
         }
     }
 }

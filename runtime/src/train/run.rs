@@ -213,7 +213,11 @@ fn open_run(
 ) -> Result<(PathBuf, bool), TrainError> {
     let dir = folder::recipe_runs(&opts.runs_dir, plan);
     if opts.resume {
-        let Some(run) = folder::last_run(&dir) else {
+        let last = match &opts.run_dir {
+            Some(d) => Some(d.clone()).filter(|d| d.join("ft.lock").exists()),
+            None => folder::last_run(&dir),
+        };
+        let Some(run) = last else {
             return Err(TrainError::input(format!(
                 "nothing to resume: no run of `{}` under {}",
                 plan.name,
@@ -243,7 +247,14 @@ fn open_run(
         }
         return Ok((run, true));
     }
-    let run = folder::new_run(&dir).map_err(TrainError::io)?;
+    let run = match &opts.run_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)
+                .map_err(|e| TrainError::io(format!("{}: {e}", d.display())))?;
+            d.clone()
+        }
+        None => folder::new_run(&dir).map_err(TrainError::io)?,
+    };
     let w = |name: &str, bytes: &[u8]| {
         folder::write_atomic(&run.join(name), bytes).map_err(TrainError::io)
     };
@@ -252,8 +263,13 @@ fn open_run(
         "ft.lock",
         serde_json::to_string_pretty(lock).expect("json").as_bytes(),
     )?;
-    if let Ok(src) = std::fs::read(&plan.recipe) {
-        w("recipe.ft", &src)?;
+    match &opts.recipe_text {
+        Some(text) => w("recipe.ft", text.as_bytes())?,
+        None => {
+            if let Ok(src) = std::fs::read(&plan.recipe) {
+                w("recipe.ft", &src)?;
+            }
+        }
     }
     Ok((run, false))
 }
