@@ -3,21 +3,12 @@
 //! 6 and resumed (trials 3–6 run, 1–2 are not repeated), and a grid with an
 //! invalid combination refused before any trial starts.
 
+mod common;
+
+use common::{copy_dir, ft, root};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ft(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ft"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run ft")
-}
+use std::process::{Command, Stdio};
 
 fn fresh(name: &str) -> PathBuf {
     let dir = root().join("target/sweep-tests").join(name);
@@ -190,12 +181,10 @@ fn an_invalid_combination_fails_at_check_time_before_any_trial() {
 /// The quickstart's tiny model: six quick trials.
 fn tiny_workspace(name: &str) -> PathBuf {
     let dir = fresh(name);
-    let models = dir.join("models/tiny-sentiment");
-    std::fs::create_dir_all(&models).unwrap();
-    for e in std::fs::read_dir(root().join("recipes/models/tiny-sentiment")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), models.join(e.file_name())).unwrap();
-    }
+    copy_dir(
+        &root().join("recipes/models/tiny-sentiment"),
+        &dir.join("models/tiny-sentiment"),
+    );
     std::fs::create_dir_all(dir.join("data")).unwrap();
     std::fs::copy(
         root().join("recipes/data/quickstart-snippets.tsv"),

@@ -6,29 +6,12 @@
 //! Each test copies the quickstart's model and data into its own folder,
 //! so runs never share files.
 
+mod common;
+
+use common::{copy_dir, ft, root};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ft(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ft"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run ft")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
-}
 
 /// A folder with the tiny model, the snippets and `recipe.ft` made from
 /// the quickstart with `train` replaced.

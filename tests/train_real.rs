@@ -4,12 +4,11 @@
 //! and SmolLM2 with DPO on chatterbot preference pairs (the implicit reward
 //! margin grows from zero).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::{ft, root};
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 fn asset(rel: &str) -> String {
     let p = root().join(".cache").join(rel);
@@ -19,14 +18,6 @@ fn asset(rel: &str) -> String {
         p.display()
     );
     p.display().to_string()
-}
-
-fn ft(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ft"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run ft")
 }
 
 fn text(o: &Output) -> String {

@@ -335,16 +335,12 @@ fn tokens(src: &str) -> Vec<(usize, usize, Tok)> {
     out
 }
 
-/// SplitMix64: a tiny deterministic generator, enough for shuffling spaces.
-struct Rng(u64);
+/// A deterministic generator, enough for shuffling spaces.
+struct Rng(crate::sweep::space::SplitMix);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next()
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
@@ -434,7 +430,7 @@ fn relayout(src: &str, rng: &mut Rng) -> String {
 
 #[test]
 fn layout_of_the_input_does_not_matter() {
-    let mut rng = Rng(0x5EED);
+    let mut rng = Rng(crate::sweep::space::SplitMix(0x5EED));
     for (name, text) in files() {
         let expected = format(&text).unwrap();
         for round in 0..25 {
@@ -464,7 +460,7 @@ fn layout_of_the_input_does_not_matter() {
 
 #[test]
 fn relayout_really_changes_the_text() {
-    let mut rng = Rng(7);
+    let mut rng = Rng(crate::sweep::space::SplitMix(7));
     let text = CORPUS[0];
     let shuffled = relayout(text, &mut rng);
     assert_ne!(shuffled, text);

@@ -128,11 +128,11 @@ pub fn number_text(x: f64, int: bool) -> String {
 }
 
 /// SplitMix64: small, seedable, and the same on every platform, so a random
-/// sweep draws the same trials everywhere.
-struct SplitMix(u64);
+/// sweep draws the same trials everywhere (the formatter's tests use it too).
+pub(crate) struct SplitMix(pub(crate) u64);
 
 impl SplitMix {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
