@@ -205,6 +205,9 @@ struct Line {
     quiet: bool,
     redraw: bool,
     drawn: bool,
+    /// Each trial's last evaluation line: the final evaluation repeats the
+    /// last periodic one when they fall on the same step.
+    last_eval: std::collections::HashMap<usize, String>,
 }
 
 impl Line {
@@ -213,6 +216,7 @@ impl Line {
             quiet,
             redraw: one_at_a_time && std::io::stderr().is_terminal(),
             drawn: false,
+            last_eval: Default::default(),
         }
     }
 
@@ -252,12 +256,16 @@ impl Line {
                             .collect()
                     })
                     .unwrap_or_default();
-                self.say(format!(
+                let line = format!(
                     "trial {i}/{total} ({label}): {} at step {}: {}",
                     r["split"].as_str().unwrap_or("?"),
                     e["step"],
                     ms.join(", ")
-                ));
+                );
+                if self.last_eval.get(&i) != Some(&line) {
+                    self.last_eval.insert(i, line.clone());
+                    self.say(line);
+                }
             }
             Some("early_stop") => self.say(format!(
                 "trial {i}/{total}: early stop at step {}, best step {}",
