@@ -372,9 +372,12 @@ impl<B: Backend> LlamaForCausalLM<B> {
         match &self.lm_head {
             Some(l) => kernels::linear(hidden, l.weight.val(), l.bias.as_ref().map(|b| b.val())),
             None if kernels::fast::<B>() => {
-                // Tied: logits = h · Eᵀ, Eᵀ read through its strides.
+                // Tied: logits = h · Eᵀ, Eᵀ read through its strides. In 2-d:
+                // unsqueezing the transposed view would copy the embedding.
+                let [b, s, h] = hidden.dims();
                 let w = self.model.embed_tokens.weight.val().transpose();
-                kernels::matmul(hidden, w.unsqueeze::<3>())
+                let vocab = w.dims()[1];
+                kernels::matmul(hidden.reshape([b * s, h]), w).reshape([b, s, vocab])
             }
             None => {
                 // Tied: logits = h · Eᵀ. Multiplying by a transposed view of

@@ -126,9 +126,9 @@ fn ln_forward(
         .zip(xs.par_chunks(n))
         .for_each(|(o, row)| {
             let (mean, std) = moments(row, eps);
-            for j in 0..n {
+            for (((o, x), w), b) in o.iter_mut().zip(row).zip(ws.iter()).zip(bs.iter()) {
                 // Divided by the standard deviation, as the composite does.
-                o[j] = (row[j] - mean) / std * ws[j] + bs[j];
+                *o = (x - mean) / std * w + b;
             }
         });
     Some((tensor(out, dims), xs.into_owned()))
@@ -171,20 +171,26 @@ impl Backward<Nd, 3> for LayerNormBackward {
                 let (mean, std) = moments(row, eps);
                 let rstd = 1.0 / std;
                 let (mut sum_g, mut sum_gx) = (0.0f32, 0.0f32);
-                for j in 0..n {
-                    let xhat = (row[j] - mean) * rstd;
-                    pw[j] += g[j] * xhat;
-                    pb[j] += g[j];
-                    let gw = g[j] * ws[j];
+                for ((((x, g), w), pw), pb) in row
+                    .iter()
+                    .zip(g)
+                    .zip(ws.iter())
+                    .zip(pw.iter_mut())
+                    .zip(pb.iter_mut())
+                {
+                    let xhat = (x - mean) * rstd;
+                    *pw += g * xhat;
+                    *pb += g;
+                    let gw = g * w;
                     sum_g += gw;
                     sum_gx += gw * xhat;
                 }
                 if let Some(dx) = dx.as_deref_mut() {
                     let (mg, mgx) = (sum_g / n as f32, sum_gx / n as f32);
                     let o = &mut dx[r * n..(r + 1) * n];
-                    for j in 0..n {
-                        let xhat = (row[j] - mean) * rstd;
-                        o[j] = rstd * (g[j] * ws[j] - mg - xhat * mgx);
+                    for (((o, x), g), w) in o.iter_mut().zip(row).zip(g).zip(ws.iter()) {
+                        let xhat = (x - mean) * rstd;
+                        *o = rstd * (g * w - mg - xhat * mgx);
                     }
                 }
             }
@@ -205,10 +211,9 @@ impl Backward<Nd, 3> for LayerNormBackward {
         }
         let (mut dw, mut db) = (vec![0.0f32; n], vec![0.0f32; n]);
         for p in partial.chunks(2 * n) {
-            for j in 0..n {
-                dw[j] += p[j];
-                db[j] += p[n + j];
-            }
+            let (pw, pb) = p.split_at(n);
+            dw.iter_mut().zip(pw).for_each(|(d, v)| *d += v);
+            db.iter_mut().zip(pb).for_each(|(d, v)| *d += v);
         }
         if let Some(node) = node_w {
             grads.register::<Nd>(node.id, tensor(dw, vec![n]));
@@ -277,7 +282,13 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 #[inline]
 fn normal_cdf_pdf(x: f32) -> (f32, f32) {
     const P: f32 = 0.327_591_1;
-    const A: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_8, -1.453_152, 1.061_405_4];
+    const A: [f32; 5] = [
+        0.254_829_6,
+        -0.284_496_74,
+        1.421_413_8,
+        -1.453_152,
+        1.061_405_4,
+    ];
     let z = x.abs() * std::f32::consts::FRAC_1_SQRT_2;
     let t = 1.0 / (1.0 + P * z);
     let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
@@ -330,8 +341,8 @@ impl Backward<Nd, 1> for GeluBackward {
                     .zip(dy.par_chunks(ELEMS_PER_TASK)),
             )
             .for_each(|(o, (x, g))| {
-                for j in 0..o.len() {
-                    o[j] = g[j] * gelu_grad1(x[j]);
+                for ((o, x), g) in o.iter_mut().zip(x).zip(g) {
+                    *o = g * gelu_grad1(*x);
                 }
             });
         grads.register::<Nd>(node.id, tensor(dx, shape(&x)));
