@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{copy_dir, ft, root};
+use common::{ft, quickstart_into, root};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -181,17 +181,7 @@ fn an_invalid_combination_fails_at_check_time_before_any_trial() {
 /// The quickstart's tiny model: six quick trials.
 fn tiny_workspace(name: &str) -> PathBuf {
     let dir = fresh(name);
-    copy_dir(
-        &root().join("recipes/models/tiny-sentiment"),
-        &dir.join("models/tiny-sentiment"),
-    );
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    std::fs::copy(
-        root().join("recipes/data/quickstart-snippets.tsv"),
-        dir.join("data/quickstart-snippets.tsv"),
-    )
-    .unwrap();
-    let quick = std::fs::read_to_string(root().join("recipes/quickstart.ft")).unwrap();
+    let quick = quickstart_into(&dir);
     let sweep = "\nsweep {\n  train.optimizer.lr in [3e-4, 1e-3, 3e-3]\n  train.batch in [16, 32]\n  budget = { steps = 40 }\n  pick = max(val.accuracy)\n}\n";
     std::fs::write(dir.join("recipe.ft"), format!("{quick}{sweep}")).unwrap();
     dir

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{copy_dir, ft, root};
+use common::{ft, quickstart_into, root};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -18,17 +18,7 @@ use std::time::{Duration, Instant};
 fn workspace(name: &str, train: &str, evaluate: &str) -> PathBuf {
     let dir = root().join("target/train-tests").join(name);
     let _ = std::fs::remove_dir_all(&dir);
-    copy_dir(
-        &root().join("recipes/models/tiny-sentiment"),
-        &dir.join("models/tiny-sentiment"),
-    );
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    std::fs::copy(
-        root().join("recipes/data/quickstart-snippets.tsv"),
-        dir.join("data/quickstart-snippets.tsv"),
-    )
-    .unwrap();
-    let quick = std::fs::read_to_string(root().join("recipes/quickstart.ft")).unwrap();
+    let quick = quickstart_into(&dir);
     let head = &quick[..quick.find("train {").unwrap()];
     std::fs::write(
         dir.join("recipe.ft"),

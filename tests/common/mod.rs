@@ -26,3 +26,20 @@ pub fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
 }
+
+/// Copies the quickstart's tiny model and its snippets into `dir` (as
+/// `models/tiny-sentiment/` and `data/quickstart-snippets.tsv`, the paths
+/// recipes/quickstart.ft names) and returns the quickstart's text.
+pub fn quickstart_into(dir: &Path) -> String {
+    copy_dir(
+        &root().join("recipes/models/tiny-sentiment"),
+        &dir.join("models/tiny-sentiment"),
+    );
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::copy(
+        root().join("recipes/data/quickstart-snippets.tsv"),
+        dir.join("data/quickstart-snippets.tsv"),
+    )
+    .unwrap();
+    std::fs::read_to_string(root().join("recipes/quickstart.ft")).unwrap()
+}
