@@ -127,13 +127,24 @@ pub fn example_kind(
             (Some(_), Some(_), Some(_)) => Ok(ExampleKind::Pair),
             _ => Err(need("`prompt`, `chosen` and `rejected`")),
         },
-        Objective::Sft | Objective::Ppo { .. } => {
+        Objective::Sft => {
             if fields.messages.is_some() {
                 Ok(ExampleKind::Messages)
             } else if fields.prompt.is_some() && fields.completion.is_some() {
                 Ok(ExampleKind::Completion)
             } else {
                 Err(need("`prompt` and `completion`, or `messages`"))
+            }
+        }
+        // PPO generates its own responses: a prompt is enough (a
+        // completion, when declared, is kept as the reference only).
+        Objective::Ppo { .. } => {
+            if fields.messages.is_some() {
+                Ok(ExampleKind::Messages)
+            } else if fields.prompt.is_some() {
+                Ok(ExampleKind::Completion)
+            } else {
+                Err(need("`prompt` (or `messages`)"))
             }
         }
     }
@@ -231,7 +242,11 @@ pub fn render_row(
     Ok(match kind {
         ExampleKind::Completion => RenderedRow::Completion {
             prompt: render_prompt(fields.prompt.as_ref().expect("checked"), row)?,
-            completion: part(&fields.completion, "completion")?,
+            // Only PPO declares no completion (example_kind checks).
+            completion: match &fields.completion {
+                Some(_) => part(&fields.completion, "completion")?,
+                None => String::new(),
+            },
         },
         ExampleKind::Messages => {
             let msgs = match fields.messages.as_ref().expect("checked") {
@@ -514,7 +529,7 @@ pub fn tokenize_row(tok: &TextTokenizer, r: &RenderedRow) -> Result<Tokenized, P
             seq: completion_seq(tok, &prompt_ids(tok, prompt)?, completion)?,
             rejected: None,
             class_label: None,
-            reference: Some(completion.clone()),
+            reference: Some(completion.clone()).filter(|c| !c.is_empty()),
         },
         RenderedRow::Messages(msgs) => Tokenized {
             seq: messages_seq(tok, msgs)?,

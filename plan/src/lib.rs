@@ -78,6 +78,10 @@ pub struct ModelPlan {
     pub chat_template: Option<String>,
     /// Replaces the model's own tokenizer.
     pub tokenizer: Option<PathBuf>,
+    /// A trained adapter folder (PEFT format) applied on load: how a PPO
+    /// reward model gets its trained classifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<PathBuf>,
 }
 
 /// Where a dataset's rows come from.

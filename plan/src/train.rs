@@ -11,8 +11,19 @@ pub enum Objective {
     Classify,
     /// Direct preference optimisation against the frozen base model.
     Dpo { beta: f64 },
-    /// PPO against a reward model (named in `Plan::other_models`).
-    Ppo { reward: String, kl: f64 },
+    /// PPO against a reward model (named in `Plan::other_models`): the
+    /// reward is the model's first-label log-odds on prompt + response;
+    /// `kl` weighs the per-token KL penalty against the frozen base, `clip`
+    /// is the ratio clip range, `max_new_tokens` the length of a rollout.
+    Ppo {
+        reward: String,
+        kl: f64,
+        clip: f64,
+        max_new_tokens: usize,
+        /// Sampling temperature of the rollouts (1 samples from the policy
+        /// itself; no top-k/top-p).
+        temperature: f64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -78,6 +89,8 @@ pub enum Metric {
     RougeL,
     /// DPO: mean of (chosen − rejected) implicit reward.
     Margin,
+    /// PPO: mean reward-model score of greedy responses.
+    Reward,
 }
 
 impl Metric {
@@ -90,6 +103,7 @@ impl Metric {
             Metric::ExactMatch => "exact_match",
             Metric::RougeL => "rouge_l",
             Metric::Margin => "margin",
+            Metric::Reward => "reward",
         }
     }
 
@@ -102,6 +116,7 @@ impl Metric {
             "exact_match" => Metric::ExactMatch,
             "rouge_l" => Metric::RougeL,
             "margin" => Metric::Margin,
+            "reward" => Metric::Reward,
             _ => return None,
         })
     }
@@ -113,7 +128,7 @@ impl Metric {
 
     /// Whether computing it needs greedy generation.
     pub fn generates(self) -> bool {
-        matches!(self, Metric::ExactMatch | Metric::RougeL)
+        matches!(self, Metric::ExactMatch | Metric::RougeL | Metric::Reward)
     }
 }
 

@@ -236,6 +236,7 @@ pub fn plan(
             head,
             chat_template: None,
             tokenizer: None,
+            adapter: None,
         },
         other_models: Vec::new(),
         datasets,

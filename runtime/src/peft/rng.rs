@@ -84,6 +84,7 @@ pub mod domain {
     pub const ADAPTER: u64 = 5;
     pub const HEAD: u64 = 6;
     pub const PREFIX_MLP: u64 = 7;
+    pub const ROLLOUT: u64 = 8;
 }
 
 /// `n` values uniform in `[-bound, bound)` for one stream.

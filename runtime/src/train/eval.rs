@@ -43,7 +43,8 @@ impl Acc {
                 Metric::Accuracy => metrics::accuracy(&self.pred, &self.gold),
                 Metric::F1 => metrics::macro_f1(&self.pred, &self.gold, classes),
                 Metric::Margin => self.margin_sum / self.pairs.max(1) as f64,
-                Metric::ExactMatch | Metric::RougeL => continue,
+                // Generated and scored elsewhere (reward: by PPO's reward model).
+                Metric::ExactMatch | Metric::RougeL | Metric::Reward => continue,
             };
             out.insert(m.name().to_string(), v);
         }
@@ -176,7 +177,10 @@ pub fn evaluate<B: Backend, M: Task<B>>(
             result.per_task.insert(name, m);
         }
     }
-    if wanted.iter().any(|m| m.generates()) {
+    if wanted
+        .iter()
+        .any(|m| matches!(m, Metric::ExactMatch | Metric::RougeL))
+    {
         generation_metrics(
             model,
             pipe,

@@ -18,8 +18,12 @@ pub mod folder;
 pub mod metrics;
 pub mod offline;
 pub mod optim;
+mod ppo;
+pub mod ppo_math;
 pub mod report;
+pub mod rollout;
 mod run;
+mod session;
 pub mod schedule;
 pub mod task;
 
@@ -30,6 +34,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use eval::EvalResult;
+pub use ppo::{PolicyValue, PpoStats};
 pub use run::{run, run_on};
 
 /// How to run a Plan (what is not in the Plan itself).
@@ -90,6 +95,9 @@ pub enum Event {
         grad_norm: f64,
         tokens_per_s: f64,
         eta_s: f64,
+        /// PPO's step statistics (reward, KL, losses, clip fraction).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ppo: Option<PpoStats>,
     },
     Eval {
         step: u64,
@@ -153,10 +161,10 @@ impl TrainError {
             message: message.into(),
         }
     }
-    fn input(message: impl Into<String>) -> Self {
+    pub(crate) fn input(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Input, message)
     }
-    fn io(message: impl Into<String>) -> Self {
+    pub(crate) fn io(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Io, message)
     }
 }
