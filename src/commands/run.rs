@@ -200,13 +200,18 @@ impl Progress {
                 lr,
                 tokens_per_s,
                 eta_s,
+                ppo,
                 ..
             } => {
                 if self.quiet {
                     return;
                 }
+                let rl = ppo
+                    .as_ref()
+                    .map(|p| format!(" reward {:.3} kl {:.3}", p.reward, p.kl))
+                    .unwrap_or_default();
                 let line = format!(
-                    "step {step}/{total} [{stage}] loss {loss:.4} lr {lr:.2e} {:.0} tok/s ETA {}",
+                    "step {step}/{total} [{stage}] loss {loss:.4}{rl} lr {lr:.2e} {:.0} tok/s ETA {}",
                     tokens_per_s,
                     duration(*eta_s)
                 );

@@ -50,7 +50,8 @@ crate::declare_codes! {
     ///
     /// A dataset needs `prompt` + `completion` (causal LM), `messages`
     /// (chat), `input` + `label` (classification), or `prompt` + `chosen` +
-    /// `rejected` (preference tuning).
+    /// `rejected` (preference tuning); for PPO, which generates its own
+    /// responses, a `prompt` is enough.
     NOTHING_TO_LEARN = "FT0407", "dataset with nothing to learn";
 
     /// Early stopping or a sweep would choose on the test split, or on a
@@ -251,7 +252,9 @@ fn datasets(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
         let file = d.file;
         let head_span = d.name.as_ref().map(|n| n.span).unwrap_or(d.keyword.span);
         // Something to learn from.
-        let lm = (d.has("prompt") && d.has("completion")) || d.has("messages");
+        // PPO generates its own responses: a prompt is enough.
+        let ppo_prompt = objective.as_deref() == Some("ppo") && d.has("prompt");
+        let lm = (d.has("prompt") && d.has("completion")) || d.has("messages") || ppo_prompt;
         let cls = d.has("input") && d.has("label");
         let pref = d.has("chosen") && d.has("rejected");
         if !(lm || cls || pref) {
@@ -574,6 +577,17 @@ fn training(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
                                 .label("a reward model scores text")
                                 .help("declare it with `head = classify(labels = [\"reward\"])`"),
                             );
+                        } else if !rm.has("adapter") {
+                            diags.push(
+                                Diagnostic::error(
+                                    &OBJECTIVE_MISMATCH,
+                                    id.span,
+                                    format!("reward model `{}` has no trained classifier", id.name),
+                                )
+                                .in_file(t.file)
+                                .label("its classifier head would be random")
+                                .help("train it first (e.g. `ft run recipes/sentiment-minilm.ft`) and add `adapter = \"…/adapter\"` to the model"),
+                            );
                         }
                     }
                 }
@@ -644,18 +658,21 @@ fn training(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
         }
         if let (Some(Val::List(ms)), Some(h)) = (ev.get("metrics").map(|v| &v.val), &head) {
             let dpo = objective(recipe).as_deref() == Some("dpo");
+            let ppo = objective(recipe).as_deref() == Some("ppo");
             for m in ms {
                 let Some(w) = m.as_word() else { continue };
                 let fits = match w {
                     "accuracy" | "f1" => h.is_some(),
                     "perplexity" | "exact_match" | "rouge_l" => h.is_none(),
                     "margin" => dpo,
+                    "reward" => ppo,
                     _ => true,
                 };
                 if !fits {
                     let why = match w {
                         "accuracy" | "f1" => "needs a `classify` head",
                         "margin" => "needs the `dpo` objective",
+                        "reward" => "needs the `ppo` objective",
                         _ => "needs a `causal_lm` head",
                     };
                     diags.push(

@@ -151,5 +151,6 @@ fn model_plan(a: &Analysis, m: &CBlock) -> Result<ModelPlan, LowerError> {
             _ => None,
         }),
         tokenizer: resolve_opt("tokenizer"),
+        adapter: resolve_opt("adapter"),
     })
 }

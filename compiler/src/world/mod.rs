@@ -4,6 +4,7 @@
 //! model lacks, a template field the data lacks, a `max_len` beyond the
 //! model's positions: found in milliseconds, before any data is processed.
 
+mod adapter;
 pub mod data;
 mod model;
 
@@ -128,6 +129,30 @@ crate::declare_codes! {
     /// Encoders (BERT family) have no language-model head here: use
     /// `classify(labels = …)`. Decoders can do both.
     HEAD_FAMILY = "FT0616", "head does not fit the model";
+
+    /// A model's `adapter` folder does not exist or holds no
+    /// `adapter_config.json`.
+    ///
+    /// `adapter = "…"` applies a trained PEFT adapter (as `ft run` writes
+    /// it into a run's `adapter/` folder, or PEFT's `save_pretrained`) when
+    /// the model is loaded; a PPO reward model gets its trained classifier
+    /// this way. Train the classifier first — for example
+    /// `ft run recipes/sentiment-minilm.ft` — and point `adapter` at the
+    /// run's `adapter/` folder. Paths are relative to the recipe.
+    ADAPTER_NOT_FOUND = "FT0617", "adapter folder not found";
+
+    /// A model's `adapter` does not fit the model it is declared on.
+    ///
+    /// The adapter's `base_model_name_or_path` (in `adapter_config.json`)
+    /// must name this model — the same folder, or, for a path that does
+    /// not exist on this machine such as a hub id
+    /// (`sentence-transformers/all-MiniLM-L6-v2`), the same last component
+    /// — and the classifier it saved (`modules_to_save`) must have as many
+    /// labels as the model's `head = classify(labels = […])` declares, in
+    /// the order it was trained with: the reward is the first label's
+    /// log-odds. The tensors themselves are checked when training loads
+    /// the adapter.
+    ADAPTER_MISMATCH = "FT0618", "adapter does not fit the model";
 }
 
 /// What the world checks learnt: the models' inventories and the data

@@ -37,6 +37,9 @@ pub fn check_models(
         let path = resolve(sources, m.file, path_str);
         let span = path_v.span;
         let inventory = load(&path, span, m, diags);
+        if inventory.is_some() {
+            super::adapter::check_adapter(m, &path, sources, diags);
+        }
         if let Some(inv) = &inventory {
             head_fits(m, inv, diags);
             if recipe.model().is_some_and(|t| std::ptr::eq(t, m)) {

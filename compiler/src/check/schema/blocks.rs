@@ -2,10 +2,11 @@
 
 use super::*;
 
-static MODEL_KEYS: [Key; 3] = [
+static MODEL_KEYS: [Key; 4] = [
     key("head", Ty::Calls(HEADS), Some("causal_lm"), "What the model is trained to output: `causal_lm` or `classify(labels = [...])`."),
     key("chat_template", Ty::Str, Some("the model's own"), "A Jinja chat template that replaces the model's (from `tokenizer_config.json` or GGUF metadata)."),
     key("tokenizer", Ty::Path, Some("the model's own"), "A `tokenizer.json` to use instead of the model's."),
+    key("adapter", Ty::Path, None, "A trained adapter folder (PEFT's `adapter_config.json` + `adapter_model.safetensors`, e.g. a run's `adapter/`) applied on load, with its classifier head: how a PPO reward model gets its training."),
 ];
 
 static DATASET_KEYS: [Key; 12] = [
@@ -105,7 +106,7 @@ static TRAIN_KEYS: [Key; 17] = [
 
 static EVALUATE_KEYS: [Key; 4] = [
     key("on", Ty::AnyOf(&[&Ty::Enum(SPLIT_NAMES), &Ty::List(&Ty::Enum(SPLIT_NAMES))]), Some("test"), "The split(s) to evaluate on after training."),
-    key("metrics", Ty::List(&Ty::Enum(&["loss", "perplexity", "accuracy", "f1", "exact_match", "rouge_l", "margin"])), Some("[loss]"), "Metrics to report: `loss`, `perplexity`, `accuracy`, `f1`, `exact_match`, `rouge_l`, `margin`."),
+    key("metrics", Ty::List(&Ty::Enum(&["loss", "perplexity", "accuracy", "f1", "exact_match", "rouge_l", "margin", "reward"])), Some("[loss]"), "Metrics to report: `loss`, `perplexity`, `accuracy`, `f1`, `exact_match`, `rouge_l`, `margin`, `reward` (PPO)."),
     key("max_new_tokens", int(1), Some("64"), "Tokens generated (greedily) for generation metrics."),
     key("batch", int(1), Some("train's"), "Batch size during evaluation."),
 ];

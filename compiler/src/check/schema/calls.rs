@@ -262,6 +262,7 @@ pub static OBJECTIVES: &[CallDef] = &[
             key("kl", non_negative(), Some("0.05"), "KL penalty against the initial policy."),
             key("clip", positive(), Some("0.2"), "PPO clip range."),
             key("max_new_tokens", int(1), Some("64"), "Tokens generated per rollout."),
+            key("temperature", positive(), Some("1.0"), "Sampling temperature of the rollouts (1 samples the policy itself)."),
         ],
     },
 ];

@@ -284,6 +284,10 @@ pub const METRICS: &[(&str, &str)] = &[
         "ROUGE-L F-measure of the greedy generation against the reference (causal LM)",
     ),
     ("margin", "mean chosen-minus-rejected reward margin (DPO)"),
+    (
+        "reward",
+        "mean reward-model score of greedy responses (PPO)",
+    ),
 ];
 
 pub fn metric_names() -> impl Iterator<Item = &'static str> + Clone {
