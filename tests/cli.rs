@@ -212,3 +212,51 @@ fn example_recipes_are_formatted() {
 fn rel(p: &Path) -> String {
     p.strip_prefix(root()).unwrap_or(p).display().to_string()
 }
+
+#[test]
+fn plan_of_a_sweep_recipe_says_it_is_a_sweep() {
+    assets();
+    let o = ft(&["plan", "recipes/sweep-minilm.ft"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("sweep: 6 trials (grid) over train.optimizer.lr × peft.rank, picked by max(val.accuracy), budget steps = 60 each"),
+        "{out}"
+    );
+    assert!(
+        out.contains("`ft sweep recipes/sweep-minilm.ft` runs the trials"),
+        "{out}"
+    );
+    let plain = ft(&["plan", "recipes/sentiment-minilm.ft"]);
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("sweep"));
+}
+
+#[test]
+fn data_rows_lists_every_example_of_a_split() {
+    assets();
+    let rows = |split: &str| {
+        let o = ft(&["data", "recipes/sentiment-minilm.ft", "--rows", split]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let (train, test) = (rows("train"), rows("test"));
+    // 80/10/10 of the 10 604 snippets (one header-less file, no bad rows).
+    assert!((8400..8600).contains(&train.len()), "{}", train.len());
+    assert!((1000..1120).contains(&test.len()), "{}", test.len());
+    let lines = |rs: &[serde_json::Value]| -> std::collections::HashSet<u64> {
+        rs.iter().map(|r| r["line"].as_u64().unwrap()).collect()
+    };
+    assert!(
+        lines(&train).is_disjoint(&lines(&test)),
+        "a row in two splits"
+    );
+    let r = &test[0];
+    assert_eq!(r["input_ids"][0], 101, "{r}"); // [CLS]
+    assert!(["negative", "positive"].contains(&r["label"].as_str().unwrap()));
+    let bad = ft(&["data", "recipes/sentiment-minilm.ft", "--rows", "holdout"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("no dataset in use has a split named `holdout`"));
+}

@@ -29,6 +29,12 @@ pub struct Args {
     /// $XDG_CACHE_HOME/ft/data or ~/.cache/ft/data)
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// Instead of the report, print every example of this split (of every
+    /// dataset in use) as JSON lines: source file and line, the exact token
+    /// ids the model sees, the trained-token mask and the class label. For
+    /// auditing a split, or feeding the same rows to another tool.
+    #[arg(long, value_name = "SPLIT")]
+    rows: Option<String>,
 }
 
 /// The default cache folder of tokenized data.
@@ -64,6 +70,9 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some(split) = &args.rows {
+        return print_rows(&plan, &data, split);
+    }
     // The first K training examples of every dataset in use, in file order.
     let mut shown = Vec::new();
     for d in &data.report().datasets {
@@ -128,6 +137,51 @@ pub fn run(args: Args) -> ExitCode {
                 println!("{text}");
             }
         }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `--rows SPLIT`: one JSON object per example, in file order per dataset.
+fn print_rows(plan: &ft_plan::Plan, data: &DataPipeline, split: &str) -> ExitCode {
+    use std::io::Write;
+    let labels: &[String] = match &plan.model.head {
+        ft_plan::Head::Classify { labels } => labels,
+        ft_plan::Head::CausalLm => &[],
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut found = false;
+    for d in &data.report().datasets {
+        let Some(examples) = data.dataset(&d.name).and_then(|b| b.split(split)) else {
+            continue;
+        };
+        found = true;
+        for ex in examples.examples.iter() {
+            let seq = &ex.tokens.seq;
+            let mut row = serde_json::json!({
+                "dataset": d.name,
+                "file": ex.file,
+                "line": ex.line,
+                "input_ids": seq.ids,
+            });
+            match ex.tokens.class_label {
+                Some(l) => {
+                    row["class_label"] = l.into();
+                    row["label"] = labels.get(l).cloned().unwrap_or_default().into();
+                }
+                None => row["trained"] = seq.trained.clone().into(),
+            }
+            // A closed pipe (`| head`) ends the listing, not in a panic.
+            if writeln!(out, "{row}").is_err() {
+                return ExitCode::SUCCESS;
+            }
+        }
+    }
+    if out.flush().is_err() {
+        return ExitCode::SUCCESS;
+    }
+    if !found {
+        eprintln!("error: no dataset in use has a split named `{split}`");
+        return ExitCode::from(1);
     }
     ExitCode::SUCCESS
 }

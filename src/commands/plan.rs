@@ -34,6 +34,26 @@ pub fn run(args: Args) -> ExitCode {
             for line in lines {
                 println!("  {line}");
             }
+            // A recipe with a sweep is a family of runs; say so, since
+            // `ft run` trains the recipe's own values and ignores the sweep.
+            if let Some(sweep) = ft_compiler::sweep::expand(&analysis) {
+                println!(
+                    "  sweep: {} trials ({}) over {}, picked by {}{}",
+                    sweep.trials.len(),
+                    sweep.strategy,
+                    sweep.axes.join(" × "),
+                    sweep.pick.describe(),
+                    sweep
+                        .budget
+                        .as_deref()
+                        .map(|b| format!(", budget {b} each"))
+                        .unwrap_or_default(),
+                );
+                println!(
+                    "  the figures above are for the recipe's own values; `ft sweep {}` runs the trials",
+                    args.recipe.display()
+                );
+            }
         }
     }
     ExitCode::SUCCESS

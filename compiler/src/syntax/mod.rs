@@ -103,6 +103,12 @@ pub fn parse(text: &str) -> (File, Vec<Diagnostic>) {
         match parse::parse_item(chunk_text, chunk.span.start) {
             Ok(item) => file.items.push(item),
             Err(e) => {
+                if let Some(d) = missing_value(chunk_text, chunk.span.start, &e) {
+                    diags.push(d);
+                    file.items
+                        .push(Item::Broken(recover_header(chunk_text, chunk.span)));
+                    continue;
+                }
                 let expected = if e.expected.is_empty() {
                     String::new()
                 } else {
@@ -205,6 +211,50 @@ fn hint(chunk: &str, e: &parse::ParseError) -> Option<String> {
         return Some("a value is missing before this `=`, or there is one `=` too many".into());
     }
     None
+}
+
+/// `batch =` with nothing after it on its line: the parser reads the next
+/// line's key as the value and stops at that key's `=` (or stops at the
+/// block's `}`). Said as what it is, at the key that has no value, rather
+/// than as a surprise token a line later.
+fn missing_value(chunk: &str, offset: usize, e: &parse::ParseError) -> Option<Diagnostic> {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let before = chunk.get(..e.span.start.checked_sub(offset)?)?;
+    let before = match e.found.as_str() {
+        // The next line's key, read as a value, comes off first.
+        "`=`" => {
+            let line = before.trim_end_matches([' ', '\t']);
+            let key = line.trim_end_matches(is_word);
+            if key.len() == line.len() {
+                return None;
+            }
+            key
+        }
+        "`}`" => before,
+        _ => return None,
+    };
+    // A line break between the `=` and what follows it.
+    let trimmed = before.trim_end();
+    if !before[trimmed.len()..].contains('\n') {
+        return None;
+    }
+    let head = trimmed.strip_suffix('=')?.trim_end();
+    let key = &head[head.trim_end_matches(is_word).len()..];
+    if key.is_empty() {
+        return None;
+    }
+    let start = offset + head.len() - key.len();
+    Some(
+        Diagnostic::error(
+            &SYNTAX_ERROR,
+            Span::new(start, offset + trimmed.len()),
+            format!("`{key}` has no value"),
+        )
+        .label("a value is needed after this `=`")
+        .help(format!(
+            "write the value on the same line (`{key} = …`), or remove the line"
+        )),
+    )
 }
 
 fn join_or(words: &[&str]) -> String {
