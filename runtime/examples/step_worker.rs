@@ -20,6 +20,7 @@ use ft_plan::Method;
 use ft_runtime::peft::{
     apply, new_classifier, trainable_parameters, Adaptable, ApplyOptions, ForwardCtx,
 };
+use ft_runtime::train::task::lm_loss;
 use ft_runtime::CpuBackend;
 
 type AB = Autodiff<CpuBackend>;
@@ -152,17 +153,13 @@ fn main() {
                 t.elapsed().as_secs_f64(),
                 trainable_parameters(&model, &method)
             );
-            // transformers' causal LM loss: position t predicts token t + 1.
-            let targets = ids.clone().narrow(1, 1, s - 1).reshape([b * (s - 1), 1]);
+            // transformers' causal LM loss (position t predicts token t + 1),
+            // computed as ft's trainer computes it.
+            let labels: Vec<i64> = ids.to_data().to_vec().expect("ids");
             serve(|n| {
                 let (m, loss) = step(model.clone(), &mut optim, |m| {
                     let logits = m.forward_with(ids.clone(), None, None, &ForwardCtx::train(0, n));
-                    let vocab = logits.dims()[2];
-                    let logits = logits.narrow(1, 0, s - 1).reshape([b * (s - 1), vocab]);
-                    log_softmax(logits, 1)
-                        .gather(1, targets.clone())
-                        .mean()
-                        .neg()
+                    lm_loss(logits, &labels).0
                 });
                 model = m;
                 loss

@@ -10,7 +10,7 @@ use burn::nn::{Embedding, Linear};
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use ft_formats::{Family, FormatError, FormatErrorKind, ModelConfig};
 
-use crate::kernels::{gelu, matmul, softmax_scaled};
+use crate::kernels::{gelu, matmul, reshape, softmax_scaled};
 use crate::layers::{attention_bias, LayerNorm};
 use crate::peft::bottleneck::{adapt, Bottleneck};
 use crate::peft::prompt::{PrefixTuning, PromptTuning};
@@ -100,7 +100,7 @@ impl<B: Backend> BertSelfAttention<B> {
     ) -> Tensor<B, 3> {
         let [b, s, h] = x.dims();
         let (nh, d) = (self.num_heads, h / self.num_heads);
-        let split = |t: Tensor<B, 3>| t.reshape([b, s, nh, d]).swap_dims(1, 2);
+        let split = |t: Tensor<B, 3>| reshape(t, [b, s, nh, d]).swap_dims(1, 2);
         let q = split(self.query.forward(x.clone(), ctx));
         let mut k = split(self.key.forward(x.clone(), ctx));
         let mut v = split(self.value.forward(x, ctx));

@@ -29,6 +29,9 @@ impl<B: Backend> RmsNorm<B> {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        if let Some(y) = crate::kernels::rms_norm(&x, &self.weight.val(), self.eps) {
+            return y;
+        }
         let ms = x.clone().powi_scalar(2).mean_dim(D - 1);
         let inv = (ms + self.eps).sqrt().recip();
         x * inv * self.weight.val().unsqueeze()
@@ -152,6 +155,19 @@ impl Rope {
 
 /// `x·cos + rotate_half(x)·sin` for `x: [batch, heads, seq, head_dim]`.
 pub fn apply_rope<B: Backend>(
+    x: Tensor<B, 4>,
+    cos: &Tensor<B, 4>,
+    sin: &Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    if let Some(y) = crate::kernels::rope(&x, cos, sin) {
+        return y;
+    }
+    apply_rope_composite(x, cos, sin)
+}
+
+/// [`apply_rope`] from Burn's operations (other backends; the reference of
+/// the fused kernel's test).
+pub fn apply_rope_composite<B: Backend>(
     x: Tensor<B, 4>,
     cos: &Tensor<B, 4>,
     sin: &Tensor<B, 4>,

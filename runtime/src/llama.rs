@@ -7,11 +7,10 @@
 
 use burn::module::Module;
 use burn::nn::{Embedding, Linear};
-use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Int, Tensor};
 use ft_formats::{Family, FormatError, FormatErrorKind, ModelConfig};
 
-use crate::kernels::{self, matmul, softmax_scaled};
+use crate::kernels::{self, matmul, reshape, softmax_scaled};
 use crate::layers::{apply_rope, attention_bias, RmsNorm, Rope};
 use crate::peft::bottleneck::{adapt, Bottleneck};
 use crate::peft::prompt::{PrefixTuning, PromptTuning};
@@ -115,21 +114,10 @@ impl<B: Backend> LlamaAttention<B> {
     ) -> Tensor<B, 3> {
         let [b, s, _] = x.dims();
         let (nh, nkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let q = self
-            .q_proj
-            .forward(x.clone(), ctx)
-            .reshape([b, s, nh, d])
-            .swap_dims(1, 2);
-        let k = self
-            .k_proj
-            .forward(x.clone(), ctx)
-            .reshape([b, s, nkv, d])
-            .swap_dims(1, 2);
-        let v = self
-            .v_proj
-            .forward(x, ctx)
-            .reshape([b, s, nkv, d])
-            .swap_dims(1, 2);
+        // Head splits as views over the projections (no copies).
+        let q = reshape(self.q_proj.forward(x.clone(), ctx), [b, s, nh, d]).swap_dims(1, 2);
+        let k = reshape(self.k_proj.forward(x.clone(), ctx), [b, s, nkv, d]).swap_dims(1, 2);
+        let v = reshape(self.v_proj.forward(x, ctx), [b, s, nkv, d]).swap_dims(1, 2);
         let q = apply_rope(q, cos, sin);
         let mut k = apply_rope(k, cos, sin);
         let mut v = v;
@@ -148,31 +136,29 @@ impl<B: Backend> LlamaAttention<B> {
             *slot = Some((k.clone(), v.clone()));
         }
         let t = k.dims()[2];
-        // Grouped-query attention: each KV head serves nh / nkv query heads
-        // (repeat_interleave order, as transformers' repeat_kv).
+        // Grouped-query attention: each KV head serves `rep = nh / nkv`
+        // consecutive query heads (transformers' repeat_kv order). Instead of
+        // repeating K and V, the query heads of a group are stacked as rows,
+        // `[b, nkv, rep·s, d]` (a free reshape: q is contiguous after RoPE),
+        // so one product per KV head covers its whole group.
         let rep = nh / nkv;
-        let (k, v) = if rep == 1 {
-            (k, v)
-        } else {
-            let r = |x: Tensor<B, 4>| -> Tensor<B, 4> {
-                x.unsqueeze_dim::<5>(2)
-                    .expand([b, nkv, rep, t, d])
-                    .reshape([b, nh, t, d])
-            };
-            (r(k), r(v))
-        };
-        let scores = matmul(q, k.swap_dims(2, 3));
+        let q = reshape(q, [b, nkv, rep * s, d]);
+        let scores = reshape(matmul(q, k.swap_dims(2, 3)), [b, nh, s, t]);
         let probs = softmax_scaled(scores, 1.0 / (d as f64).sqrt(), bias);
-        let out = matmul(probs, v).swap_dims(1, 2).reshape([b, s, nh * d]);
+        let out = reshape(
+            matmul(reshape(probs, [b, nkv, rep * s, t]), v),
+            [b, nh, s, d],
+        );
+        let out = reshape(out.swap_dims(1, 2), [b, s, nh * d]);
         self.o_proj.forward(out, ctx)
     }
 }
 
 impl<B: Backend> LlamaMlp<B> {
     fn forward(&self, x: Tensor<B, 3>, ctx: &ForwardCtx) -> Tensor<B, 3> {
-        let g = silu(self.gate_proj.forward(x.clone(), ctx));
-        self.down_proj
-            .forward(g * self.up_proj.forward(x, ctx), ctx)
+        let g = self.gate_proj.forward(x.clone(), ctx);
+        let h = kernels::swiglu(g, self.up_proj.forward(x, ctx));
+        self.down_proj.forward(h, ctx)
     }
 }
 
@@ -377,7 +363,10 @@ impl<B: Backend> LlamaForCausalLM<B> {
                 let [b, s, h] = hidden.dims();
                 let w = self.model.embed_tokens.weight.val().transpose();
                 let vocab = w.dims()[1];
-                kernels::matmul(hidden.reshape([b * s, h]), w).reshape([b, s, vocab])
+                reshape(
+                    kernels::matmul(reshape(hidden, [b * s, h]), w),
+                    [b, s, vocab],
+                )
             }
             None => {
                 // Tied: logits = h · Eᵀ. Multiplying by a transposed view of

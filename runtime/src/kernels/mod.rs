@@ -11,12 +11,23 @@
 //! (Flex, CUDA, f64) takes Burn's own operations, so results there are
 //! unchanged.
 
+mod cross_entropy;
+mod data;
 pub mod gemm;
 mod norm;
+mod reshape;
+mod rms_norm;
+mod rope;
 mod softmax;
+mod swiglu;
 
+pub use cross_entropy::target_log_softmax;
 pub use norm::{gelu, layer_norm};
+pub use reshape::{reshape, unsqueeze};
+pub use rms_norm::rms_norm;
+pub use rope::rope;
 pub use softmax::softmax_scaled;
+pub use swiglu::swiglu;
 
 use std::any::{Any, TypeId};
 
@@ -73,9 +84,9 @@ pub fn linear<B: Backend, const D: usize>(
     if D < 2 || !fast::<B>() {
         return burn::tensor::module::linear(x, weight, bias);
     }
-    let y = matmul(x, weight.unsqueeze::<D>());
+    let y = matmul(x, unsqueeze::<B, 2, D>(weight));
     match bias {
-        Some(b) => y + b.unsqueeze::<D>(),
+        Some(b) => y + unsqueeze::<B, 1, D>(b),
         None => y,
     }
 }

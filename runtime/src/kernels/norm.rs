@@ -8,69 +8,17 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::tensor::{backend::Backend, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{backend::Backend, Tensor, TensorPrimitive};
 use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
-use super::gemm::Strided;
+use super::data::{contiguous, prim, shape, tensor};
 use super::{cast, is, AdNd, Nd};
 
 /// Rows per parallel task; fixed (not derived from the thread count) so
 /// that the weight-gradient partial sums, added in order, are the same on
 /// every machine.
 const ROWS_PER_TASK: usize = 32;
-
-/// The data of an f32 tensor in row-major order: borrowed when it already
-/// is, copied otherwise.
-fn contiguous(t: &NdArrayTensor) -> Option<std::borrow::Cow<'_, [f32]>> {
-    let v = Strided::of(t)?;
-    let n: usize = v.shape.iter().product();
-    let mut expected = 1isize;
-    let mut standard = true;
-    for d in (0..v.shape.len()).rev() {
-        if v.shape[d] != 1 && v.strides[d] != expected {
-            standard = false;
-        }
-        expected *= v.shape[d] as isize;
-    }
-    if standard {
-        // SAFETY: a standard-layout view of `n` elements starting at ptr,
-        // borrowed from `t`.
-        return Some(std::borrow::Cow::Borrowed(unsafe {
-            std::slice::from_raw_parts(v.ptr(), n)
-        }));
-    }
-    let mut out = Vec::with_capacity(n);
-    let mut idx = vec![0usize; v.shape.len()];
-    for _ in 0..n {
-        let off: isize = idx
-            .iter()
-            .zip(&v.strides)
-            .map(|(i, s)| *i as isize * s)
-            .sum();
-        out.push(unsafe { *v.ptr().offset(off) });
-        for d in (0..idx.len()).rev() {
-            idx[d] += 1;
-            if idx[d] < v.shape[d] {
-                break;
-            }
-            idx[d] = 0;
-        }
-    }
-    Some(std::borrow::Cow::Owned(out))
-}
-
-fn tensor(data: Vec<f32>, shape: Vec<usize>) -> NdArrayTensor {
-    NdArrayTensor::from_data(TensorData::new(data, shape))
-}
-
-fn prim<const D: usize>(t: &Tensor<Nd, D>) -> NdArrayTensor {
-    t.clone().into_primitive().tensor()
-}
-
-fn shape(t: &NdArrayTensor) -> Vec<usize> {
-    Strided::of(t).map(|v| v.shape).unwrap_or_default()
-}
 
 // ---------------------------------------------------------------- LayerNorm
 

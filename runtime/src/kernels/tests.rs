@@ -6,7 +6,10 @@
 use burn::backend::Autodiff;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
-use super::{gelu, layer_norm, linear, matmul, softmax_scaled};
+use super::{
+    gelu, layer_norm, linear, matmul, reshape, rms_norm, rope, softmax_scaled, swiglu,
+    target_log_softmax,
+};
 use crate::CpuBackend;
 
 type Ad = Autodiff<CpuBackend>;
@@ -298,4 +301,178 @@ fn fused_gelu_matches_the_exact_derivative() {
         burn::tensor::activation::gelu(x),
         "inference gelu",
     );
+}
+
+#[test]
+fn fused_rms_norm_matches_burn() {
+    // 70 rows: more than one parallel task, the last one partial.
+    for tracked in [[true, true], [true, false], [false, true]] {
+        check(
+            vec![rand([7, 10, 16], 30), rand([1, 1, 16], 31)],
+            &tracked,
+            |x, fast| {
+                let w = x[1].clone().reshape([16]);
+                let input = x[0].clone().swap_dims(0, 1);
+                if fast {
+                    rms_norm(&input, &w, 1e-5).expect("fast path")
+                } else {
+                    let inv = (input.clone().powi_scalar(2).mean_dim(2) + 1e-5)
+                        .sqrt()
+                        .recip();
+                    input * inv * w.unsqueeze()
+                }
+            },
+            &format!("rms norm {tracked:?}"),
+        );
+    }
+}
+
+#[test]
+fn fused_swiglu_matches_burn() {
+    for tracked in [[true, true], [true, false], [false, true]] {
+        check(
+            // More elements than one parallel task holds.
+            vec![
+                rand::<CpuBackend, 3>([3, 7, 1000], 32) * 4.0,
+                rand([3, 7, 1000], 33),
+            ],
+            &tracked,
+            |x, fast| {
+                let (g, u) = (x[0].clone(), x[1].clone());
+                if fast {
+                    swiglu(g, u)
+                } else {
+                    burn::tensor::activation::silu(g) * u
+                }
+            },
+            &format!("swiglu {tracked:?}"),
+        );
+    }
+}
+
+#[test]
+fn fused_rope_matches_burn() {
+    let rope_tables = crate::layers::Rope {
+        inv_freq: vec![1.0, 0.1, 0.01, 0.001],
+        head_dim: 8,
+    };
+    let (cos, sin) = rope_tables.tables::<Ad>(3, 5, &Default::default());
+    check(
+        // q as the models make it: [b, s, h·d] → [b, h, s, d] view.
+        vec![rand([2, 5, 24], 34)],
+        &[true],
+        |x, fast| {
+            let q = x[0].clone().reshape([2, 5, 3, 8]).swap_dims(1, 2);
+            if fast {
+                rope(&q, &cos, &sin).expect("fast path")
+            } else {
+                crate::layers::apply_rope_composite(q, &cos, &sin)
+            }
+        },
+        "rope",
+    );
+}
+
+#[test]
+fn fused_target_log_softmax_matches_burn() {
+    let (b, s, v, n) = (2, 4, 37, 3);
+    // Row 0 position 1 has no target (it gets 0 and no gradient).
+    let targets = [Some(5), None, Some(36), Some(0), Some(17), Some(2)];
+    check(
+        vec![rand::<CpuBackend, 3>([b, s, v], 35) * 8.0],
+        &[true],
+        |x, fast| {
+            let logits = x[0].clone();
+            if fast {
+                target_log_softmax(&logits, &targets, n).expect("fast path")
+            } else {
+                let idx: Vec<i64> = targets.iter().map(|t| t.unwrap_or(0) as i64).collect();
+                let mask: Vec<f32> = targets.iter().map(|t| t.map_or(0.0, |_| 1.0)).collect();
+                let idx = Tensor::<Ad, 3, burn::tensor::Int>::from_data(
+                    TensorData::new(idx, [b, n, 1]),
+                    &Default::default(),
+                );
+                let mask =
+                    Tensor::<Ad, 2>::from_data(TensorData::new(mask, [b, n]), &Default::default());
+                burn::tensor::activation::log_softmax(logits.narrow(1, 0, n), 2)
+                    .gather(2, idx)
+                    .reshape([b, n])
+                    * mask
+            }
+        },
+        "target log-softmax",
+    );
+    assert!(
+        target_log_softmax(&rand::<Ad, 3>([b, s, v], 36), &[Some(v); 6], n).is_none(),
+        "a target outside the vocabulary takes the composite"
+    );
+}
+
+#[test]
+fn grouped_query_attention_without_repeating_keys() {
+    // 6 query heads over 2 KV heads: the group's queries stacked as rows
+    // (as LlamaAttention does) against transformers' repeat_kv.
+    let (b, s, nh, nkv, d) = (2, 5, 6, 2, 4);
+    check(
+        vec![
+            rand([b, nh, s, d], 37),
+            rand([b, nkv, s, d], 38),
+            rand([b, nkv, s, d], 39),
+        ],
+        &[true, true, true],
+        |x, fast| {
+            let (q, k, v) = (x[0].clone(), x[1].clone(), x[2].clone());
+            let rep = nh / nkv;
+            if fast {
+                let scores = matmul(q.reshape([b, nkv, rep * s, d]), k.swap_dims(2, 3));
+                let probs = burn::tensor::activation::softmax(scores.reshape([b, nh, s, s]), 3);
+                matmul(probs.reshape([b, nkv, rep * s, s]), v).reshape([b, nh, s, d])
+            } else {
+                let r = |t: Tensor<Ad, 4>| {
+                    t.unsqueeze_dim::<5>(2)
+                        .expand([b, nkv, rep, s, d])
+                        .reshape([b, nh, s, d])
+                };
+                let probs = burn::tensor::activation::softmax(q.matmul(r(k).swap_dims(2, 3)), 3);
+                probs.matmul(r(v))
+            }
+        },
+        "grouped-query attention",
+    );
+}
+
+#[test]
+fn reshape_shares_contiguous_data_and_copies_views() {
+    // A contiguous input (a free reshape) and a transposed one (a copy),
+    // forward and gradient, against Burn's reshape.
+    for transposed in [false, true] {
+        check(
+            vec![rand([4, 6, 5], 40)],
+            &[true],
+            |x, fast| {
+                let input = if transposed {
+                    x[0].clone().swap_dims(0, 2).swap_dims(1, 2)
+                } else {
+                    x[0].clone()
+                };
+                let shape = if transposed { [5, 2, 12] } else { [2, 12, 5] };
+                if fast {
+                    reshape(input, shape)
+                } else {
+                    input.reshape(shape)
+                }
+            },
+            &format!("reshape (transposed {transposed})"),
+        );
+    }
+    // On the inference backend the result reads the input's buffer.
+    let x = rand::<CpuBackend, 2>([6, 4], 41);
+    let y: Tensor<CpuBackend, 3> = reshape(x.clone(), [2, 3, 4]);
+    let (xp, yp) = (
+        x.into_primitive().tensor(),
+        y.clone().into_primitive().tensor(),
+    );
+    let ptr = |t: &burn_ndarray::NdArrayTensor| super::gemm::Strided::of(t).expect("f32").ptr();
+    assert_eq!(ptr(&xp), ptr(&yp), "no copy");
+    assert_eq!(y.dims(), [2, 3, 4]);
 }

@@ -98,8 +98,17 @@ pub fn target_logprobs<B: Backend>(
             mask.push(if keep { 1.0f32 } else { 0.0 });
         }
     }
-    let idx: Tensor<B, 3, Int> = Tensor::from_data(TensorData::new(idx, [b, n, 1]), &device);
+    let targets: Vec<Option<usize>> = idx
+        .iter()
+        .zip(&mask)
+        .map(|(&i, &m)| (m > 0.0).then_some(i as usize))
+        .collect();
     let mask: Tensor<B, 2> = Tensor::from_data(TensorData::new(mask, [b, n]), &device);
+    // The fused kernel never materialises log_softmax over the vocabulary.
+    if let Some(lp) = crate::kernels::target_log_softmax(&logits, &targets, n) {
+        return (lp, mask);
+    }
+    let idx: Tensor<B, 3, Int> = Tensor::from_data(TensorData::new(idx, [b, n, 1]), &device);
     let lp = log_softmax(logits.narrow(1, 0, n), 2)
         .gather(2, idx)
         .reshape([b, n]);
