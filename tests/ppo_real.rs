@@ -84,24 +84,76 @@ train {
 evaluate { on = val, metrics = [accuracy] }
 "#;
 
-fn tiny_ppo_recipe() -> String {
-    let llama = root().join("compiler/tests/fixtures/world/models/tiny-llama");
-    format!(
-        r#"model policy = hf("{llama}")
+/// A tiny Llama with seeded random weights (the compiler's fixture has
+/// headers only): the fixture's config and tokenizer, every tensor written.
+fn write_tiny_llama(dir: &Path) {
+    let fixture = root().join("compiler/tests/fixtures/world/models/tiny-llama");
+    std::fs::create_dir_all(dir).unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
+    }
+    let (h, ffn, vocab) = (16usize, 32usize, 16usize);
+    let mut shapes: Vec<(String, Vec<usize>)> = vec![
+        ("model.embed_tokens.weight".into(), vec![vocab, h]),
+        ("model.norm.weight".into(), vec![h]),
+        ("lm_head.weight".into(), vec![vocab, h]),
+    ];
+    for l in 0..2 {
+        let p = format!("model.layers.{l}");
+        for n in ["input_layernorm", "post_attention_layernorm"] {
+            shapes.push((format!("{p}.{n}.weight"), vec![h]));
+        }
+        for n in ["q_proj", "k_proj", "v_proj", "o_proj"] {
+            shapes.push((format!("{p}.self_attn.{n}.weight"), vec![h, h]));
+        }
+        shapes.push((format!("{p}.mlp.gate_proj.weight"), vec![ffn, h]));
+        shapes.push((format!("{p}.mlp.up_proj.weight"), vec![ffn, h]));
+        shapes.push((format!("{p}.mlp.down_proj.weight"), vec![h, ffn]));
+    }
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut header = serde_json::Map::new();
+    let mut data: Vec<u8> = Vec::new();
+    for (name, shape) in &shapes {
+        let n: usize = shape.iter().product();
+        let start = data.len();
+        for _ in 0..n {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let u = (state >> 40) as f32 / (1u64 << 24) as f32 * 0.6 - 0.3;
+            let v = if name.ends_with("norm.weight") { 1.0 + u } else { u };
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut h = serde_json::to_vec(&header).unwrap();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    out.extend(data);
+    std::fs::write(dir.join("model.safetensors"), out).unwrap();
+}
 
-model judge = hf("models/tiny-sentiment") {{
+const TINY_PPO: &str = r#"model policy = hf("models/tiny-llama")
+
+model judge = hf("models/tiny-sentiment") {
   head    = classify(labels = ["positive", "negative"])
   adapter = "runs/reward/0001/adapter"
-}}
+}
 
-dataset prompts = jsonl("prompts.jsonl") {{
-  prompt = "{{q}}"
-  split  = {{ train = 80%, val = 20%, seed = 2 }}
-}}
+dataset prompts = jsonl("prompts.jsonl") {
+  prompt = "{q}"
+  split  = { train = 80%, val = 20%, seed = 2 }
+}
 
-peft lora {{ rank = 4, alpha = 8, dropout = 0.1, targets = [q_proj, v_proj] }}
+peft lora { rank = 4, alpha = 8, dropout = 0.1, targets = [q_proj, v_proj] }
 
-train {{
+train {
   model      = policy
   objective  = ppo(reward = judge, kl = 0.1, clip = 0.2, max_new_tokens = 6)
   steps      = 4
@@ -110,13 +162,10 @@ train {{
   max_len    = 16
   optimizer  = adamw(lr = 1e-2)
   eval_every = 2
-}}
-
-evaluate {{ on = val, metrics = [reward] }}
-"#,
-        llama = llama.display()
-    )
 }
+
+evaluate { on = val, metrics = [reward] }
+"#;
 
 #[test]
 fn tiny_ppo_trains_checkpoints_and_resumes_bit_identical() {
@@ -132,6 +181,7 @@ fn tiny_ppo_trains_checkpoints_and_resumes_bit_identical() {
     )
     .unwrap();
     train_reward_model(&dir, TINY_REWARD);
+    write_tiny_llama(&dir.join("models/tiny-llama"));
     let prompts: String = (0..20)
         .map(|i| {
             let words = ["a", "b", "a b", "b a", "a a b"][i % 5];
@@ -139,7 +189,7 @@ fn tiny_ppo_trains_checkpoints_and_resumes_bit_identical() {
         })
         .collect();
     std::fs::write(dir.join("prompts.jsonl"), prompts).unwrap();
-    std::fs::write(dir.join("ppo.ft"), tiny_ppo_recipe()).unwrap();
+    std::fs::write(dir.join("ppo.ft"), TINY_PPO).unwrap();
     let plan = plan_of(&dir.join("ppo.ft"));
 
     // Uninterrupted.
@@ -236,10 +286,10 @@ dataset reviews = tsv("{data}", columns = ["id", "score", "text"]) {{
 peft lora {{ rank = 8, alpha = 16, targets = [query, value] }}
 
 train {{
-  steps     = 40
+  steps     = 60
   batch     = 16
-  max_len   = 48
-  optimizer = adamw(lr = 1e-3)
+  max_len   = 32
+  optimizer = adamw(lr = 4e-3)
 }}
 
 evaluate {{ on = val, metrics = [accuracy] }}
