@@ -149,7 +149,11 @@ fn classifier_labels(path: &Path) -> Option<usize> {
     let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
     header.as_object()?.iter().find_map(|(k, v)| {
         if k.ends_with("classifier.weight") || k.ends_with("score.weight") {
-            v.get("shape")?.as_array()?.first()?.as_u64().map(|x| x as usize)
+            v.get("shape")?
+                .as_array()?
+                .first()?
+                .as_u64()
+                .map(|x| x as usize)
         } else {
             None
         }

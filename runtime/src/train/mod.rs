@@ -23,8 +23,8 @@ pub mod ppo_math;
 pub mod report;
 pub mod rollout;
 mod run;
-mod session;
 pub mod schedule;
+mod session;
 pub mod task;
 
 use std::path::PathBuf;

@@ -154,8 +154,8 @@ pub(super) fn train<B: AutodiffBackend>(
         .ok_or_else(|| TrainError::input(format!("reward model `{reward}` is not declared")))?;
     let rm = RewardModel::<B::InnerBackend>::load(rm_plan, device)?;
     let model_err = |e: ft_formats::FormatError| TrainError::input(e.to_string());
-    let (reference, _) = crate::load_causal_lm::<B::InnerBackend>(&plan.model.path, device)
-        .map_err(model_err)?;
+    let (reference, _) =
+        crate::load_causal_lm::<B::InnerBackend>(&plan.model.path, device).map_err(model_err)?;
     let counts = peft::parameter_counts(&policy, &plan.method);
     let mut model = PolicyValue::new(policy, device);
     let value_params = model.value.num_params();
@@ -254,7 +254,15 @@ pub(super) fn train<B: AutodiffBackend>(
         checkpoint::save(&ck_dir, name, &ck).map_err(TrainError::io)
     };
     let validate = |model: &PolicyValue<B>, split: &str, metrics: &[Metric]| {
-        evaluate_ppo(&model.valid().policy, &rm, pipe, split, metrics, &settings, device)
+        evaluate_ppo(
+            &model.valid().policy,
+            &rm,
+            pipe,
+            split,
+            metrics,
+            &settings,
+            device,
+        )
     };
 
     let mut last_val: Option<(u64, EvalResult)> = None;
@@ -285,9 +293,7 @@ pub(super) fn train<B: AutodiffBackend>(
             match tb.data {
                 BatchData::Single(b) => batches.push(b),
                 BatchData::Pair(_) => {
-                    return Err(TrainError::input(
-                        "PPO needs prompts, not preference pairs",
-                    ))
+                    return Err(TrainError::input("PPO needs prompts, not preference pairs"))
                 }
             }
         }
@@ -489,7 +495,11 @@ fn ppo_step<B: AutodiffBackend>(
         let grid = Grid::new(&prompts, &responses, tok.pad_id);
         let (_, ref_lp) = grid_logprobs(reference, &grid, s.temperature, device);
         rollouts += prompts.len();
-        tokens += prompts.iter().chain(&responses).map(Vec::len).sum::<usize>();
+        tokens += prompts
+            .iter()
+            .chain(&responses)
+            .map(Vec::len)
+            .sum::<usize>();
         stats.reward += scores.iter().sum::<f64>();
         stats.response_len += responses.iter().map(Vec::len).sum::<usize>() as f64;
         exps.push(Experience {
@@ -532,7 +542,10 @@ fn ppo_step<B: AutodiffBackend>(
                 },
                 s.clip,
             );
-            let (pv, vv) = (scalar(policy.clone().inner()), scalar(value.clone().inner()));
+            let (pv, vv) = (
+                scalar(policy.clone().inner()),
+                scalar(value.clone().inner()),
+            );
             stats.policy_loss += pv;
             stats.value_loss += vv;
             stats.clip_frac += frac;

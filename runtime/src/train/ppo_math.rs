@@ -21,11 +21,7 @@ pub fn reward_score(logits: &[f32]) -> f64 {
         [only] => *only as f64,
         [first, rest @ ..] => {
             let m = rest.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-            let lse = m + rest
-                .iter()
-                .map(|&l| (l as f64 - m).exp())
-                .sum::<f64>()
-                .ln();
+            let lse = m + rest.iter().map(|&l| (l as f64 - m).exp()).sum::<f64>().ln();
             *first as f64 - lse
         }
     }
@@ -120,8 +116,7 @@ pub fn ppo_losses<B: Backend>(x: PpoInputs<B>, clip: f64) -> (Tensor<B, 1>, Tens
     let pg1 = neg_adv.clone() * ratio.clone();
     let pg2 = neg_adv * ratio.clamp(1.0 - clip, 1.0 + clip);
     let policy = (pg1.max_pair(pg2) * x.mask.clone()).sum().div_scalar(n);
-    let clipped =
-        x.old_values.clone() + (x.values.clone() - x.old_values).clamp(-clip, clip);
+    let clipped = x.old_values.clone() + (x.values.clone() - x.old_values).clamp(-clip, clip);
     let v1 = (x.values - x.returns.clone()).powi_scalar(2);
     let v2 = (clipped - x.returns).powi_scalar(2);
     let value = (v1.max_pair(v2) * x.mask).sum().div_scalar(2.0 * n);
@@ -159,7 +154,10 @@ mod tests {
         assert!(close(r[1] as f64, 0.0));
         assert!(close(r[2] as f64, -0.05 + 3.0));
         // No penalty without a KL weight.
-        assert_eq!(shaped_rewards(&[-1.0, -2.0], &[0.0, 0.0], 1.0, 0.0), vec![0.0, 1.0]);
+        assert_eq!(
+            shaped_rewards(&[-1.0, -2.0], &[0.0, 0.0], 1.0, 0.0),
+            vec![0.0, 1.0]
+        );
     }
 
     #[test]
@@ -192,7 +190,10 @@ mod tests {
     }
 
     fn t(v: &[f32]) -> Tensor<B, 2> {
-        Tensor::from_data(TensorData::new(v.to_vec(), [1, v.len()]), &Default::default())
+        Tensor::from_data(
+            TensorData::new(v.to_vec(), [1, v.len()]),
+            &Default::default(),
+        )
     }
 
     fn grad_of(logp: &[f32], old: &[f32], adv: &[f32], clip: f64) -> (Vec<f32>, f64, f64) {
@@ -258,7 +259,12 @@ mod tests {
         // Row 1: (0.1)² = 0.01 both ways.
         let loss: f32 = value.clone().into_scalar();
         assert!(close(loss as f64, (3.24 + 0.01) / 4.0), "{loss}");
-        let g: Vec<f32> = v.grad(&value.backward()).unwrap().into_data().to_vec().unwrap();
+        let g: Vec<f32> = v
+            .grad(&value.backward())
+            .unwrap()
+            .into_data()
+            .to_vec()
+            .unwrap();
         assert_eq!(g[0], 0.0);
         assert!(close(g[1] as f64, 0.1 / 2.0), "{g:?}");
     }

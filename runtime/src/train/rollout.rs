@@ -271,11 +271,10 @@ pub fn grid_logprobs<B: Backend>(
     device: &B::Device,
 ) -> (Tensor<B, 3>, Tensor<B, 2>) {
     let (rows, seq, width) = (grid.rows, grid.seq, grid.width);
-    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(grid.ids.clone(), [rows, seq]), device);
-    let mask = Tensor::<B, 2>::from_data(
-        TensorData::new(grid.attention.clone(), [rows, seq]),
-        device,
-    );
+    let ids =
+        Tensor::<B, 2, Int>::from_data(TensorData::new(grid.ids.clone(), [rows, seq]), device);
+    let mask =
+        Tensor::<B, 2>::from_data(TensorData::new(grid.attention.clone(), [rows, seq]), device);
     let hidden = lm
         .forward_hidden_with(ids, Some(mask), None, &ForwardCtx::EVAL)
         .narrow(1, grid.start, width);
@@ -334,7 +333,8 @@ mod tests {
         let (_, lp) = grid_logprobs(&lm, &g, 1.0, &device);
         let lp = to_vec(lp);
         // Row 1 alone, unpadded: position 1 predicts 40, position 2 predicts 2.
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![1i64, 3, 40, 2], [1, 4]), &device);
+        let ids =
+            Tensor::<B, 2, Int>::from_data(TensorData::new(vec![1i64, 3, 40, 2], [1, 4]), &device);
         let full = to_vec(log_softmax(lm.forward(ids, None, None), 2));
         let v = 64;
         let want = [full[v + 40], full[2 * v + 2]];
@@ -356,7 +356,13 @@ mod tests {
             ..Default::default()
         };
         let draw = |step| {
-            sample_responses(&lm, &prompts, &opts, |i| rollout_seed(7, step, 0, i as u64), &device)
+            sample_responses(
+                &lm,
+                &prompts,
+                &opts,
+                |i| rollout_seed(7, step, 0, i as u64),
+                &device,
+            )
         };
         let a = draw(3);
         assert_eq!(a, draw(3));

@@ -489,4 +489,3 @@ where
     });
     Ok(summary)
 }
-

@@ -180,7 +180,11 @@ pub(super) fn export<B: Backend, M: Task<B>>(
 
 /// Makes a merged folder usable on its own: the tokenizer beside the
 /// weights, and the recipe's label names in `config.json`.
-pub(super) fn complete_merged(dir: &Path, plan: &Plan, pipe: &DataPipeline) -> Result<(), TrainError> {
+pub(super) fn complete_merged(
+    dir: &Path,
+    plan: &Plan,
+    pipe: &DataPipeline,
+) -> Result<(), TrainError> {
     let tok_path = dir.join("tokenizer.json");
     let json = pipe
         .tokenizer()
