@@ -8,8 +8,12 @@ loss (batch 4 x 128). Both sides are long-lived workers, loaded once, one
 warm-up step each, then driven alternately (ft step, torch step, ft, ...)
 so that machine noise hits both; each pair gives a ratio. Reported: median
 step of each, median of the per-pair ratios, peak RSS (VmHWM) of each
-worker, the machine's f32 matmul rate (torch, 2048^2, measured at the start
-and end of the run) and the load average.
+worker, the CPU time (user + system, all threads) of each step of each
+worker and the median of their per-pair ratios (a loaded machine
+stretches the wall time of a step more than its CPU time, though threads
+that spin while waiting still count), the machine's f32 matmul rate
+(torch, 2048^2, measured at the start and end of the run) and the load
+average.
 
     cargo build --release -p ft-runtime --example step_worker
     .cache/venv-ref/bin/python bench/step.py [--steps 5] [--threads 2] [--models minilm,smollm2]
@@ -96,8 +100,16 @@ class Worker:
         self.p.stdin.flush()
         return self.p.stdout.readline().split()
 
+    def cpu_s(self):
+        """User + system CPU seconds of the worker so far (all its threads)."""
+        with open(f"/proc/{self.p.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def step(self):
+        before = self.cpu_s()
         ms, loss = self.ask("step")
+        self.last_cpu_ms = (self.cpu_s() - before) * 1000
         return float(ms), float(loss)
 
     def close(self):
@@ -146,17 +158,22 @@ def main():
         pt = Worker([sys.executable, os.path.abspath(__file__), "--threads", str(args.threads), "--worker", *argv], env)
         ft.step(), pt.step()  # warm-up
         ft_ms, pt_ms, ratios = [], [], []
+        ft_cpu, pt_cpu, cpu_ratios = [], [], []
         for _ in range(args.steps):
             a, ft_loss = ft.step()
             b, pt_loss = pt.step()
             ft_ms.append(a)
             pt_ms.append(b)
             ratios.append(a / b)
+            ft_cpu.append(ft.last_cpu_ms)
+            pt_cpu.append(pt.last_cpu_ms)
+            cpu_ratios.append(ft.last_cpu_ms / pt.last_cpu_ms)
         ft_rss, pt_rss = ft.close(), pt.close()
         rows.append(
             f"| {name} | {batch} × {seq} | {ft.trainable:,} / {pt.trainable:,} | {statistics.median(ft_ms):.0f} ms | "
             f"{statistics.median(pt_ms):.0f} ms | {statistics.median(ratios):.2f} | {ft_rss:.0f} MiB | {pt_rss:.0f} MiB | "
-            f"{ft_rss / pt_rss:.2f} |"
+            f"{ft_rss / pt_rss:.2f} | {statistics.median(ft_cpu):.0f} / {statistics.median(pt_cpu):.0f} ms | "
+            f"{statistics.median(cpu_ratios):.2f} |"
         )
         print(f"<!-- {name}: ft {[round(x) for x in ft_ms]} (last loss {ft_loss:.4f}); "
               f"torch {[round(x) for x in pt_ms]} (last loss {pt_loss:.4f}) -->", flush=True)
@@ -165,8 +182,8 @@ def main():
           f"({args.threads} threads); load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end")
     print()
     print("| model | batch × seq | trainable ft / PEFT | ft step (median) | PyTorch step (median) | ft / PyTorch (median of pairs) "
-          "| ft peak RSS | PyTorch peak RSS | RSS ratio |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| ft peak RSS | PyTorch peak RSS | RSS ratio | CPU time per step ft / PyTorch (medians) | CPU-time ratio (median of pairs) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(r)
 
