@@ -329,6 +329,7 @@ evaluate {{ on = val, metrics = [accuracy] }}
         "the reward model did not learn sentiment: {acc}"
     );
 
+    let chatterbot = format!("{}/*.yml", asset("data/chatterbot"));
     let recipe = format!(
         r#"model policy = gguf("{model}")
 
@@ -357,7 +358,7 @@ train {{
         model = asset("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
         minilm = asset("models/all-MiniLM-L6-v2"),
         adapter = adapter.display(),
-        chatterbot = format!("{}/*.yml", asset("data/chatterbot")),
+        chatterbot = chatterbot,
         steps = STEPS,
     );
     std::fs::write(dir.join("ppo.ft"), recipe).unwrap();
