@@ -280,3 +280,29 @@ fn early_stopping_restores_the_best_weights() {
     let final_loss = s["final_eval"][0]["metrics"]["loss"].as_f64().unwrap();
     assert_eq!(final_loss, at_best);
 }
+
+/// The default build is CPU-only: a recipe that asks for CUDA is refused
+/// with what to do, before any run folder is made, and a recipe that does
+/// not ask trains on the CPU (the Plan says so).
+#[test]
+#[cfg(not(feature = "cuda"))]
+fn cpu_build_refuses_cuda_and_never_picks_it_by_default() {
+    let dir = workspace(
+        "cuda-refused",
+        "train {\n  steps = 2\n  backend = cuda\n}",
+        "",
+    );
+    let o = ft(&dir, &["run", "recipe.ft", "--runs", "runs"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o)
+            .contains("built without CUDA: rebuild with `cargo build --release --features cuda`"),
+        "{}",
+        text(&o)
+    );
+    assert!(!dir.join("runs").exists(), "a refused run leaves no folder");
+    let dir = workspace("cpu-default", "train {\n  steps = 2\n}", "");
+    let plan = ft(&dir, &["plan", "recipe.ft", "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(plan["train"]["device"], "Cpu");
+}
