@@ -31,6 +31,8 @@ pub mod batch;
 pub mod cache;
 pub mod dataset;
 pub mod example;
+mod length_groups;
+mod mixing;
 pub mod report;
 pub mod sampler;
 mod spool;

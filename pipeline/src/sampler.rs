@@ -34,6 +34,7 @@
 
 use crate::batch::{collate, fit, BatchData, Fit, Item, PairBatch};
 use crate::example::{ExampleKind, Sequence, Tokenized};
+pub use crate::mixing::mixture_weight;
 use crate::report::StageReport;
 use crate::store::{Examples, Store};
 use crate::{DataPipeline, PipelineError};
@@ -235,6 +236,9 @@ struct TaskPool {
     examples: Vec<u32>,
     /// This task's example order within the stage (a one-stage curriculum).
     order: Curriculum,
+    /// With `group_by_length`, the fitted length of each kept example (as
+    /// `examples`): epochs are grouped by it.
+    lengths: Option<Vec<u32>>,
 }
 
 struct StageRun {
@@ -431,7 +435,11 @@ impl<'p> TrainSampler<'p> {
                     let (epoch, i) = (k / n, (k % n) as usize);
                     let stage = self.state.stage;
                     if !matches!(&self.epoch, Some((s, e, _)) if *s == stage && *e == epoch) {
-                        self.epoch = Some((stage, epoch, order.epoch_order(0, epoch)));
+                        let mut this = order.epoch_order(0, epoch);
+                        if let Some(lengths) = &st.tasks[0].lengths {
+                            crate::length_groups::group_by_length(&mut this, lengths, st.batch);
+                        }
+                        self.epoch = Some((stage, epoch, this));
                     }
                     out.push((0, self.epoch.as_ref().expect("set above").2[i]));
                 }
@@ -583,9 +591,10 @@ fn build_stage(
         let store = train.examples.store();
         let needs_row = d.data.filter.is_some() || order.is_some();
         let mut kept: Vec<u32> = Vec::new();
+        let mut lengths: Vec<u32> = Vec::new();
         let mut keys: Vec<f64> = Vec::new();
         let (mut filter_err, mut key_err) = (None, None);
-        let (truncated, dropped) = fit_split(p, di, &train.examples, d.max_len, |pos, seq, _| {
+        let (truncated, dropped) = fit_split(p, di, &train.examples, d.max_len, |pos, seq, f| {
             if filter_err.is_some() {
                 return Ok(());
             }
@@ -616,6 +625,8 @@ fn build_stage(
                 return Ok(());
             }
             kept.push(pos as u32);
+            let rejected = f.rejected.as_ref().map_or(0, |r| r.ids.len());
+            lengths.push(f.seq.ids.len().max(rejected) as u32);
             if let (Some((key, _)), None) = (order, &key_err) {
                 match order_key(key, p, &at) {
                     Ok(k) => keys.push(k),
@@ -636,7 +647,7 @@ fn build_stage(
             continue;
         }
         let keys = order.is_some().then_some(keys);
-        pools.push((train.examples.clone(), kept, keys, ti));
+        pools.push((train.examples.clone(), kept, keys, lengths, ti));
     }
     if pools.is_empty() {
         return Err(err(format!(
@@ -648,7 +659,7 @@ fn build_stage(
                 .join(" or ")
         )));
     }
-    let n: usize = pools.iter().map(|(_, k, _, _)| k.len()).sum();
+    let n: usize = pools.iter().map(|(_, k, _, _, _)| k.len()).sum();
     let steps = match d.length {
         Length::Steps(s) => s,
         Length::Epochs(e) if e > 0.0 && e.is_finite() => {
@@ -666,7 +677,10 @@ fn build_stage(
     let keyed = order.is_some();
     let paced = !matches!(pacing, Pacing::None);
     let mut task_pools = Vec::new();
-    for (split, kept, keys, ti) in pools {
+    // Grouping reorders a shuffled epoch; ordered, paced and mixed stages
+    // have no such epoch (the checker says so).
+    let grouped = plan.train.group_by_length && mixture.is_none() && !keyed && !paced;
+    for (split, kept, keys, lengths, ti) in pools {
         let spec = CurriculumSpec {
             stages: vec![Stage {
                 name: d.name.clone(),
@@ -685,6 +699,7 @@ fn build_stage(
             split,
             examples: kept,
             order,
+            lengths: grouped.then_some(lengths),
         });
     }
     let mixture = match mixture {
@@ -726,20 +741,6 @@ fn build_stage(
         },
         report,
     ))
-}
-
-/// A task's sampling weight as the language defines it: `w·n^(1/T)` with a
-/// temperature, `w` without one; without written weights, `n^(1/T)`
-/// (`n`, examples-proportional, without a temperature). `ft_data`'s
-/// mixture then only normalises these and applies the cap.
-pub fn mixture_weight(weight: Option<f64>, size: usize, temperature: Option<f64>) -> f64 {
-    let n = size as f64;
-    match (weight, temperature) {
-        (Some(w), Some(t)) => w * n.powf(1.0 / t),
-        (Some(w), None) => w,
-        (None, Some(t)) => n.powf(1.0 / t),
-        (None, None) => n,
-    }
 }
 
 /// An example as a stage's `where` and ordering key see it: as built,

@@ -433,3 +433,62 @@ fn one_epoch_of_a_dataset_visits_every_example_once_in_a_seeded_shuffle() {
         "row 0 ends in example 4, row 1 starts"
     );
 }
+
+#[test]
+fn grouping_by_length_cuts_padding_keeps_epochs_whole_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Questions of 1 to 40 words, in a scrambled file order.
+    let text: String = (0..400u32)
+        .map(|k| {
+            let words = vec![k.to_string(); 1 + ((k * 37) % 40) as usize].join(" ");
+            format!("{{\"d\": {k}, \"q\": \"{words}\", \"a\": \"a\"}}\n")
+        })
+        .collect();
+    let f = write(dir.path(), "t.jsonl", &text);
+    let mut p = plan(
+        vec![jsonl_ds("t", &f, completion_fields("Q {q}", "A {a}"))],
+        TrainData::Dataset(data_ref("t")),
+        Head::CausalLm,
+        8,
+        64,
+        Length::Epochs(3.0),
+    );
+    let padding = |p: &Plan| -> (usize, Vec<u64>) {
+        let data = build(p, tok()).unwrap();
+        let mut pad = 0;
+        let mut seen = Vec::new();
+        for b in data.train_sampler().unwrap() {
+            let m = b.data.main();
+            pad += m.attention_mask.iter().filter(|&&x| x == 0).count();
+            seen.extend(ds_of(&data, &b.data));
+        }
+        (pad, seen)
+    };
+    let (plain, plain_seen) = padding(&p);
+    p.train.group_by_length = true;
+    let (grouped, seen) = padding(&p);
+    assert!(grouped * 4 < plain, "padding {plain} → {grouped}");
+    assert_eq!(seen.len(), 1200);
+    for epoch in seen.chunks(400) {
+        let mut e = epoch.to_vec();
+        e.sort_unstable();
+        assert_eq!(
+            e,
+            (0..400).collect::<Vec<u64>>(),
+            "an epoch visits each example once"
+        );
+    }
+    assert_ne!(seen, plain_seen);
+    // Resumed mid-epoch and across an epoch boundary: the same batches.
+    let data = build(&p, tok()).unwrap();
+    let all: Vec<_> = data.train_sampler().unwrap().collect();
+    for cut in [1, 37, 50, 51, 99] {
+        let mut s = data.train_sampler().unwrap();
+        for _ in 0..cut {
+            s.next();
+        }
+        let state = s.state().clone();
+        let resumed: Vec<_> = data.resume_sampler(state).unwrap().collect();
+        assert_eq!(resumed, all[cut..], "resume after {cut} batches");
+    }
+}

@@ -168,6 +168,10 @@ pub struct TrainPlan {
     /// Evaluate every this many steps; `None` is once per epoch.
     pub eval_every: Option<u64>,
     pub packing: bool,
+    /// Batches of similar lengths (less padding) in shuffled single-dataset
+    /// stages.
+    #[serde(default)]
+    pub group_by_length: bool,
     pub device: Device,
     pub threads: Option<usize>,
 }

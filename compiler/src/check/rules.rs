@@ -127,6 +127,17 @@ crate::declare_codes! {
     /// sense for language-model objectives.
     PACKING_CLASSIFY = "FT0507", "packing with classification";
 
+    /// `group_by_length = true` where the training data has no shuffled
+    /// epoch to group: a mixture (examples are drawn task by task), or a
+    /// curriculum with an `order` or a `pacing` (the order is the point).
+    ///
+    /// Grouping reorders each shuffled epoch of one dataset so that batches
+    /// hold examples of similar lengths (less padding, faster steps). With a
+    /// mixture or an ordered or paced curriculum it would change what the
+    /// recipe asks for, so it is not applied there: remove the key, or
+    /// train on one dataset.
+    GROUPING_UNUSED = "FT0509", "length grouping does not apply";
+
     /// The training data to use is ambiguous.
     ///
     /// With several datasets or mixtures and no curriculum, `train.data`
@@ -604,6 +615,30 @@ fn training(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
                 .label("packing is for language-model objectives")
                 .help("remove `packing = true`"),
             );
+        }
+        if t.get("group_by_length").and_then(V::as_bool) == Some(true) {
+            let curriculum = recipe.one("curriculum");
+            let mixture = match t.get("data").map(|v| &v.val) {
+                Some(Val::Data { name, .. }) => recipe.named("mixture", &name.name).is_some(),
+                _ => curriculum.is_none() && recipe.all("mixture").count() == 1,
+            };
+            let ordered = curriculum.is_some_and(|c| c.has("order") || c.has("pacing"));
+            if mixture || ordered {
+                diags.push(
+                    Diagnostic::warning(
+                        &GROUPING_UNUSED,
+                        t.keys["group_by_length"].key_span,
+                        "length grouping does not apply to this training data",
+                    )
+                    .in_file(t.file)
+                    .label(if mixture {
+                        "the data is a mixture, drawn task by task"
+                    } else {
+                        "the curriculum orders or paces its examples"
+                    })
+                    .help("remove `group_by_length`, or train on one dataset"),
+                );
+            }
         }
         // Which data.
         if !t.has("data") && recipe.one("curriculum").is_none() {

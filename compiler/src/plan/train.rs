@@ -128,6 +128,7 @@ pub fn train(recipe: &Recipe, model: &ModelPlan) -> Result<TrainPlan, LowerError
         early_stop,
         eval_every: get("eval_every").and_then(|v| v.as_i64()).map(|v| v as u64),
         packing: get("packing").and_then(V::as_bool).unwrap_or(false),
+        group_by_length: get("group_by_length").and_then(V::as_bool).unwrap_or(false),
         device: match get("backend").and_then(|v| v.as_word()) {
             Some("cuda") => Device::Cuda,
             _ => Device::Cpu,

@@ -264,6 +264,7 @@ pub fn plan(
             early_stop: None,
             eval_every: None,
             packing: false,
+            group_by_length: false,
             device: Device::Cpu,
             threads: None,
         },

@@ -84,7 +84,7 @@ static EARLY_STOP_KEYS: [Key; 4] = [
     ),
 ];
 
-static TRAIN_KEYS: [Key; 17] = [
+static TRAIN_KEYS: [Key; 18] = [
     key("epochs", positive(), Some("1"), "Passes over the training data (give this or `steps`)."),
     key("steps", int(1), None, "Optimizer steps to run (instead of `epochs`)."),
     key("batch", int(1), Some("8"), "Examples per micro-batch."),
@@ -100,6 +100,7 @@ static TRAIN_KEYS: [Key; 17] = [
     key("model", Ty::ModelRef, Some("the only model"), "Which model to train when the recipe declares several (e.g. a policy and a reward model)."),
     key("objective", Ty::Calls(OBJECTIVES), Some("sft for causal_lm, classify for classify"), "The training objective: `sft`, `classify`, `dpo(beta = 0.1)` or `ppo(reward = rm)`."),
     key("packing", Ty::Bool, Some("false"), "Pack several short examples into one sequence (attention does not cross example boundaries)."),
+    key("group_by_length", Ty::Bool, Some("false"), "Batch examples of similar length together, so that less of each batch is padding: each epoch's shuffled order is cut into windows of 50 batches, and each window is sorted by length (longest first). Faster steps on data of mixed lengths; batches are less random. For shuffled single-dataset training (not mixtures or ordered/paced curricula)."),
     key("backend", Ty::Enum(&["cpu", "cuda"]), Some("cpu"), "Where to train. `cuda` needs a binary built with `--features cuda` and an NVIDIA GPU."),
     key("threads", int(1), Some("all cores"), "CPU threads to use."),
 ];
