@@ -17,7 +17,7 @@ use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::{copy_dir, ft, root};
+use common::{ft, quickstart_into, root};
 use ft_compiler::driver::{self, Options};
 use ft_runtime::train::{self, ErrorKind, Event, RunOptions};
 
@@ -174,16 +174,8 @@ evaluate { on = val, metrics = [reward] }
 #[test]
 fn tiny_ppo_trains_checkpoints_and_resumes_bit_identical() {
     let dir = workdir("tiny");
-    copy_dir(
-        &root().join("recipes/models/tiny-sentiment"),
-        &dir.join("models/tiny-sentiment"),
-    );
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    std::fs::copy(
-        root().join("recipes/data/quickstart-snippets.tsv"),
-        dir.join("data/quickstart-snippets.tsv"),
-    )
-    .unwrap();
+    // The quickstart's tiny BERT and snippets train the reward model.
+    quickstart_into(&dir);
     train_reward_model(&dir, TINY_REWARD);
     write_tiny_llama(&dir.join("models/tiny-llama"));
     let prompts: String = (0..20)
