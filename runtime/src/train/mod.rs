@@ -18,6 +18,7 @@ pub mod folder;
 pub mod metrics;
 pub mod offline;
 pub mod optim;
+mod driver;
 mod ppo;
 pub mod ppo_math;
 pub mod report;

@@ -22,9 +22,7 @@
 //! a linear layer on the final hidden state (detached: the value loss
 //! trains the head only); it is saved in checkpoints, not in the adapter.
 
-use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::path::Path;
 
 use burn::module::{AutodiffModule, Module};
 use burn::nn::{Initializer, Linear, LinearConfig};
@@ -35,7 +33,7 @@ use ft_pipeline::{BatchData, DataPipeline};
 use ft_plan::{Metric, Objective, Plan};
 use serde::Serialize;
 
-use super::checkpoint::{self, Checkpoint, CheckpointState, EarlyStopState};
+use super::driver::{Driver, StepRecord};
 use super::eval::{evaluate, EvalResult};
 use super::optim::{self, Optim};
 use super::ppo_math::{gae, ppo_losses, shaped_rewards, whiten, PpoInputs};
@@ -43,11 +41,8 @@ use super::rollout::{
     grid_logprobs, prompts_of, reward_text, rollout_seed, sample_responses, to_vec, Grid,
     RewardModel,
 };
-use super::session::{
-    early_stop_event, export, folder_lock, log_eval, non_finite, observe_early_stop, open_run,
-    scalar, truncate_metrics, write_report, Observed, Sink,
-};
-use super::{schedule, ErrorKind, Event, RunOptions, RunSummary, TrainError};
+use super::session::{export, scalar};
+use super::{Event, RunOptions, RunSummary, TrainError};
 use crate::generate::SamplingOptions;
 use crate::llama::LlamaForCausalLM;
 use crate::peft;
@@ -157,7 +152,7 @@ pub(super) fn train<B: AutodiffBackend>(
     let (reference, _) =
         crate::load_causal_lm::<B::InnerBackend>(&plan.model.path, device).map_err(model_err)?;
     let counts = peft::parameter_counts(&policy, &plan.method);
-    let mut model = PolicyValue::new(policy, device);
+    let model = PolicyValue::new(policy, device);
     let value_params = model.value.num_params();
     let tok = pipe.tokenizer();
     let settings = Settings {
@@ -174,86 +169,16 @@ pub(super) fn train<B: AutodiffBackend>(
         seed: plan.seed,
     };
 
-    let started = Instant::now();
-    let t = &plan.train;
-    let k = t.accumulate.max(1) as u64;
-    let lock = folder_lock(plan)?;
-    let (run_dir, resuming) = open_run(plan, opts, &lock)?;
-    let ck_dir = run_dir.join("checkpoints");
-    let metrics_path = run_dir.join("metrics.jsonl");
-    let mut sampler = pipe
-        .train_sampler()
-        .map_err(|e| TrainError::input(e.to_string()))?;
-    let total = sampler.total_steps().div_ceil(k);
-    let train_examples: usize = pipe
-        .report()
-        .datasets
-        .iter()
-        .flat_map(|d| d.splits.iter().filter(|s| s.name == "train"))
-        .map(|s| s.examples)
-        .sum();
-    let steps_per_epoch = (train_examples as u64)
-        .div_ceil((t.batch as u64 * k).max(1))
-        .max(1);
-    let eval_every = t.eval_every.unwrap_or(steps_per_epoch).max(1);
-    let has_val = pipe.has_split("val");
-
-    let mut opt = Optim::<B::InnerBackend>::new(t.optimizer.clone());
-    let mut state = CheckpointState {
-        step: 0,
-        sampler: sampler.state().clone(),
-        optimizer_updates: 0,
-        early_stop: EarlyStopState::default(),
-        examples_seen: 0,
-        tokens_seen: 0,
-    };
-    let mut resumed_at = None;
-    if resuming {
-        let Some(name) = checkpoint::latest(&ck_dir) else {
-            return Err(TrainError::input(format!(
-                "nothing to resume: {} has no checkpoint yet",
-                run_dir.display()
-            )));
-        };
-        let ck = checkpoint::load(&ck_dir.join(&name)).map_err(TrainError::input)?;
-        let (m, restored) = checkpoint::restore(model, &ck.params);
-        if restored != ck.params.len() {
-            return Err(TrainError::input(format!(
-                "checkpoint {name} does not fit the model ({restored} of {} tensors restored)",
-                ck.params.len()
-            )));
-        }
-        model = m;
-        opt.import(ck.state.optimizer_updates, ck.optimizer, device);
-        sampler = pipe
-            .resume_sampler(ck.state.sampler.clone())
-            .map_err(|e| TrainError::input(e.to_string()))?;
-        state = ck.state;
-        resumed_at = Some(state.step);
-        truncate_metrics(&metrics_path, state.step)?;
-    }
-    let mut sink = Sink::open(&metrics_path)?;
-    on_event(&Event::Start {
-        run_dir: run_dir.clone(),
-        total_steps: total,
-        trainable: counts.trainable + value_params,
-        total_params: counts.total + value_params,
-        train_examples,
-        resumed_at,
-    });
-    let save = |model: &PolicyValue<B>,
-                opt: &Optim<B::InnerBackend>,
-                state: &CheckpointState,
-                name: &str|
-     -> Result<PathBuf, TrainError> {
-        let ck = Checkpoint {
-            state: state.clone(),
-            params: checkpoint::trainable_values(model),
-            optimizer: opt.export(),
-        };
-        checkpoint::save(&ck_dir, name, &ck).map_err(TrainError::io)
-    };
-    let validate = |model: &PolicyValue<B>, split: &str, metrics: &[Metric]| {
+    let (mut run, mut model) = Driver::<B>::open(
+        model,
+        (counts.trainable + value_params, counts.total + value_params),
+        plan,
+        pipe,
+        opts,
+        device,
+        on_event,
+    )?;
+    let mut validate = |model: &PolicyValue<B>, split: &str, metrics: &[Metric]| {
         evaluate_ppo(
             &model.valid().policy,
             &rm,
@@ -264,30 +189,27 @@ pub(super) fn train<B: AutodiffBackend>(
             device,
         )
     };
-
-    let mut last_val: Option<(u64, EvalResult)> = None;
-    while state.step < total && !state.early_stop.stopped {
-        if opts.stop.load(Ordering::SeqCst) {
-            let p = save(&model, &opt, &state, "last")?;
-            checkpoint::set_latest(&ck_dir, "last").map_err(TrainError::io)?;
-            on_event(&Event::Interrupted {
-                step: state.step,
-                checkpoint: p.clone(),
-            });
-            return Err(TrainError::new(
-                ErrorKind::Interrupted,
-                format!(
-                    "interrupted at step {}; checkpoint {} (continue with --resume)",
-                    state.step,
-                    p.display()
-                ),
-            ));
+    // Validation during training: the reward and the metrics that need no
+    // generation, plus the one early stopping watches.
+    let mut wanted: Vec<Metric> = plan
+        .evaluate
+        .metrics
+        .iter()
+        .copied()
+        .filter(|m| !m.generates() || *m == Metric::Reward)
+        .collect();
+    if let Some(es) = &plan.train.early_stop {
+        if !wanted.contains(&es.metric.metric) {
+            wanted.push(es.metric.metric);
         }
-        let step_started = Instant::now();
+    }
+
+    while run.running() {
+        run.check_interrupt(&model, on_event)?;
         let mut batches = Vec::new();
         let (mut stage, mut stage_lr) = (String::new(), None);
-        while (batches.len() as u64) < k {
-            let Some(tb) = sampler.next() else { break };
+        while (batches.len() as u64) < run.accumulate {
+            let Some(tb) = run.next_batch() else { break };
             stage = tb.stage_name.clone();
             stage_lr = tb.lr;
             match tb.data {
@@ -300,153 +222,43 @@ pub(super) fn train<B: AutodiffBackend>(
         if batches.is_empty() {
             break;
         }
-        let lr = schedule::lr_at(
-            &t.schedule,
-            stage_lr.unwrap_or(t.optimizer.lr()),
-            state.step,
-            total,
-        );
+        let lr = run.lr(stage_lr);
+        let step = run.state.step;
         let out = ppo_step(
-            model, &reference, &rm, &batches, &settings, &mut opt, lr, t.clip, state.step, pipe,
+            model,
+            &reference,
+            &rm,
+            &batches,
+            &settings,
+            &mut run.opt,
+            lr,
+            plan.train.clip,
+            step,
+            pipe,
             device,
         )?;
         model = out.model;
         if !out.loss.is_finite() {
-            return Err(non_finite("loss", state.step + 1, &ck_dir));
+            return Err(run.non_finite("loss"));
         }
         if !out.grad_norm.is_finite() {
-            return Err(non_finite("gradient norm", state.step + 1, &ck_dir));
+            return Err(run.non_finite("gradient norm"));
         }
-        state.step += 1;
-        state.optimizer_updates = opt.updates;
-        state.sampler = sampler.state().clone();
-        state.examples_seen += batches.iter().map(|b| b.batch as u64).sum::<u64>();
-        state.tokens_seen += out.tokens as u64;
-        let elapsed = step_started.elapsed().as_secs_f64().max(1e-9);
-        let s = &out.stats;
-        sink.line(serde_json::json!({
-            "step": state.step, "split": "train", "loss": out.loss, "lr": lr,
-            "grad_norm": out.grad_norm, "stage": stage,
-            "tokens_per_s": out.tokens as f64 / elapsed,
-            "reward": s.reward, "kl": s.kl, "policy_loss": s.policy_loss,
-            "value_loss": s.value_loss, "clip_frac": s.clip_frac,
-            "response_len": s.response_len,
-        }))?;
-        on_event(&Event::Step {
-            step: state.step,
-            total,
-            stage,
+        let record = StepRecord {
             loss: out.loss,
             lr,
             grad_norm: out.grad_norm,
-            tokens_per_s: out.tokens as f64 / elapsed,
-            eta_s: started.elapsed().as_secs_f64() / (state.step - resumed_at.unwrap_or(0)) as f64
-                * (total - state.step) as f64,
+            stage,
+            tokens: out.tokens,
+            examples: batches.iter().map(|b| b.batch as u64).sum(),
             ppo: Some(out.stats),
-        });
-
-        let at_eval = state.step % eval_every == 0 || state.step == total;
-        if at_eval && has_val {
-            let mut wanted: Vec<Metric> = plan
-                .evaluate
-                .metrics
-                .iter()
-                .copied()
-                .filter(|m| !m.generates() || *m == Metric::Reward)
-                .collect();
-            if let Some(es) = &t.early_stop {
-                if !wanted.contains(&es.metric.metric) {
-                    wanted.push(es.metric.metric);
-                }
-            }
-            let r = validate(&model, "val", &wanted)?;
-            log_eval(&mut sink, state.step, &r)?;
-            last_val = Some((state.step, r.clone()));
-            on_event(&Event::Eval {
-                step: state.step,
-                result: r.clone(),
-            });
-            if let Some(es) = &t.early_stop {
-                match observe_early_stop(&mut state.early_stop, es, state.step, &r) {
-                    Observed::Best => {
-                        save(&model, &opt, &state, "best")?;
-                    }
-                    Observed::Stop => on_event(&early_stop_event(&state)),
-                    Observed::Worse => {}
-                }
-            }
-        }
-        let periodic = opts
-            .checkpoint_every
-            .is_some_and(|n| state.step % n.max(1) == 0);
-        if (at_eval || periodic) && state.step < total && !state.early_stop.stopped {
-            let p = save(&model, &opt, &state, "last")?;
-            checkpoint::set_latest(&ck_dir, "last").map_err(TrainError::io)?;
-            on_event(&Event::Checkpoint {
-                step: state.step,
-                path: p,
-            });
-        }
-    }
-    save(&model, &opt, &state, "last")?;
-    checkpoint::set_latest(&ck_dir, "last").map_err(TrainError::io)?;
-    if t.early_stop.is_some() && state.early_stop.best_step.is_some_and(|b| b != state.step) {
-        let best = checkpoint::load(&ck_dir.join("best")).map_err(TrainError::input)?;
-        let (m, _) = checkpoint::restore(model, &best.params);
-        model = m;
-        last_val = None;
-    }
-    let mut final_eval = Vec::new();
-    for split in &plan.evaluate.on {
-        if !pipe.has_split(split) {
-            continue;
-        }
-        let reuse = last_val.as_ref().filter(|(step, r)| {
-            *step == state.step
-                && r.split == *split
-                && plan
-                    .evaluate
-                    .metrics
-                    .iter()
-                    .all(|m| r.metrics.contains_key(m.name()))
-        });
-        let r = match reuse {
-            Some((_, r)) => r.clone(),
-            None => validate(&model, split, &plan.evaluate.metrics)?,
         };
-        sink.line(serde_json::json!({
-            "step": state.step, "split": split, "final": true, "metrics": r.metrics, "per_task": r.per_task,
-        }))?;
-        on_event(&Event::Eval {
-            step: state.step,
-            result: r.clone(),
-        });
-        final_eval.push(r);
+        run.record_step(record, on_event)?;
+        run.after_step(&model, &wanted, &mut validate, on_event)?;
     }
-    let valid = model.valid();
-    let export = export(&valid.policy, plan, pipe, &run_dir)?;
-    let summary = RunSummary {
-        run_dir: run_dir.clone(),
-        steps: state.step,
-        best_step: state.early_stop.best_step,
-        stopped_early: state.early_stop.stopped,
-        final_eval,
-        export,
-        seconds: started.elapsed().as_secs_f64(),
-        trainable: counts.trainable + value_params,
-    };
-    write_report(plan, &summary, &metrics_path, &run_dir)?;
-    super::folder::write_atomic(
-        &run_dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary)
-            .expect("json")
-            .as_bytes(),
-    )
-    .map_err(TrainError::io)?;
-    on_event(&Event::Done {
-        summary: summary.clone(),
-    });
-    Ok(summary)
+    let export =
+        |model: &PolicyValue<B>, dir: &Path| export(&model.valid().policy, plan, pipe, dir);
+    run.finish(model, &mut validate, export, on_event)
 }
 
 struct StepOut<B: AutodiffBackend> {
