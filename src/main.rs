@@ -55,6 +55,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    ft_runtime::tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         Command::Check(a) => commands::check::run(a),

@@ -17,6 +17,7 @@ type B = burn::backend::Flex;
 use ft_runtime::CpuBackend as B;
 
 fn main() {
+    ft_runtime::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 5 {
         eprintln!("usage: bench_worker minilm|smollm2 PATH BATCH SEQ");

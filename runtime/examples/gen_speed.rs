@@ -5,6 +5,7 @@ use ft_runtime::generate::{generate, SamplingOptions};
 use ft_runtime::CpuBackend as B;
 
 fn main() {
+    ft_runtime::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
     let dev = Default::default();

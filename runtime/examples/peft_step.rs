@@ -105,6 +105,7 @@ fn method(m: &BertForSequenceClassification<AB>, name: &str) -> Method {
 }
 
 fn main() {
+    ft_runtime::tune_allocator();
     let mut args = std::env::args().skip(1);
     let name = args.next().expect("usage: peft_step METHOD [STEPS]");
     let steps: usize = args.next().map_or(5, |s| s.parse().unwrap());

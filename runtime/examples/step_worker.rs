@@ -98,6 +98,7 @@ fn serve(mut one_step: impl FnMut(u64) -> f32) {
 }
 
 fn main() {
+    ft_runtime::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 5 {
         eprintln!("usage: step_worker minilm|smollm2 PATH BATCH SEQ");

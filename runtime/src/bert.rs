@@ -86,7 +86,7 @@ pub struct BertForSequenceClassification<B: Backend> {
 impl<B: Backend> BertOutput<B> {
     fn forward(&self, x: Tensor<B, 3>, residual: Tensor<B, 3>, ctx: &ForwardCtx) -> Tensor<B, 3> {
         let y = adapt(&self.adapter, self.dense.forward(x, ctx));
-        self.layer_norm.forward(y + residual)
+        self.layer_norm.forward(crate::kernels::add(y, residual))
     }
 }
 

@@ -339,11 +339,11 @@ impl<B: Backend> LlamaForCausalLM<B> {
                 prefix.as_ref().map(|p| &p[i]),
                 ctx,
             );
-            x = x + adapt(&layer.attn_adapter, a);
+            x = crate::kernels::add(x, adapt(&layer.attn_adapter, a));
             let m = layer
                 .mlp
                 .forward(layer.post_attention_layernorm.forward(x.clone()), ctx);
-            x = x + adapt(&layer.ffn_adapter, m);
+            x = crate::kernels::add(x, adapt(&layer.ffn_adapter, m));
         }
         let x = self.model.norm.forward(x);
         if prompt_n == 0 {

@@ -16,6 +16,7 @@ use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
 use super::data::{contiguous, prim, shape, tensor};
+use super::fastmath::{exp, vectorised};
 use super::{cast, is, AdNd, Nd};
 
 /// `log_softmax(logits[b, t, :])[targets[b·n + t]]` for the first `n`
@@ -47,9 +48,20 @@ pub fn target_log_softmax<B: Backend>(
 
 /// `log Σ_j exp(x_j)`, shifted by the maximum.
 fn log_sum_exp(row: &[f32]) -> f32 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = row.iter().map(|x| (x - max).exp()).sum();
-    max + sum.ln()
+    vectorised(|| {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        // Blocks of 8 exps summed as they come: no buffer for the row.
+        let mut acc = [0.0f32; 8];
+        let chunks = row.chunks_exact(8);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for (a, x) in acc.iter_mut().zip(c) {
+                *a += exp(x - max);
+            }
+        }
+        let sum = acc.iter().sum::<f32>() + rest.iter().map(|x| exp(x - max)).sum::<f32>();
+        max + sum.ln()
+    })
 }
 
 /// The log-probabilities `[batch, n]` and each position's log-sum-exp
@@ -109,9 +121,11 @@ impl Backward<Nd, 1> for TargetLogSoftmaxBackward {
             let Some(target) = targets[r] else { return };
             let (g, l) = (dlp[r], lse[r]);
             let x = &xs[row * v..(row + 1) * v];
-            for (o, x) in out.iter_mut().zip(x) {
-                *o = -g * (x - l).exp();
-            }
+            vectorised(|| {
+                for (o, x) in out.iter_mut().zip(x) {
+                    *o = -g * exp(x - l);
+                }
+            });
             out[target] += g;
         });
         grads.register::<Nd>(node.id, tensor(dx, dims));

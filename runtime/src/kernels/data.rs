@@ -58,3 +58,34 @@ pub fn prim<const D: usize>(t: &Tensor<Nd, D>) -> NdArrayTensor {
 pub fn shape(t: &NdArrayTensor) -> Vec<usize> {
     Strided::of(t).map(|v| v.shape).unwrap_or_default()
 }
+
+/// An f32 buffer that its writer fills completely before anything reads
+/// it, so it skips the zeroing pass of `vec![0.0; len]` (on a reused heap
+/// block that pass is a full extra write of every output).
+pub struct Output(Vec<std::mem::MaybeUninit<f32>>);
+
+impl Output {
+    pub fn new(len: usize) -> Self {
+        let mut v = Vec::with_capacity(len);
+        // SAFETY: MaybeUninit needs no initialisation.
+        unsafe { v.set_len(len) };
+        Output(v)
+    }
+
+    pub fn as_mut_ptr(&mut self) -> *mut f32 {
+        self.0.as_mut_ptr().cast()
+    }
+
+    pub fn slice(&mut self) -> &mut [std::mem::MaybeUninit<f32>] {
+        &mut self.0
+    }
+
+    /// # Safety
+    /// Every element has been written.
+    pub unsafe fn assume_init(self) -> Vec<f32> {
+        let mut v = std::mem::ManuallyDrop::new(self.0);
+        // SAFETY: same allocation, length and capacity; MaybeUninit<f32>
+        // has f32's layout, and the caller wrote every element.
+        unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast(), v.len(), v.capacity()) }
+    }
+}

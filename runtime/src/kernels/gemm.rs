@@ -15,6 +15,8 @@ use burn_ndarray::NdArrayTensor;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::data::Output;
+
 /// A read-only strided view of an f32 tensor: shape and strides in elements.
 /// It borrows the tensor it was made from (`'a`), so the pointer stays valid.
 #[derive(Clone, Debug)]
@@ -52,6 +54,32 @@ impl<'a> Strided<'a> {
         self.shape.swap(n - 2, n - 1);
         self.strides.swap(n - 2, n - 1);
         self
+    }
+}
+
+/// A product's output: zero-filled where the product adds into it,
+/// otherwise left unwritten for the product to fill.
+enum Buffer {
+    Zeroed(Vec<f32>),
+    Unwritten(Output),
+}
+
+impl Buffer {
+    fn as_mut_ptr(&mut self) -> *mut f32 {
+        match self {
+            Buffer::Zeroed(v) => v.as_mut_ptr(),
+            Buffer::Unwritten(o) => o.as_mut_ptr(),
+        }
+    }
+
+    /// # Safety
+    /// An `Unwritten` buffer has been written in full.
+    unsafe fn written(self) -> Vec<f32> {
+        match self {
+            Buffer::Zeroed(v) => v,
+            // SAFETY: the caller's promise.
+            Buffer::Unwritten(o) => unsafe { o.assume_init() },
+        }
     }
 }
 
@@ -136,10 +164,18 @@ pub fn bmm(a: &Strided, b: &Strided, out_batch: &[usize]) -> NdArrayTensor {
     }
     let mut shape = out_batch.to_vec();
     shape.extend([m, n]);
-    let mut out = vec![0.0f32; shape.iter().product()];
     let count: usize = iter.iter().product();
     let reduced = out_batch.iter().zip(&iter).any(|(o, it)| o != it);
     let b_broadcast = (0..nb).all(|i| b.shape[i] == 1);
+    // Every path below writes each output element, except an empty inner
+    // dimension (nothing written: the product is zero) and a reduced
+    // batch in the general path (which adds into the output).
+    let len: usize = shape.iter().product();
+    let mut out = if k == 0 || reduced {
+        Buffer::Zeroed(vec![0.0f32; len])
+    } else {
+        Buffer::Unwritten(Output::new(len))
+    };
     let dst = out.as_mut_ptr();
     let par = Parallelism::Rayon(threads());
 
@@ -164,7 +200,7 @@ pub fn bmm(a: &Strided, b: &Strided, out_batch: &[usize]) -> NdArrayTensor {
                     par,
                 );
             }
-            return NdArrayTensor::from_data(TensorData::new(out, shape));
+            return NdArrayTensor::from_data(TensorData::new(unsafe { out.written() }, shape));
         }
     }
     // `Σ_i [m, k]_i · [k, n]_i` into one matrix: the batch joins the inner
@@ -195,7 +231,7 @@ pub fn bmm(a: &Strided, b: &Strided, out_batch: &[usize]) -> NdArrayTensor {
                     par,
                 );
             }
-            return NdArrayTensor::from_data(TensorData::new(out, shape));
+            return NdArrayTensor::from_data(TensorData::new(unsafe { out.written() }, shape));
         }
     }
 
@@ -255,5 +291,5 @@ pub fn bmm(a: &Strided, b: &Strided, out_batch: &[usize]) -> NdArrayTensor {
             one(i, false, par);
         }
     }
-    NdArrayTensor::from_data(TensorData::new(out, shape))
+    NdArrayTensor::from_data(TensorData::new(unsafe { out.written() }, shape))
 }

@@ -11,8 +11,11 @@
 //! (Flex, CUDA, f64) takes Burn's own operations, so results there are
 //! unchanged.
 
+mod add;
 mod cross_entropy;
 mod data;
+mod dropout;
+mod fastmath;
 pub mod gemm;
 mod norm;
 mod reshape;
@@ -21,7 +24,9 @@ mod rope;
 mod softmax;
 mod swiglu;
 
+pub use add::add;
 pub use cross_entropy::target_log_softmax;
+pub use dropout::dropout;
 pub use norm::{gelu, layer_norm};
 pub use reshape::{reshape, unsqueeze};
 pub use rms_norm::rms_norm;
@@ -86,7 +91,7 @@ pub fn linear<B: Backend, const D: usize>(
     }
     let y = matmul(x, unsqueeze::<B, 2, D>(weight));
     match bias {
-        Some(b) => y + unsqueeze::<B, 1, D>(b),
+        Some(b) => add(y, unsqueeze::<B, 1, D>(b)),
         None => y,
     }
 }

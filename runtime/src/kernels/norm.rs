@@ -13,6 +13,7 @@ use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
 use super::data::{contiguous, prim, shape, tensor};
+use super::fastmath::{exp, vectorised};
 use super::{cast, is, AdNd, Nd};
 
 /// Rows per parallel task; fixed (not derived from the thread count) so
@@ -227,7 +228,7 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 /// resolution near 1), whose `exp(−x²/2)` is also φ's: one `exp` per
 /// element where libm's f64 `erf` plus an `exp` took most of BERT's GELU
 /// time. The tail is computed directly (`Φ(−|x|)`), so no cancellation.
-#[inline]
+#[inline(always)]
 fn normal_cdf_pdf(x: f32) -> (f32, f32) {
     const P: f32 = 0.327_591_1;
     const A: [f32; 5] = [
@@ -240,16 +241,18 @@ fn normal_cdf_pdf(x: f32) -> (f32, f32) {
     let z = x.abs() * std::f32::consts::FRAC_1_SQRT_2;
     let t = 1.0 / (1.0 + P * z);
     let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
-    let e = (-z * z).exp();
+    let e = exp(-z * z);
     let tail = 0.5 * poly * e; // Φ(−|x|)
     let cdf = if x < 0.0 { tail } else { 1.0 - tail };
     (cdf, e * 0.398_942_3) // 1/√(2π)
 }
 
+#[inline(always)]
 fn gelu1(x: f32) -> f32 {
     x * normal_cdf_pdf(x).0
 }
 
+#[inline(always)]
 fn gelu_grad1(x: f32) -> f32 {
     let (cdf, pdf) = normal_cdf_pdf(x);
     cdf + x * pdf
@@ -263,7 +266,7 @@ fn gelu_forward(x: &NdArrayTensor) -> Option<NdArrayTensor> {
     let mut out = vec![0.0f32; xs.len()];
     out.par_chunks_mut(ELEMS_PER_TASK)
         .zip(xs.par_chunks(ELEMS_PER_TASK))
-        .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, &v)| *o = gelu1(v)));
+        .for_each(|(o, i)| vectorised(|| o.iter_mut().zip(i).for_each(|(o, &v)| *o = gelu1(v))));
     Some(tensor(out, shape(x)))
 }
 
@@ -289,9 +292,11 @@ impl Backward<Nd, 1> for GeluBackward {
                     .zip(dy.par_chunks(ELEMS_PER_TASK)),
             )
             .for_each(|(o, (x, g))| {
-                for ((o, x), g) in o.iter_mut().zip(x).zip(g) {
-                    *o = g * gelu_grad1(*x);
-                }
+                vectorised(|| {
+                    for ((o, x), g) in o.iter_mut().zip(x).zip(g) {
+                        *o = g * gelu_grad1(*x);
+                    }
+                })
             });
         grads.register::<Nd>(node.id, tensor(dx, shape(&x)));
     }

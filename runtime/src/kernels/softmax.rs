@@ -12,6 +12,7 @@ use burn::tensor::{backend::Backend, Tensor, TensorData, TensorPrimitive};
 use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
+use super::fastmath::{exp, sum as fast_sum, vectorised};
 use super::gemm::Strided;
 use super::{cast, is, AdNd, Nd};
 
@@ -74,19 +75,28 @@ fn forward(scores: &NdArrayTensor, scale: f32, bias: &NdArrayTensor) -> Option<N
         .for_each(|(r, row)| unsafe {
             let x = (sp as *const f32).offset(row_offset(&s, &dims, r));
             let m = (bp as *const f32).offset(row_offset(&b, &dims, r));
-            let mut max = f32::NEG_INFINITY;
-            for (j, o) in row.iter_mut().enumerate() {
-                let v = *x.offset(j as isize * sc) * scale + *m.offset(j as isize * bc);
-                *o = v;
-                max = max.max(v);
-            }
-            let mut sum = 0.0f32;
-            for o in row.iter_mut() {
-                *o = (*o - max).exp();
-                sum += *o;
-            }
-            // Divided, not multiplied by 1/sum: Burn's softmax divides.
-            row.iter_mut().for_each(|o| *o /= sum);
+            vectorised(|| {
+                if sc == 1 && bc == 1 {
+                    let (x, m) = (
+                        std::slice::from_raw_parts(x, n),
+                        std::slice::from_raw_parts(m, n),
+                    );
+                    for ((o, x), m) in row.iter_mut().zip(x).zip(m) {
+                        *o = x * scale + m;
+                    }
+                } else {
+                    for (j, o) in row.iter_mut().enumerate() {
+                        *o = *x.offset(j as isize * sc) * scale + *m.offset(j as isize * bc);
+                    }
+                }
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                for o in row.iter_mut() {
+                    *o = exp(*o - max);
+                }
+                let sum = fast_sum(row);
+                // Divided, not multiplied by 1/sum: Burn's softmax divides.
+                row.iter_mut().for_each(|o| *o /= sum);
+            })
         });
     Some(NdArrayTensor::from_data(TensorData::new(out, dims)))
 }
@@ -105,14 +115,33 @@ fn backward(y: &NdArrayTensor, dy: &NdArrayTensor, scale: f32) -> NdArrayTensor 
         .for_each(|(r, row)| unsafe {
             let y = (yp as *const f32).offset(row_offset(&yv, &dims, r));
             let g = (gp as *const f32).offset(row_offset(&gv, &dims, r));
-            let mut dot = 0.0f32;
-            for j in 0..n as isize {
-                dot += *y.offset(j * yc) * *g.offset(j * gc);
-            }
-            for (j, o) in row.iter_mut().enumerate() {
-                let j = j as isize;
-                *o = scale * *y.offset(j * yc) * (*g.offset(j * gc) - dot);
-            }
+            vectorised(|| {
+                if yc == 1 && gc == 1 {
+                    let (y, g) = (
+                        std::slice::from_raw_parts(y, n),
+                        std::slice::from_raw_parts(g, n),
+                    );
+                    let mut acc = [0.0f32; 8];
+                    for (yc, gc) in y.chunks(8).zip(g.chunks(8)) {
+                        for ((a, y), g) in acc.iter_mut().zip(yc).zip(gc) {
+                            *a += y * g;
+                        }
+                    }
+                    let dot = fast_sum(&acc);
+                    for ((o, y), g) in row.iter_mut().zip(y).zip(g) {
+                        *o = scale * y * (g - dot);
+                    }
+                } else {
+                    let mut dot = 0.0f32;
+                    for j in 0..n as isize {
+                        dot += *y.offset(j * yc) * *g.offset(j * gc);
+                    }
+                    for (j, o) in row.iter_mut().enumerate() {
+                        let j = j as isize;
+                        *o = scale * *y.offset(j * yc) * (*g.offset(j * gc) - dot);
+                    }
+                }
+            })
         });
     NdArrayTensor::from_data(TensorData::new(out, dims))
 }

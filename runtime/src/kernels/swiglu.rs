@@ -14,6 +14,7 @@ use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
 use super::data::{contiguous, prim, shape, tensor};
+use super::fastmath::{exp, vectorised};
 use super::{cast, is, AdNd, Nd};
 
 /// Elements per parallel task.
@@ -36,9 +37,9 @@ pub fn swiglu<B: Backend, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>) 
     silu(gate) * up
 }
 
-#[inline]
+#[inline(always)]
 fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+    1.0 / (1.0 + exp(-x))
 }
 
 fn forward(g: &NdArrayTensor, u: &NdArrayTensor) -> Option<NdArrayTensor> {
@@ -48,9 +49,11 @@ fn forward(g: &NdArrayTensor, u: &NdArrayTensor) -> Option<NdArrayTensor> {
         .zip(gs.par_chunks(ELEMS_PER_TASK))
         .zip(us.par_chunks(ELEMS_PER_TASK))
         .for_each(|((o, g), u)| {
-            for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
-                *o = g * sigmoid(g) * u;
-            }
+            vectorised(|| {
+                for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
+                    *o = g * sigmoid(g) * u;
+                }
+            })
         });
     Some(tensor(out, shape(g)))
 }
@@ -83,19 +86,21 @@ impl Backward<Nd, 2> for SwigluBackward {
         (0..tasks).into_par_iter().for_each(|t| {
             let lo = t * ELEMS_PER_TASK;
             let hi = (lo + ELEMS_PER_TASK).min(len);
-            for i in lo..hi {
-                let (g, u, dy) = (gs[i], us[i], dy[i]);
-                let s = sigmoid(g);
-                // SAFETY: index i < len lies in this task's range only.
-                unsafe {
-                    if want_g {
-                        *(dg_addr as *mut f32).add(i) = dy * u * s * (1.0 + g * (1.0 - s));
-                    }
-                    if want_u {
-                        *(du_addr as *mut f32).add(i) = dy * g * s;
+            vectorised(|| {
+                for i in lo..hi {
+                    let (g, u, dy) = (gs[i], us[i], dy[i]);
+                    let s = sigmoid(g);
+                    // SAFETY: index i < len lies in this task's range only.
+                    unsafe {
+                        if want_g {
+                            *(dg_addr as *mut f32).add(i) = dy * u * s * (1.0 + g * (1.0 - s));
+                        }
+                        if want_u {
+                            *(du_addr as *mut f32).add(i) = dy * g * s;
+                        }
                     }
                 }
-            }
+            })
         });
         if let Some(node) = node_g {
             grads.register::<Nd>(node.id, tensor(dg, dims.clone()));

@@ -7,8 +7,8 @@ use burn::backend::Autodiff;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
 use super::{
-    gelu, layer_norm, linear, matmul, reshape, rms_norm, rope, softmax_scaled, swiglu,
-    target_log_softmax,
+    add, dropout, gelu, layer_norm, linear, matmul, reshape, rms_norm, rope, softmax_scaled,
+    swiglu, target_log_softmax,
 };
 use crate::CpuBackend;
 
@@ -475,4 +475,64 @@ fn reshape_shares_contiguous_data_and_copies_views() {
     let ptr = |t: &burn_ndarray::NdArrayTensor| super::gemm::Strided::of(t).expect("f32").ptr();
     assert_eq!(ptr(&xp), ptr(&yp), "no copy");
     assert_eq!(y.dims(), [2, 3, 4]);
+}
+
+#[test]
+fn parallel_add_matches_burn_for_residuals_and_biases() {
+    for tracked in [[true, true], [true, false], [false, true]] {
+        // More elements than one parallel task holds; rows that do not
+        // divide a task.
+        check(
+            vec![
+                rand::<CpuBackend, 3>([3, 7, 1000], 40),
+                rand([3, 7, 1000], 41),
+            ],
+            &tracked,
+            |x, fast| {
+                let (a, b) = (x[0].clone(), x[1].clone());
+                if fast {
+                    add(a, b)
+                } else {
+                    a + b
+                }
+            },
+            &format!("residual add {tracked:?}"),
+        );
+        check(
+            vec![
+                rand::<CpuBackend, 3>([3, 7, 1000], 42),
+                rand([1, 1, 1000], 43),
+            ],
+            &tracked,
+            |x, fast| {
+                let (a, b) = (x[0].clone(), x[1].clone());
+                if fast {
+                    add(a, b)
+                } else {
+                    a + b
+                }
+            },
+            &format!("bias add {tracked:?}"),
+        );
+    }
+}
+
+#[test]
+fn fused_dropout_draws_the_masks_of_the_counter_stream() {
+    use crate::peft::rng::dropout_mask;
+    let (key, p) = (0x1234_5678_9abc_def0, 0.1);
+    check(
+        vec![rand::<CpuBackend, 3>([3, 7, 1000], 44)],
+        &[true],
+        |x, fast| {
+            let x = x[0].clone();
+            if fast {
+                dropout(x, key, p)
+            } else {
+                let mask = dropout_mask(key, p, x.shape().num_elements());
+                x.clone() * Tensor::from_data(TensorData::new(mask, x.shape()), &x.device())
+            }
+        },
+        "dropout",
+    );
 }

@@ -10,7 +10,7 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
-use super::rng::{self, dropout_mask, ForwardCtx};
+use super::rng::{self, dropout_key, ForwardCtx};
 use crate::kernels::linear;
 
 /// `y = W x + b + s · B(A(dropout(x)))`, or DoRA's re-normalised form.
@@ -151,16 +151,18 @@ impl<B: Backend> AdaptedLinear<B> {
         if let Some(lora) = &self.lora {
             let dropped = ctx.train && lora.dropout > 0.0;
             let xd = if dropped {
-                let mask = dropout_mask(ctx, lora.stream, lora.dropout, x.shape().num_elements());
-                let mask = Tensor::<B, D>::from_data(TensorData::new(mask, x.shape()), &x.device());
-                x.clone() * mask
+                let key = dropout_key(ctx, lora.stream);
+                crate::kernels::dropout(x.clone(), key, lora.dropout)
             } else {
                 x.clone()
             };
-            let update = linear(linear(xd.clone(), lora.a.val(), None), lora.b.val(), None);
+            let down = linear(xd.clone(), lora.a.val(), None);
             match &lora.magnitude {
-                None => y = y + update * lora.scaling,
+                // s scales the r × out matrix B rather than the [tokens,
+                // out] product: a full-size pass less, forward and back.
+                None => y = crate::kernels::add(y, linear(down, lora.b.val() * lora.scaling, None)),
                 Some(m) => {
+                    let update = linear(down, lora.b.val(), None);
                     // PEFT's DoRA: (m/‖W+sΔW‖ − 1)·W·x' + m/‖W+sΔW‖ · s·B·A·x',
                     // added to the base output; without dropout W·x' is the
                     // base output minus its bias.

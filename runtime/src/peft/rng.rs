@@ -99,14 +99,25 @@ pub fn normal_vec(key: u64, n: usize, std: f32) -> Vec<f32> {
     (0..n as u64).map(|i| normal(key, i) * std).collect()
 }
 
-/// An inverted-dropout mask: 0 with probability `p`, else `1 / (1 - p)`.
-pub fn dropout_mask(ctx: &ForwardCtx, module: u64, p: f64, n: usize) -> Vec<f32> {
-    let key = stream_key(&[domain::DROPOUT, ctx.seed, ctx.step, ctx.micro, module]);
-    let keep = (1.0 / (1.0 - p)) as f32;
-    let p = p as f32;
-    (0..n as u64)
-        .map(|i| if uniform(key, i) < p { 0.0 } else { keep })
-        .collect()
+/// The stream of the dropout masks of `module` in a forward pass.
+pub fn dropout_key(ctx: &ForwardCtx, module: u64) -> u64 {
+    stream_key(&[domain::DROPOUT, ctx.seed, ctx.step, ctx.micro, module])
+}
+
+/// Element `i` of an inverted-dropout mask of stream `key`: 0 with
+/// probability `p`, else `1 / (1 - p)`.
+#[inline]
+pub fn dropout_value(key: u64, p: f64, i: u64) -> f32 {
+    if uniform(key, i) < p as f32 {
+        0.0
+    } else {
+        (1.0 / (1.0 - p)) as f32
+    }
+}
+
+/// The first `n` elements of the inverted-dropout mask of stream `key`.
+pub fn dropout_mask(key: u64, p: f64, n: usize) -> Vec<f32> {
+    (0..n as u64).map(|i| dropout_value(key, p, i)).collect()
 }
 
 #[cfg(test)]
@@ -116,13 +127,19 @@ mod tests {
     #[test]
     fn masks_depend_only_on_their_coordinates() {
         let a = ForwardCtx::train(7, 3);
-        let m1 = dropout_mask(&a, 5, 0.1, 1000);
+        let m1 = dropout_mask(dropout_key(&a, 5), 0.1, 1000);
         // Drawing other masks in between changes nothing.
-        let _ = dropout_mask(&ForwardCtx::train(7, 4), 5, 0.1, 1000);
-        assert_eq!(m1, dropout_mask(&a, 5, 0.1, 1000));
-        assert_ne!(m1, dropout_mask(&a, 6, 0.1, 1000));
-        assert_ne!(m1, dropout_mask(&ForwardCtx::train(7, 4), 5, 0.1, 1000));
-        assert_ne!(m1, dropout_mask(&a.with_micro(1), 5, 0.1, 1000));
+        let _ = dropout_mask(dropout_key(&ForwardCtx::train(7, 4), 5), 0.1, 1000);
+        assert_eq!(m1, dropout_mask(dropout_key(&a, 5), 0.1, 1000));
+        assert_ne!(m1, dropout_mask(dropout_key(&a, 6), 0.1, 1000));
+        assert_ne!(
+            m1,
+            dropout_mask(dropout_key(&ForwardCtx::train(7, 4), 5), 0.1, 1000)
+        );
+        assert_ne!(
+            m1,
+            dropout_mask(dropout_key(&a.with_micro(1), 5), 0.1, 1000)
+        );
         let dropped = m1.iter().filter(|&&v| v == 0.0).count();
         assert!(
             (60..140).contains(&dropped),

@@ -13,12 +13,12 @@
 //! [`ft_plan::Plan`].
 
 pub mod checkpoint;
+mod driver;
 pub mod eval;
 pub mod folder;
 pub mod metrics;
 pub mod offline;
 pub mod optim;
-mod driver;
 mod ppo;
 pub mod ppo_math;
 pub mod report;

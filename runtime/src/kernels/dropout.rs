@@ -1,0 +1,90 @@
+//! Inverted dropout as one parallel pass whose mask is drawn inside the
+//! pass from the counter-based generator ([`crate::peft::rng`]) and drawn
+//! again in the backward instead of being kept. Multiplying by a mask
+//! tensor costs a serial mask loop, a serial product, and the mask held
+//! until the backward (a LoRA layer's whole input: 70 MB per SmolLM2 step).
+//! Both paths give exactly the masks of [`crate::peft::rng::dropout_mask`].
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::tensor::{backend::Backend, Tensor, TensorData, TensorPrimitive};
+use rayon::prelude::*;
+
+use super::data::{contiguous, prim, shape, tensor};
+use super::{cast, is, AdNd, Nd};
+use crate::peft::rng::{dropout_mask, dropout_value};
+
+/// Elements per parallel task.
+const ELEMS_PER_TASK: usize = 16 * 1024;
+
+/// `x · mask` with the inverted-dropout mask of stream `key` at rate `p`.
+pub fn dropout<B: Backend, const D: usize>(x: Tensor<B, D>, key: u64, p: f64) -> Tensor<B, D> {
+    if is::<B, AdNd>() {
+        if let Some(y) = ad_dropout::<D>(cast(x.clone()), key, p) {
+            return cast(y);
+        }
+    } else if is::<B, Nd>() {
+        let xn: Tensor<Nd, D> = cast(x.clone());
+        if let Some(y) = masked(&prim(&xn), key, p) {
+            return cast(Tensor::<Nd, D>::from_primitive(TensorPrimitive::Float(y)));
+        }
+    }
+    let mask = dropout_mask(key, p, x.shape().num_elements());
+    let mask = Tensor::<B, D>::from_data(TensorData::new(mask, x.shape()), &x.device());
+    x * mask
+}
+
+/// `t` (row-major) times the mask, element `i` by mask value `i`.
+fn masked(
+    t: &burn_ndarray::NdArrayTensor,
+    key: u64,
+    p: f64,
+) -> Option<burn_ndarray::NdArrayTensor> {
+    let xs = contiguous(t)?;
+    let mut out = vec![0.0f32; xs.len()];
+    out.par_chunks_mut(ELEMS_PER_TASK)
+        .zip(xs.par_chunks(ELEMS_PER_TASK))
+        .enumerate()
+        .for_each(|(task, (o, x))| {
+            let first = (task * ELEMS_PER_TASK) as u64;
+            for (j, (o, x)) in o.iter_mut().zip(x).enumerate() {
+                *o = x * dropout_value(key, p, first + j as u64);
+            }
+        });
+    Some(tensor(out, shape(t)))
+}
+
+/// `dx = dy · mask`, the mask drawn again from its key.
+#[derive(Debug)]
+struct DropoutBackward;
+
+impl Backward<Nd, 1> for DropoutBackward {
+    /// The mask's stream and rate.
+    type State = (u64, f64);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<Nd>(&ops.node);
+        let (key, p) = ops.state;
+        if let Some(node) = node {
+            let dx = masked(&grad, key, p).expect("f32 gradient");
+            grads.register::<Nd>(node.id, dx);
+        }
+    }
+}
+
+fn ad_dropout<const D: usize>(x: Tensor<AdNd, D>, key: u64, p: f64) -> Option<Tensor<AdNd, D>> {
+    let xp = x.into_primitive().tensor();
+    let y = masked(&xp.primitive, key, p)?;
+    let out = match DropoutBackward
+        .prepare::<NoCheckpointing>([xp.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((key, p), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Some(Tensor::from_primitive(TensorPrimitive::Float(out)))
+}
