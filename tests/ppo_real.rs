@@ -13,21 +13,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::{ft, quickstart_into, root};
+use common::{asset, ft, quickstart_into, root, text};
 use ft_compiler::driver::{self, Options};
 use ft_runtime::train::{self, ErrorKind, Event, RunOptions};
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn workdir(name: &str) -> PathBuf {
     let dir = root().join("target/ppo-tests").join(name);
@@ -268,16 +259,6 @@ fn tiny_ppo_trains_checkpoints_and_resumes_bit_identical() {
     let lora_tensors = 2 * 2 * 2; // 2 layers × (q, v) × (A, B)
     let ck = ft_runtime::train::checkpoint::load(&s.run_dir.join("checkpoints/last")).unwrap();
     assert_eq!(ck.params.len(), lora_tensors + 2);
-}
-
-fn asset(rel: &str) -> String {
-    let p = root().join(".cache").join(rel);
-    assert!(
-        p.exists(),
-        "missing {}: run scripts/fetch-assets.sh",
-        p.display()
-    );
-    p.display().to_string()
 }
 
 #[test]

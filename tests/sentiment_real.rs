@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{ft, root};
+use common::{finished_run_dir, ft, root, text};
 use serde_json::Value;
 
 const RECIPE: &str = "tests/reference/sentiment-short.ft";
@@ -76,16 +76,13 @@ fn minilm_lora_short_run_reaches_080_test_accuracy_beside_pytorch_peft() {
             recipe.to_str().unwrap(),
             "--runs",
             runs.to_str().unwrap(),
-            "--quiet",
+            "--format",
+            "json",
         ],
     );
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let metrics = std::fs::read_to_string(runs.join("sentiment-short/0001/metrics.jsonl")).unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let run = finished_run_dir(&o);
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let test = metrics
         .lines()
         .map(|l| json(l.as_bytes()))

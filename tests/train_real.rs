@@ -6,27 +6,8 @@
 
 mod common;
 
-use common::{ft, root};
+use common::{asset, ft, root, text};
 use std::path::{Path, PathBuf};
-use std::process::Output;
-
-fn asset(rel: &str) -> String {
-    let p = root().join(".cache").join(rel);
-    assert!(
-        p.exists(),
-        "missing {}: run scripts/fetch-assets.sh",
-        p.display()
-    );
-    p.display().to_string()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn workdir(name: &str, recipe: &str) -> PathBuf {
     let dir = root().join("target/train-tests").join(name);

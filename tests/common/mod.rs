@@ -43,3 +43,33 @@ pub fn quickstart_into(dir: &Path) -> String {
     .unwrap();
     std::fs::read_to_string(root().join("recipes/quickstart.ft")).unwrap()
 }
+
+/// Everything `ft` printed, stdout then stderr (for failure messages).
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The path of a fetched asset under `.cache/` (models, data).
+pub fn asset(rel: &str) -> String {
+    let p = root().join(".cache").join(rel);
+    assert!(
+        p.exists(),
+        "missing {}: run scripts/fetch-assets.sh",
+        p.display()
+    );
+    p.display().to_string()
+}
+
+/// The run folder that `ft run --format json` reported in its `done` event.
+pub fn finished_run_dir(o: &Output) -> PathBuf {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "done")
+        .and_then(|v| v["summary"]["run_dir"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("no `done` event in the output:\n{}", text(o)))
+}

@@ -59,6 +59,15 @@ pub fn shape(t: &NdArrayTensor) -> Vec<usize> {
     Strided::of(t).map(|v| v.shape).unwrap_or_default()
 }
 
+/// `s` as initialised values, once every element has been written.
+///
+/// # Safety
+/// Every element of `s` has been written.
+pub unsafe fn init_mut(s: &mut [std::mem::MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: MaybeUninit<f32> has f32's layout; the caller wrote them all.
+    unsafe { &mut *(s as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) }
+}
+
 /// An f32 buffer that its writer fills completely before anything reads
 /// it, so it skips the zeroing pass of `vec![0.0; len]` (on a reused heap
 /// block that pass is a full extra write of every output).

@@ -12,7 +12,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::{backend::Backend, Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
 
-use super::data::{contiguous, prim, shape, tensor};
+use super::data::{contiguous, prim, shape, tensor, Output};
 use super::{cast, is, AdNd, Nd};
 use crate::peft::rng::{dropout_mask, dropout_value};
 
@@ -43,17 +43,19 @@ fn masked(
     p: f64,
 ) -> Option<burn_ndarray::NdArrayTensor> {
     let xs = contiguous(t)?;
-    let mut out = vec![0.0f32; xs.len()];
-    out.par_chunks_mut(ELEMS_PER_TASK)
+    let mut out = Output::new(xs.len());
+    out.slice()
+        .par_chunks_mut(ELEMS_PER_TASK)
         .zip(xs.par_chunks(ELEMS_PER_TASK))
         .enumerate()
         .for_each(|(task, (o, x))| {
             let first = (task * ELEMS_PER_TASK) as u64;
             for (j, (o, x)) in o.iter_mut().zip(x).enumerate() {
-                *o = x * dropout_value(key, p, first + j as u64);
+                o.write(x * dropout_value(key, p, first + j as u64));
             }
         });
-    Some(tensor(out, shape(t)))
+    // SAFETY: the chunks cover the output.
+    Some(tensor(unsafe { out.assume_init() }, shape(t)))
 }
 
 /// `dx = dy · mask`, the mask drawn again from its key.

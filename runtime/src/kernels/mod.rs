@@ -10,6 +10,12 @@
 //! through transposed strides instead of copying it). Any other backend
 //! (Flex, CUDA, f64) takes Burn's own operations, so results there are
 //! unchanged.
+//!
+//! The element-wise passes (LayerNorm, RMSNorm, GELU, SwiGLU, RoPE, the
+//! attention softmax, dropout, adds, the LM loss) are single fused passes
+//! split over rayon's threads, compiled for AVX2 where the CPU has it
+//! ([`fastmath::vectorised`]) with a vectorisable `exp`; their outputs are
+//! written without a zero-fill first.
 
 mod add;
 mod cross_entropy;

@@ -13,7 +13,8 @@ use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
 use super::data::{contiguous, prim, shape, tensor};
-use super::fastmath::{exp, vectorised};
+use super::fastmath::{exp, sum as fast_sum, vectorised};
+use super::data::Output;
 use super::{cast, is, AdNd, Nd};
 
 /// Rows per parallel task; fixed (not derived from the thread count) so
@@ -40,7 +41,7 @@ pub fn layer_norm<B: Backend, const D: usize>(
     if is::<B, Nd>() {
         let (x, w, b): (Tensor<Nd, D>, Tensor<Nd, 1>, Tensor<Nd, 1>) =
             (cast(x.clone()), cast(weight.clone()), cast(bias.clone()));
-        let (y, _) = ln_forward(&prim(&x), &prim(&w), &prim(&b), eps as f32)?;
+        let y = ln_forward(&prim(&x), &prim(&w), &prim(&b), eps as f32)?;
         return Some(cast(Tensor::<Nd, D>::from_primitive(
             TensorPrimitive::Float(y),
         )));
@@ -50,44 +51,53 @@ pub fn layer_norm<B: Backend, const D: usize>(
 
 /// Mean and `sqrt(var + eps)` of one row, as Burn's `var_mean_bias`
 /// computes them (sums divided by the length).
+#[inline(always)]
 fn moments(row: &[f32], eps: f32) -> (f32, f32) {
     let n = row.len() as f32;
-    let mean = row.iter().sum::<f32>() / n;
-    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-    (mean, (var + eps).sqrt())
+    let mean = fast_sum(row) / n;
+    let mut acc = [0.0f32; 8];
+    for c in row.chunks(8) {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += (v - mean) * (v - mean);
+        }
+    }
+    (mean, (fast_sum(&acc) / n + eps).sqrt())
 }
 
-/// The output, and `x` in row-major order (for the backward).
 fn ln_forward(
     x: &NdArrayTensor,
     w: &NdArrayTensor,
     b: &NdArrayTensor,
     eps: f32,
-) -> Option<(NdArrayTensor, Vec<f32>)> {
+) -> Option<NdArrayTensor> {
     let dims = shape(x);
     let n = *dims.last()?;
     let (xs, ws, bs) = (contiguous(x)?, contiguous(w)?, contiguous(b)?);
     if n == 0 || ws.len() != n || bs.len() != n {
         return None;
     }
-    let mut out = vec![0.0f32; xs.len()];
-    out.par_chunks_mut(n)
+    let mut out = Output::new(xs.len());
+    out.slice()
+        .par_chunks_mut(n)
         .zip(xs.par_chunks(n))
         .for_each(|(o, row)| {
-            let (mean, std) = moments(row, eps);
-            for (((o, x), w), b) in o.iter_mut().zip(row).zip(ws.iter()).zip(bs.iter()) {
-                // Divided by the standard deviation, as the composite does.
-                *o = (x - mean) / std * w + b;
-            }
+            vectorised(|| {
+                let (mean, std) = moments(row, eps);
+                for (((o, x), w), b) in o.iter_mut().zip(row).zip(ws.iter()).zip(bs.iter()) {
+                    // Divided by the standard deviation, as the composite does.
+                    o.write((x - mean) / std * w + b);
+                }
+            })
         });
-    Some((tensor(out, dims), xs.into_owned()))
+    // SAFETY: the rows cover the output.
+    Some(tensor(unsafe { out.assume_init() }, dims))
 }
 
 #[derive(Debug)]
 struct LayerNormBackward;
 
-/// `x` (row-major), its shape, the weight, eps.
-type LnState = (std::sync::Arc<Vec<f32>>, Vec<usize>, NdArrayTensor, f32);
+/// `x` (shared with the graph), its shape, the weight, eps.
+type LnState = (NdArrayTensor, Vec<usize>, NdArrayTensor, f32);
 
 impl Backward<Nd, 3> for LayerNormBackward {
     type State = LnState;
@@ -95,7 +105,8 @@ impl Backward<Nd, 3> for LayerNormBackward {
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_w, node_b] = ops.parents;
         let grad = grads.consume::<Nd>(&ops.node);
-        let (xs, dims, w, eps) = ops.state;
+        let (x, dims, w, eps) = ops.state;
+        let xs = contiguous(&x).expect("f32 input");
         let n = *dims.last().expect("rank ≥ 1");
         let dy = contiguous(&grad).expect("f32 gradient");
         let ws = contiguous(&w).expect("f32 weight");
@@ -148,12 +159,12 @@ impl Backward<Nd, 3> for LayerNormBackward {
             dx.par_chunks_mut(chunk)
                 .zip(partial.par_chunks_mut(2 * n))
                 .enumerate()
-                .for_each(|(t, (d, p))| body(t, Some(d), p));
+                .for_each(|(t, (d, p))| vectorised(|| body(t, Some(d), p)));
         } else {
             partial
                 .par_chunks_mut(2 * n)
                 .enumerate()
-                .for_each(|(t, p)| body(t, None, p));
+                .for_each(|(t, p)| vectorised(|| body(t, None, p)));
         }
         if let Some(node) = node_x {
             grads.register::<Nd>(node.id, tensor(dx, dims.clone()));
@@ -184,7 +195,7 @@ fn ad_layer_norm<const D: usize>(
         w.into_primitive().tensor(),
         b.into_primitive().tensor(),
     );
-    let (y, xs) = ln_forward(&xp.primitive, &wp.primitive, &bp.primitive, eps)?;
+    let y = ln_forward(&xp.primitive, &wp.primitive, &bp.primitive, eps)?;
     let out = match LayerNormBackward
         .prepare::<NoCheckpointing>([xp.node.clone(), wp.node.clone(), bp.node.clone()])
         .compute_bound()
@@ -192,7 +203,7 @@ fn ad_layer_norm<const D: usize>(
     {
         OpsKind::Tracked(prep) => prep.finish(
             (
-                std::sync::Arc::new(xs),
+                xp.primitive.clone(),
                 shape(&xp.primitive),
                 wp.primitive.clone(),
                 eps,
@@ -263,11 +274,19 @@ const ELEMS_PER_TASK: usize = 16 * 1024;
 
 fn gelu_forward(x: &NdArrayTensor) -> Option<NdArrayTensor> {
     let xs = contiguous(x)?;
-    let mut out = vec![0.0f32; xs.len()];
-    out.par_chunks_mut(ELEMS_PER_TASK)
+    let mut out = Output::new(xs.len());
+    out.slice()
+        .par_chunks_mut(ELEMS_PER_TASK)
         .zip(xs.par_chunks(ELEMS_PER_TASK))
-        .for_each(|(o, i)| vectorised(|| o.iter_mut().zip(i).for_each(|(o, &v)| *o = gelu1(v))));
-    Some(tensor(out, shape(x)))
+        .for_each(|(o, i)| {
+            vectorised(|| {
+                for (o, &v) in o.iter_mut().zip(i) {
+                    o.write(gelu1(v));
+                }
+            })
+        });
+    // SAFETY: the chunks cover the output.
+    Some(tensor(unsafe { out.assume_init() }, shape(x)))
 }
 
 #[derive(Debug)]
@@ -285,8 +304,9 @@ impl Backward<Nd, 1> for GeluBackward {
             contiguous(&x).expect("f32 input"),
             contiguous(&grad).expect("f32 gradient"),
         );
-        let mut dx = vec![0.0f32; xs.len()];
-        dx.par_chunks_mut(ELEMS_PER_TASK)
+        let mut dx = Output::new(xs.len());
+        dx.slice()
+            .par_chunks_mut(ELEMS_PER_TASK)
             .zip(
                 xs.par_chunks(ELEMS_PER_TASK)
                     .zip(dy.par_chunks(ELEMS_PER_TASK)),
@@ -294,10 +314,12 @@ impl Backward<Nd, 1> for GeluBackward {
             .for_each(|(o, (x, g))| {
                 vectorised(|| {
                     for ((o, x), g) in o.iter_mut().zip(x).zip(g) {
-                        *o = g * gelu_grad1(*x);
+                        o.write(g * gelu_grad1(*x));
                     }
                 })
             });
+        // SAFETY: the chunks cover the output.
+        let dx = unsafe { dx.assume_init() };
         grads.register::<Nd>(node.id, tensor(dx, shape(&x)));
     }
 }

@@ -13,6 +13,7 @@ use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
 use super::fastmath::{exp, sum as fast_sum, vectorised};
+use super::data::{init_mut, Output};
 use super::gemm::Strided;
 use super::{cast, is, AdNd, Nd};
 
@@ -66,11 +67,12 @@ fn forward(scores: &NdArrayTensor, scale: f32, bias: &NdArrayTensor) -> Option<N
     if n == 0 || b.shape.len() != dims.len() || b.shape[3] != n {
         return None;
     }
-    let mut out = vec![0.0f32; dims.iter().product()];
+    let mut out = Output::new(dims.iter().product());
     let (sc, bc) = (s.strides[3], b.strides[3]);
     let (sp, bp) = (s.ptr() as usize, b.ptr() as usize);
     let (s, b) = ((s.shape, s.strides), (b.shape, b.strides));
-    out.par_chunks_mut(n)
+    out.slice()
+        .par_chunks_mut(n)
         .enumerate()
         .for_each(|(r, row)| unsafe {
             let x = (sp as *const f32).offset(row_offset(&s, &dims, r));
@@ -82,13 +84,15 @@ fn forward(scores: &NdArrayTensor, scale: f32, bias: &NdArrayTensor) -> Option<N
                         std::slice::from_raw_parts(m, n),
                     );
                     for ((o, x), m) in row.iter_mut().zip(x).zip(m) {
-                        *o = x * scale + m;
+                        o.write(x * scale + m);
                     }
                 } else {
                     for (j, o) in row.iter_mut().enumerate() {
-                        *o = *x.offset(j as isize * sc) * scale + *m.offset(j as isize * bc);
+                        o.write(*x.offset(j as isize * sc) * scale + *m.offset(j as isize * bc));
                     }
                 }
+                // SAFETY: both branches wrote the whole row.
+                let row = init_mut(row);
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 for o in row.iter_mut() {
                     *o = exp(*o - max);
@@ -98,7 +102,8 @@ fn forward(scores: &NdArrayTensor, scale: f32, bias: &NdArrayTensor) -> Option<N
                 row.iter_mut().for_each(|o| *o /= sum);
             })
         });
-    Some(NdArrayTensor::from_data(TensorData::new(out, dims)))
+    // SAFETY: the rows cover the output.
+    Some(NdArrayTensor::from_data(TensorData::new(unsafe { out.assume_init() }, dims)))
 }
 
 /// `dx = scale · y ⊙ (dy − Σ_j dy·y)` per row.
@@ -106,11 +111,12 @@ fn backward(y: &NdArrayTensor, dy: &NdArrayTensor, scale: f32) -> NdArrayTensor 
     let (yv, gv) = (Strided::of(y).expect("f32"), Strided::of(dy).expect("f32"));
     let dims = yv.shape.clone();
     let n = dims[3];
-    let mut out = vec![0.0f32; dims.iter().product()];
+    let mut out = Output::new(dims.iter().product());
     let (yc, gc) = (yv.strides[3], gv.strides[3]);
     let (yp, gp) = (yv.ptr() as usize, gv.ptr() as usize);
     let (yv, gv) = ((yv.shape, yv.strides), (gv.shape, gv.strides));
-    out.par_chunks_mut(n)
+    out.slice()
+        .par_chunks_mut(n)
         .enumerate()
         .for_each(|(r, row)| unsafe {
             let y = (yp as *const f32).offset(row_offset(&yv, &dims, r));
@@ -129,7 +135,7 @@ fn backward(y: &NdArrayTensor, dy: &NdArrayTensor, scale: f32) -> NdArrayTensor 
                     }
                     let dot = fast_sum(&acc);
                     for ((o, y), g) in row.iter_mut().zip(y).zip(g) {
-                        *o = scale * y * (g - dot);
+                        o.write(scale * y * (g - dot));
                     }
                 } else {
                     let mut dot = 0.0f32;
@@ -138,12 +144,13 @@ fn backward(y: &NdArrayTensor, dy: &NdArrayTensor, scale: f32) -> NdArrayTensor 
                     }
                     for (j, o) in row.iter_mut().enumerate() {
                         let j = j as isize;
-                        *o = scale * *y.offset(j * yc) * (*g.offset(j * gc) - dot);
+                        o.write(scale * *y.offset(j * yc) * (*g.offset(j * gc) - dot));
                     }
                 }
             })
         });
-    NdArrayTensor::from_data(TensorData::new(out, dims))
+    // SAFETY: the rows cover the output.
+    NdArrayTensor::from_data(TensorData::new(unsafe { out.assume_init() }, dims))
 }
 
 #[derive(Debug)]
