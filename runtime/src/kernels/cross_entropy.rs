@@ -16,7 +16,7 @@ use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
 use super::data::{contiguous, prim, shape, tensor};
-use super::fastmath::{exp, vectorised};
+use super::fastmath::{exp, simd_fn};
 use super::{cast, is, AdNd, Nd};
 
 /// `log_softmax(logits[b, t, :])[targets[b·n + t]]` for the first `n`
@@ -46,9 +46,9 @@ pub fn target_log_softmax<B: Backend>(
     None
 }
 
-/// `log Σ_j exp(x_j)`, shifted by the maximum.
-fn log_sum_exp(row: &[f32]) -> f32 {
-    vectorised(|| {
+simd_fn! {
+    /// `log Σ_j exp(x_j)`, shifted by the maximum.
+    fn log_sum_exp(row: &[f32]) -> f32 {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         // Blocks of 8 exps summed as they come: no buffer for the row.
         let mut acc = [0.0f32; 8];
@@ -61,7 +61,17 @@ fn log_sum_exp(row: &[f32]) -> f32 {
         }
         let sum = acc.iter().sum::<f32>() + rest.iter().map(|x| exp(x - max)).sum::<f32>();
         max + sum.ln()
-    })
+    }
+}
+
+simd_fn! {
+    /// One row of the gradient: `−g · softmax(x)` (the target's `+g` is
+    /// added by the caller).
+    fn softmax_grad_row(out: &mut [f32], x: &[f32], g: f32, lse: f32) {
+        for (o, x) in out.iter_mut().zip(x) {
+            *o = -g * exp(x - lse);
+        }
+    }
 }
 
 /// The log-probabilities `[batch, n]` and each position's log-sum-exp
@@ -121,11 +131,7 @@ impl Backward<Nd, 1> for TargetLogSoftmaxBackward {
             let Some(target) = targets[r] else { return };
             let (g, l) = (dlp[r], lse[r]);
             let x = &xs[row * v..(row + 1) * v];
-            vectorised(|| {
-                for (o, x) in out.iter_mut().zip(x) {
-                    *o = -g * exp(x - l);
-                }
-            });
+            softmax_grad_row(out, x, g, l);
             out[target] += g;
         });
         grads.register::<Nd>(node.id, tensor(dx, dims));

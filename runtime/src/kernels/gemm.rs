@@ -135,6 +135,51 @@ unsafe fn gemm1(
         // dst is zero-initialised and nothing is added.
         return;
     }
+    // The gemm crate computes a row-major product as its transpose, and
+    // when the right operand's columns are not contiguous (a transposed
+    // weight: every input gradient `dY · Wᵀ`) and it has at most a few
+    // thousand columns, it packs that whole operand on the calling thread
+    // before any worker starts: a serial pass over the weight per product,
+    // 12 % of a SmolLM2 step. Splitting the columns between the threads
+    // instead makes each thread pack (and multiply) its own share.
+    let threads = match par {
+        Parallelism::Rayon(t) => t,
+        Parallelism::None => 1,
+    };
+    const SPLIT_UNIT: usize = 16;
+    if threads > 1 && rhs_cs.unsigned_abs() != 1 && n >= 4 * SPLIT_UNIT * threads {
+        let per = n.div_ceil(threads).div_ceil(SPLIT_UNIT) * SPLIT_UNIT;
+        let (d, l, r) = (Addr(dst as usize), Addr(lhs as usize), Addr(rhs as usize));
+        (0..n.div_ceil(per)).into_par_iter().for_each(|t| {
+            let (c0, c1) = (t * per, ((t + 1) * per).min(n));
+            // SAFETY: each task writes its own columns c0..c1 of dst and
+            // reads inside the operands the caller vouched for.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    c1 - c0,
+                    k,
+                    (d.0 as *mut f32).add(c0),
+                    1,
+                    dst_rs,
+                    accumulate,
+                    l.0 as *const f32,
+                    lhs_cs,
+                    lhs_rs,
+                    (r.0 as *const f32).offset(c0 as isize * rhs_cs),
+                    rhs_cs,
+                    rhs_rs,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    Parallelism::None,
+                )
+            }
+        });
+        return;
+    }
     gemm::gemm(
         m, n, k, dst, 1, dst_rs, accumulate, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, 1.0, 1.0,
         false, false, false, par,

@@ -14,7 +14,7 @@
 //! The element-wise passes (LayerNorm, RMSNorm, GELU, SwiGLU, RoPE, the
 //! attention softmax, dropout, adds, the LM loss) are single fused passes
 //! split over rayon's threads, compiled for AVX2 where the CPU has it
-//! ([`fastmath::vectorised`]) with a vectorisable `exp`; their outputs are
+//! (`fastmath::simd_fn!`) with a vectorisable `exp`; their outputs are
 //! written without a zero-fill first.
 
 mod add;

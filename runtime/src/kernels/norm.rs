@@ -13,8 +13,10 @@ use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
 use super::data::{contiguous, prim, shape, tensor};
-use super::fastmath::{exp, sum as fast_sum, vectorised};
+use std::mem::MaybeUninit;
+
 use super::data::Output;
+use super::fastmath::{exp, simd_fn, sum as fast_sum};
 use super::{cast, is, AdNd, Nd};
 
 /// Rows per parallel task; fixed (not derived from the thread count) so
@@ -64,6 +66,16 @@ fn moments(row: &[f32], eps: f32) -> (f32, f32) {
     (mean, (fast_sum(&acc) / n + eps).sqrt())
 }
 
+simd_fn! {
+    fn ln_row(o: &mut [MaybeUninit<f32>], row: &[f32], ws: &[f32], bs: &[f32], eps: f32) {
+        let (mean, std) = moments(row, eps);
+        for (((o, x), w), b) in o.iter_mut().zip(row).zip(ws).zip(bs) {
+            // Divided by the standard deviation, as the composite does.
+            o.write((x - mean) / std * w + b);
+        }
+    }
+}
+
 fn ln_forward(
     x: &NdArrayTensor,
     w: &NdArrayTensor,
@@ -80,17 +92,55 @@ fn ln_forward(
     out.slice()
         .par_chunks_mut(n)
         .zip(xs.par_chunks(n))
-        .for_each(|(o, row)| {
-            vectorised(|| {
-                let (mean, std) = moments(row, eps);
-                for (((o, x), w), b) in o.iter_mut().zip(row).zip(ws.iter()).zip(bs.iter()) {
-                    // Divided by the standard deviation, as the composite does.
-                    o.write((x - mean) / std * w + b);
-                }
-            })
-        });
+        .for_each(|(o, row)| ln_row(o, row, &ws, &bs, eps));
     // SAFETY: the rows cover the output.
     Some(tensor(unsafe { out.assume_init() }, dims))
+}
+
+simd_fn! {
+    /// The backward of a block of rows: adds each row's `dy·x̂` and `dy`
+    /// into `part` (its first and second halves) and writes `dx`.
+    fn ln_grad_rows(
+        xs: &[f32],
+        dy: &[f32],
+        ws: &[f32],
+        eps: f32,
+        dx: Option<&mut [f32]>,
+        part: &mut [f32],
+    ) {
+        let n = ws.len();
+        let (pw, pb) = part.split_at_mut(n);
+        let mut dx = dx;
+        for (r, (row, g)) in xs.chunks(n).zip(dy.chunks(n)).enumerate() {
+            let (mean, std) = moments(row, eps);
+            let rstd = 1.0 / std;
+            // Eight running sums of dy·w and dy·w·x̂, one per vector lane.
+            let (mut acc_g, mut acc_gx) = ([0.0f32; 8], [0.0f32; 8]);
+            let lanes = row
+                .chunks(8)
+                .zip(g.chunks(8))
+                .zip(ws.chunks(8))
+                .zip(pw.chunks_mut(8).zip(pb.chunks_mut(8)));
+            for (((xc, gc), wc), (pwc, pbc)) in lanes {
+                for l in 0..xc.len() {
+                    let xhat = (xc[l] - mean) * rstd;
+                    pwc[l] += gc[l] * xhat;
+                    pbc[l] += gc[l];
+                    let gw = gc[l] * wc[l];
+                    acc_g[l] += gw;
+                    acc_gx[l] += gw * xhat;
+                }
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                let (mg, mgx) = (fast_sum(&acc_g) / n as f32, fast_sum(&acc_gx) / n as f32);
+                let o = &mut dx[r * n..(r + 1) * n];
+                for (((o, x), g), w) in o.iter_mut().zip(row).zip(g).zip(ws) {
+                    let xhat = (x - mean) * rstd;
+                    *o = rstd * (g * w - mg - xhat * mgx);
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -120,51 +170,21 @@ impl Backward<Nd, 3> for LayerNormBackward {
         let tasks = xs.len().div_ceil(n * ROWS_PER_TASK);
         let mut partial = vec![0.0f32; tasks * 2 * n];
         let chunk = n * ROWS_PER_TASK;
-        let body = |t: usize, dx: Option<&mut [f32]>, part: &mut [f32]| {
+        let task = |t: usize, dx: Option<&mut [f32]>, part: &mut [f32]| {
             let lo = t * chunk;
             let hi = (lo + chunk).min(xs.len());
-            let (pw, pb) = part.split_at_mut(n);
-            let mut dx = dx;
-            for (r, start) in (lo..hi).step_by(n).enumerate() {
-                let row = &xs[start..start + n];
-                let g = &dy[start..start + n];
-                let (mean, std) = moments(row, eps);
-                let rstd = 1.0 / std;
-                let (mut sum_g, mut sum_gx) = (0.0f32, 0.0f32);
-                for ((((x, g), w), pw), pb) in row
-                    .iter()
-                    .zip(g)
-                    .zip(ws.iter())
-                    .zip(pw.iter_mut())
-                    .zip(pb.iter_mut())
-                {
-                    let xhat = (x - mean) * rstd;
-                    *pw += g * xhat;
-                    *pb += g;
-                    let gw = g * w;
-                    sum_g += gw;
-                    sum_gx += gw * xhat;
-                }
-                if let Some(dx) = dx.as_deref_mut() {
-                    let (mg, mgx) = (sum_g / n as f32, sum_gx / n as f32);
-                    let o = &mut dx[r * n..(r + 1) * n];
-                    for (((o, x), g), w) in o.iter_mut().zip(row).zip(g).zip(ws.iter()) {
-                        let xhat = (x - mean) * rstd;
-                        *o = rstd * (g * w - mg - xhat * mgx);
-                    }
-                }
-            }
+            ln_grad_rows(&xs[lo..hi], &dy[lo..hi], &ws, eps, dx, part);
         };
         if need_x {
             dx.par_chunks_mut(chunk)
                 .zip(partial.par_chunks_mut(2 * n))
                 .enumerate()
-                .for_each(|(t, (d, p))| vectorised(|| body(t, Some(d), p)));
+                .for_each(|(t, (d, p))| task(t, Some(d), p));
         } else {
             partial
                 .par_chunks_mut(2 * n)
                 .enumerate()
-                .for_each(|(t, p)| vectorised(|| body(t, None, p)));
+                .for_each(|(t, p)| task(t, None, p));
         }
         if let Some(node) = node_x {
             grads.register::<Nd>(node.id, tensor(dx, dims.clone()));
@@ -272,19 +292,29 @@ fn gelu_grad1(x: f32) -> f32 {
 /// Elements per parallel task of the element-wise passes.
 const ELEMS_PER_TASK: usize = 16 * 1024;
 
+simd_fn! {
+    fn gelu_chunk(o: &mut [MaybeUninit<f32>], x: &[f32]) {
+        for (o, &v) in o.iter_mut().zip(x) {
+            o.write(gelu1(v));
+        }
+    }
+}
+
+simd_fn! {
+    fn gelu_grad_chunk(o: &mut [MaybeUninit<f32>], x: &[f32], g: &[f32]) {
+        for ((o, x), g) in o.iter_mut().zip(x).zip(g) {
+            o.write(g * gelu_grad1(*x));
+        }
+    }
+}
+
 fn gelu_forward(x: &NdArrayTensor) -> Option<NdArrayTensor> {
     let xs = contiguous(x)?;
     let mut out = Output::new(xs.len());
     out.slice()
         .par_chunks_mut(ELEMS_PER_TASK)
         .zip(xs.par_chunks(ELEMS_PER_TASK))
-        .for_each(|(o, i)| {
-            vectorised(|| {
-                for (o, &v) in o.iter_mut().zip(i) {
-                    o.write(gelu1(v));
-                }
-            })
-        });
+        .for_each(|(o, i)| gelu_chunk(o, i));
     // SAFETY: the chunks cover the output.
     Some(tensor(unsafe { out.assume_init() }, shape(x)))
 }
@@ -311,13 +341,7 @@ impl Backward<Nd, 1> for GeluBackward {
                 xs.par_chunks(ELEMS_PER_TASK)
                     .zip(dy.par_chunks(ELEMS_PER_TASK)),
             )
-            .for_each(|(o, (x, g))| {
-                vectorised(|| {
-                    for ((o, x), g) in o.iter_mut().zip(x).zip(g) {
-                        o.write(g * gelu_grad1(*x));
-                    }
-                })
-            });
+            .for_each(|(o, (x, g))| gelu_grad_chunk(o, x, g));
         // SAFETY: the chunks cover the output.
         let dx = unsafe { dx.assume_init() };
         grads.register::<Nd>(node.id, tensor(dx, shape(&x)));

@@ -12,8 +12,10 @@ use burn::tensor::{backend::Backend, Tensor, TensorData, TensorPrimitive};
 use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
-use super::fastmath::{exp, sum as fast_sum, vectorised};
+use std::mem::MaybeUninit;
+
 use super::data::{init_mut, Output};
+use super::fastmath::{exp, simd_fn, sum as fast_sum};
 use super::gemm::Strided;
 use super::{cast, is, AdNd, Nd};
 
@@ -60,6 +62,44 @@ fn row_offset(view: &(Vec<usize>, Vec<isize>), dims: &[usize], mut r: usize) -> 
     off
 }
 
+simd_fn! {
+    /// `x · scale + m` into a row.
+    fn scores_row(row: &mut [MaybeUninit<f32>], x: &[f32], m: &[f32], scale: f32) {
+        for ((o, x), m) in row.iter_mut().zip(x).zip(m) {
+            o.write(x * scale + m);
+        }
+    }
+}
+
+simd_fn! {
+    /// A row of scores into probabilities, in place.
+    fn normalise_row(row: &mut [f32]) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        for o in row.iter_mut() {
+            *o = exp(*o - max);
+        }
+        let sum = fast_sum(row);
+        // Divided, not multiplied by 1/sum: Burn's softmax divides.
+        row.iter_mut().for_each(|o| *o /= sum);
+    }
+}
+
+simd_fn! {
+    /// `scale · y ⊙ (dy − Σ dy·y)` into a row.
+    fn grad_row(row: &mut [MaybeUninit<f32>], y: &[f32], g: &[f32], scale: f32) {
+        let mut acc = [0.0f32; 8];
+        for (yc, gc) in y.chunks(8).zip(g.chunks(8)) {
+            for ((a, y), g) in acc.iter_mut().zip(yc).zip(gc) {
+                *a += y * g;
+            }
+        }
+        let dot = fast_sum(&acc);
+        for ((o, y), g) in row.iter_mut().zip(y).zip(g) {
+            o.write(scale * y * (g - dot));
+        }
+    }
+}
+
 fn forward(scores: &NdArrayTensor, scale: f32, bias: &NdArrayTensor) -> Option<NdArrayTensor> {
     let (s, b) = (Strided::of(scores)?, Strided::of(bias)?);
     let dims = s.shape.clone();
@@ -77,33 +117,25 @@ fn forward(scores: &NdArrayTensor, scale: f32, bias: &NdArrayTensor) -> Option<N
         .for_each(|(r, row)| unsafe {
             let x = (sp as *const f32).offset(row_offset(&s, &dims, r));
             let m = (bp as *const f32).offset(row_offset(&b, &dims, r));
-            vectorised(|| {
-                if sc == 1 && bc == 1 {
-                    let (x, m) = (
-                        std::slice::from_raw_parts(x, n),
-                        std::slice::from_raw_parts(m, n),
-                    );
-                    for ((o, x), m) in row.iter_mut().zip(x).zip(m) {
-                        o.write(x * scale + m);
-                    }
-                } else {
-                    for (j, o) in row.iter_mut().enumerate() {
-                        o.write(*x.offset(j as isize * sc) * scale + *m.offset(j as isize * bc));
-                    }
+            if sc == 1 && bc == 1 {
+                let (x, m) = (
+                    std::slice::from_raw_parts(x, n),
+                    std::slice::from_raw_parts(m, n),
+                );
+                scores_row(row, x, m, scale);
+            } else {
+                for (j, o) in row.iter_mut().enumerate() {
+                    o.write(*x.offset(j as isize * sc) * scale + *m.offset(j as isize * bc));
                 }
-                // SAFETY: both branches wrote the whole row.
-                let row = init_mut(row);
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                for o in row.iter_mut() {
-                    *o = exp(*o - max);
-                }
-                let sum = fast_sum(row);
-                // Divided, not multiplied by 1/sum: Burn's softmax divides.
-                row.iter_mut().for_each(|o| *o /= sum);
-            })
+            }
+            // SAFETY: both branches wrote the whole row.
+            normalise_row(init_mut(row));
         });
     // SAFETY: the rows cover the output.
-    Some(NdArrayTensor::from_data(TensorData::new(unsafe { out.assume_init() }, dims)))
+    Some(NdArrayTensor::from_data(TensorData::new(
+        unsafe { out.assume_init() },
+        dims,
+    )))
 }
 
 /// `dx = scale · y ⊙ (dy − Σ_j dy·y)` per row.
@@ -121,33 +153,22 @@ fn backward(y: &NdArrayTensor, dy: &NdArrayTensor, scale: f32) -> NdArrayTensor 
         .for_each(|(r, row)| unsafe {
             let y = (yp as *const f32).offset(row_offset(&yv, &dims, r));
             let g = (gp as *const f32).offset(row_offset(&gv, &dims, r));
-            vectorised(|| {
-                if yc == 1 && gc == 1 {
-                    let (y, g) = (
-                        std::slice::from_raw_parts(y, n),
-                        std::slice::from_raw_parts(g, n),
-                    );
-                    let mut acc = [0.0f32; 8];
-                    for (yc, gc) in y.chunks(8).zip(g.chunks(8)) {
-                        for ((a, y), g) in acc.iter_mut().zip(yc).zip(gc) {
-                            *a += y * g;
-                        }
-                    }
-                    let dot = fast_sum(&acc);
-                    for ((o, y), g) in row.iter_mut().zip(y).zip(g) {
-                        o.write(scale * y * (g - dot));
-                    }
-                } else {
-                    let mut dot = 0.0f32;
-                    for j in 0..n as isize {
-                        dot += *y.offset(j * yc) * *g.offset(j * gc);
-                    }
-                    for (j, o) in row.iter_mut().enumerate() {
-                        let j = j as isize;
-                        o.write(scale * *y.offset(j * yc) * (*g.offset(j * gc) - dot));
-                    }
+            if yc == 1 && gc == 1 {
+                let (y, g) = (
+                    std::slice::from_raw_parts(y, n),
+                    std::slice::from_raw_parts(g, n),
+                );
+                grad_row(row, y, g, scale);
+            } else {
+                let mut dot = 0.0f32;
+                for j in 0..n as isize {
+                    dot += *y.offset(j * yc) * *g.offset(j * gc);
                 }
-            })
+                for (j, o) in row.iter_mut().enumerate() {
+                    let j = j as isize;
+                    o.write(scale * *y.offset(j * yc) * (*g.offset(j * gc) - dot));
+                }
+            }
         });
     // SAFETY: the rows cover the output.
     NdArrayTensor::from_data(TensorData::new(unsafe { out.assume_init() }, dims))

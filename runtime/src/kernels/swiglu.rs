@@ -14,7 +14,7 @@ use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
 use super::data::{contiguous, prim, shape, tensor};
-use super::fastmath::{exp, vectorised};
+use super::fastmath::{exp, simd_fn};
 use super::{cast, is, AdNd, Nd};
 
 /// Elements per parallel task.
@@ -42,23 +42,43 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
+simd_fn! {
+    fn swiglu_chunk(o: &mut [f32], g: &[f32], u: &[f32]) {
+        for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
+            *o = g * sigmoid(g) * u;
+        }
+    }
+}
+
 fn forward(g: &NdArrayTensor, u: &NdArrayTensor) -> Option<NdArrayTensor> {
     let (gs, us) = (contiguous(g)?, contiguous(u)?);
     let mut out = vec![0.0f32; gs.len()];
     out.par_chunks_mut(ELEMS_PER_TASK)
         .zip(gs.par_chunks(ELEMS_PER_TASK))
         .zip(us.par_chunks(ELEMS_PER_TASK))
-        .for_each(|((o, g), u)| {
-            vectorised(|| {
-                for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
-                    *o = g * sigmoid(g) * u;
-                }
-            })
-        });
+        .for_each(|((o, g), u)| swiglu_chunk(o, g, u));
     Some(tensor(out, shape(g)))
 }
 
-/// With `s = σ(g)`: `dg = dy · u · s · (1 + g·(1 − s))`, `du = dy · g · s`.
+simd_fn! {
+    /// With `s = σ(g)`: `dg = dy · u · s · (1 + g·(1 − s))`.
+    fn gate_grad_chunk(dg: &mut [f32], g: &[f32], u: &[f32], dy: &[f32]) {
+        for (((o, &g), &u), &dy) in dg.iter_mut().zip(g).zip(u).zip(dy) {
+            let s = sigmoid(g);
+            *o = dy * u * s * (1.0 + g * (1.0 - s));
+        }
+    }
+}
+
+simd_fn! {
+    /// `du = dy · g · σ(g)`.
+    fn up_grad_chunk(du: &mut [f32], g: &[f32], dy: &[f32]) {
+        for ((o, &g), &dy) in du.iter_mut().zip(g).zip(dy) {
+            *o = dy * g * sigmoid(g);
+        }
+    }
+}
+
 #[derive(Debug)]
 struct SwigluBackward;
 
@@ -76,36 +96,21 @@ impl Backward<Nd, 2> for SwigluBackward {
             contiguous(&u).expect("f32 up"),
             contiguous(&grad).expect("f32 gradient"),
         );
-        let len = gs.len();
-        let mut dg = vec![0.0f32; if node_g.is_some() { len } else { 0 }];
-        let mut du = vec![0.0f32; if node_u.is_some() { len } else { 0 }];
-        let tasks = len.div_ceil(ELEMS_PER_TASK);
-        // Each task writes its own range of dg and du (either may be empty).
-        let (dg_addr, du_addr) = (dg.as_mut_ptr() as usize, du.as_mut_ptr() as usize);
-        let (want_g, want_u) = (node_g.is_some(), node_u.is_some());
-        (0..tasks).into_par_iter().for_each(|t| {
-            let lo = t * ELEMS_PER_TASK;
-            let hi = (lo + ELEMS_PER_TASK).min(len);
-            vectorised(|| {
-                for i in lo..hi {
-                    let (g, u, dy) = (gs[i], us[i], dy[i]);
-                    let s = sigmoid(g);
-                    // SAFETY: index i < len lies in this task's range only.
-                    unsafe {
-                        if want_g {
-                            *(dg_addr as *mut f32).add(i) = dy * u * s * (1.0 + g * (1.0 - s));
-                        }
-                        if want_u {
-                            *(du_addr as *mut f32).add(i) = dy * g * s;
-                        }
-                    }
-                }
-            })
-        });
         if let Some(node) = node_g {
+            let mut dg = vec![0.0f32; gs.len()];
+            dg.par_chunks_mut(ELEMS_PER_TASK)
+                .zip(gs.par_chunks(ELEMS_PER_TASK))
+                .zip(us.par_chunks(ELEMS_PER_TASK))
+                .zip(dy.par_chunks(ELEMS_PER_TASK))
+                .for_each(|(((o, g), u), dy)| gate_grad_chunk(o, g, u, dy));
             grads.register::<Nd>(node.id, tensor(dg, dims.clone()));
         }
         if let Some(node) = node_u {
+            let mut du = vec![0.0f32; gs.len()];
+            du.par_chunks_mut(ELEMS_PER_TASK)
+                .zip(gs.par_chunks(ELEMS_PER_TASK))
+                .zip(dy.par_chunks(ELEMS_PER_TASK))
+                .for_each(|((o, g), dy)| up_grad_chunk(o, g, dy));
             grads.register::<Nd>(node.id, tensor(du, dims));
         }
     }
