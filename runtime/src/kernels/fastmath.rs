@@ -57,6 +57,29 @@ pub fn sum(xs: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + rest.iter().sum::<f32>()
 }
 
+/// Whether this CPU has AVX2 and FMA, detected once and kept in a cache
+/// line of its own that is only ever read afterwards: the kernels ask once
+/// per row (the attention softmax: 24,576 rows per BERT layer), from
+/// every thread.
+pub fn avx2_fma() -> bool {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    #[repr(align(128))]
+    struct Flag(AtomicU8);
+    static FLAG: Flag = Flag(AtomicU8::new(0));
+    match FLAG.0.load(Ordering::Relaxed) {
+        2 => true,
+        1 => false,
+        _ => {
+            #[cfg(target_arch = "x86_64")]
+            let yes = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+            #[cfg(not(target_arch = "x86_64"))]
+            let yes = false;
+            FLAG.0.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+    }
+}
+
 /// Defines a function whose body is compiled twice: for AVX2 and FMA
 /// (taken when this CPU has them: 8 lanes) and for plain x86-64 (SSE2, 4
 /// lanes). The body is inlined into both, so its loops are vectorised for
@@ -78,7 +101,7 @@ macro_rules! simd_fn {
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
                     imp($($arg),*)
                 }
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                if crate::kernels::fastmath::avx2_fma() {
                     // SAFETY: the features were just detected.
                     return unsafe { avx2($($arg),*) };
                 }
