@@ -10,8 +10,10 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::{backend::Backend, Tensor, TensorPrimitive};
 use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 use super::data::{contiguous, prim, shape, tensor, Output};
+use super::fastmath::simd_fn;
 use super::{cast, is, AdNd, Nd};
 
 /// Elements per parallel task.
@@ -46,6 +48,14 @@ fn row_len(a: &[usize], b: &[usize]) -> Option<usize> {
     (lead.iter().all(|&d| d == 1) && a.last() == Some(last) && *last > 0).then_some(*last)
 }
 
+simd_fn! {
+    fn add_chunk(o: &mut [MaybeUninit<f32>], x: &[f32], y: &[f32]) {
+        for ((o, x), y) in o.iter_mut().zip(x).zip(y) {
+            o.write(x + y);
+        }
+    }
+}
+
 fn forward(a: &NdArrayTensor, b: &NdArrayTensor) -> Option<NdArrayTensor> {
     let dims = shape(a);
     let row = row_len(&dims, &shape(b))?;
@@ -57,19 +67,20 @@ fn forward(a: &NdArrayTensor, b: &NdArrayTensor) -> Option<NdArrayTensor> {
     } else {
         ELEMS_PER_TASK.div_ceil(row) * row
     };
+    let same = ys.len() == xs.len();
     out.slice()
         .par_chunks_mut(per_task)
         .zip(xs.par_chunks(per_task))
         .enumerate()
         .for_each(|(t, (o, x))| {
-            let start = if ys.len() == xs.len() {
-                t * per_task
+            if same {
+                let start = t * per_task;
+                add_chunk(o, x, &ys[start..start + x.len()]);
             } else {
-                0
-            };
-            let ys = &ys[start..];
-            for (o, (x, y)) in o.iter_mut().zip(x.iter().zip(ys.iter().cycle())) {
-                o.write(x + y);
+                // Whole rows: each row adds the broadcast `b`.
+                for (o, x) in o.chunks_mut(row).zip(x.chunks(row)) {
+                    add_chunk(o, x, &ys);
+                }
             }
         });
     // SAFETY: the chunks cover the whole output.

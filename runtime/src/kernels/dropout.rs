@@ -11,6 +11,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::{backend::Backend, Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 use super::data::{contiguous, prim, shape, tensor, Output};
 use super::{cast, is, AdNd, Nd};
@@ -36,6 +37,30 @@ pub fn dropout<B: Backend, const D: usize>(x: Tensor<B, D>, key: u64, p: f64) ->
     x * mask
 }
 
+/// `o[j] = x[j] · mask[first + j]`. The mask's hash is 64-bit integer
+/// arithmetic, which vectorises only with AVX-512 DQ (64-bit lane
+/// multiplies); the same integers either way, so the same masks.
+fn masked_chunk(o: &mut [MaybeUninit<f32>], x: &[f32], key: u64, p: f64, first: u64) {
+    #[inline(always)]
+    fn imp(o: &mut [MaybeUninit<f32>], x: &[f32], key: u64, p: f64, first: u64) {
+        for (j, (o, x)) in o.iter_mut().zip(x).enumerate() {
+            o.write(x * dropout_value(key, p, first + j as u64));
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+        unsafe fn avx512(o: &mut [MaybeUninit<f32>], x: &[f32], key: u64, p: f64, first: u64) {
+            imp(o, x, key, p, first)
+        }
+        if super::fastmath::avx512dq() {
+            // SAFETY: the features were detected.
+            return unsafe { avx512(o, x, key, p, first) };
+        }
+    }
+    imp(o, x, key, p, first)
+}
+
 /// `t` (row-major) times the mask, element `i` by mask value `i`.
 fn masked(
     t: &burn_ndarray::NdArrayTensor,
@@ -48,12 +73,7 @@ fn masked(
         .par_chunks_mut(ELEMS_PER_TASK)
         .zip(xs.par_chunks(ELEMS_PER_TASK))
         .enumerate()
-        .for_each(|(task, (o, x))| {
-            let first = (task * ELEMS_PER_TASK) as u64;
-            for (j, (o, x)) in o.iter_mut().zip(x).enumerate() {
-                o.write(x * dropout_value(key, p, first + j as u64));
-            }
-        });
+        .for_each(|(task, (o, x))| masked_chunk(o, x, key, p, (task * ELEMS_PER_TASK) as u64));
     // SAFETY: the chunks cover the output.
     Some(tensor(unsafe { out.assume_init() }, shape(t)))
 }

@@ -62,22 +62,41 @@ pub fn sum(xs: &[f32]) -> f32 {
 /// per row (the attention softmax: 24,576 rows per BERT layer), from
 /// every thread.
 pub fn avx2_fma() -> bool {
+    cpu_flags() & AVX2_FMA != 0
+}
+
+/// Whether this CPU has AVX-512 F, DQ and VL (vector 64-bit multiplies
+/// and conversions: the dropout hash).
+pub fn avx512dq() -> bool {
+    cpu_flags() & AVX512DQ != 0
+}
+
+const KNOWN: u8 = 1;
+const AVX2_FMA: u8 = 2;
+const AVX512DQ: u8 = 4;
+
+fn cpu_flags() -> u8 {
     use std::sync::atomic::{AtomicU8, Ordering};
     #[repr(align(128))]
-    struct Flag(AtomicU8);
-    static FLAG: Flag = Flag(AtomicU8::new(0));
-    match FLAG.0.load(Ordering::Relaxed) {
-        2 => true,
-        1 => false,
-        _ => {
-            #[cfg(target_arch = "x86_64")]
-            let yes = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
-            #[cfg(not(target_arch = "x86_64"))]
-            let yes = false;
-            FLAG.0.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
-            yes
+    struct Flags(AtomicU8);
+    static FLAGS: Flags = Flags(AtomicU8::new(0));
+    let f = FLAGS.0.load(Ordering::Relaxed);
+    if f & KNOWN != 0 {
+        return f;
+    }
+    let mut f = KNOWN;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::is_x86_feature_detected as has;
+        if has!("avx2") && has!("fma") {
+            f |= AVX2_FMA;
+        }
+        if has!("avx512f") && has!("avx512dq") && has!("avx512vl") {
+            f |= AVX512DQ;
         }
     }
+    FLAGS.0.store(f, Ordering::Relaxed);
+    f
 }
 
 /// Defines a function whose body is compiled twice: for AVX2 and FMA

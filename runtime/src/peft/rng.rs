@@ -47,6 +47,7 @@ impl ForwardCtx {
 }
 
 /// The splitmix64 finaliser: a bijective 64-bit mix with good avalanche.
+#[inline(always)]
 pub fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -62,6 +63,7 @@ pub fn stream_key(parts: &[u64]) -> u64 {
 }
 
 /// Uniform in `[0, 1)` (24 bits, exact in f32) for `counter` of `key`.
+#[inline(always)]
 pub fn uniform(key: u64, counter: u64) -> f32 {
     let z = mix64(key ^ counter.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     (z >> 40) as f32 / (1u64 << 24) as f32
@@ -106,7 +108,7 @@ pub fn dropout_key(ctx: &ForwardCtx, module: u64) -> u64 {
 
 /// Element `i` of an inverted-dropout mask of stream `key`: 0 with
 /// probability `p`, else `1 / (1 - p)`.
-#[inline]
+#[inline(always)]
 pub fn dropout_value(key: u64, p: f64, i: u64) -> f32 {
     if uniform(key, i) < p as f32 {
         0.0
