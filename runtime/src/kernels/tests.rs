@@ -479,41 +479,24 @@ fn reshape_shares_contiguous_data_and_copies_views() {
 
 #[test]
 fn parallel_add_matches_burn_for_residuals_and_biases() {
-    for tracked in [[true, true], [true, false], [false, true]] {
-        // More elements than one parallel task holds; rows that do not
-        // divide a task.
-        check(
-            vec![
-                rand::<CpuBackend, 3>([3, 7, 1000], 40),
-                rand([3, 7, 1000], 41),
-            ],
-            &tracked,
-            |x, fast| {
-                let (a, b) = (x[0].clone(), x[1].clone());
-                if fast {
-                    add(a, b)
-                } else {
-                    a + b
-                }
-            },
-            &format!("residual add {tracked:?}"),
-        );
-        check(
-            vec![
-                rand::<CpuBackend, 3>([3, 7, 1000], 42),
-                rand([1, 1, 1000], 43),
-            ],
-            &tracked,
-            |x, fast| {
-                let (a, b) = (x[0].clone(), x[1].clone());
-                if fast {
-                    add(a, b)
-                } else {
-                    a + b
-                }
-            },
-            &format!("bias add {tracked:?}"),
-        );
+    // More elements than one parallel task holds; rows that do not divide
+    // a task. A residual (same shapes) and a bias (a broadcast row).
+    for (what, b_shape) in [("residual", [3, 7, 1000]), ("bias", [1, 1, 1000])] {
+        for tracked in [[true, true], [true, false], [false, true]] {
+            check(
+                vec![rand::<CpuBackend, 3>([3, 7, 1000], 40), rand(b_shape, 41)],
+                &tracked,
+                |x, fast| {
+                    let (a, b) = (x[0].clone(), x[1].clone());
+                    if fast {
+                        add(a, b)
+                    } else {
+                        a + b
+                    }
+                },
+                &format!("{what} add {tracked:?}"),
+            );
+        }
     }
 }
 
