@@ -139,8 +139,9 @@ unsafe fn gemm1(
     // when the right operand's columns are not contiguous (a transposed
     // weight: every input gradient `dY · Wᵀ`) and it has at most a few
     // thousand columns, it packs that whole operand on the calling thread
-    // before any worker starts: a serial pass over the weight per product,
-    // 12 % of a SmolLM2 step. Splitting the columns between the threads
+    // before any worker starts: a serial pass over the weight per product
+    // (about 4 % of a SmolLM2 step's wall time, with both workers idle).
+    // Splitting the columns between the threads
     // instead makes each thread pack (and multiply) its own share.
     let threads = match par {
         Parallelism::Rayon(t) => t,
@@ -155,25 +156,19 @@ unsafe fn gemm1(
             // SAFETY: each task writes its own columns c0..c1 of dst and
             // reads inside the operands the caller vouched for.
             unsafe {
-                gemm::gemm(
+                gemm1(
                     m,
                     c1 - c0,
                     k,
                     (d.0 as *mut f32).add(c0),
-                    1,
                     dst_rs,
                     accumulate,
                     l.0 as *const f32,
-                    lhs_cs,
                     lhs_rs,
+                    lhs_cs,
                     (r.0 as *const f32).offset(c0 as isize * rhs_cs),
-                    rhs_cs,
                     rhs_rs,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
+                    rhs_cs,
                     Parallelism::None,
                 )
             }
