@@ -17,6 +17,12 @@ average.
 
     cargo build --release -p ft-runtime --example step_worker
     .cache/venv-ref/bin/python bench/step.py [--steps 5] [--threads 2] [--models minilm,smollm2]
+        [--precision f32|bf16] [--torch-precision f32|bf16]
+
+`--precision bf16` runs ft as a recipe with `precision = bf16` (frozen-weight
+products in bfloat16 on AMX); `--torch-precision bf16` runs the reference
+under `torch.autocast("cpu", dtype=torch.bfloat16)`, PyTorch's own CPU
+bf16 mode (oneDNN, AMX where the CPU has it), for the like-for-like pair.
 """
 import argparse
 import os
@@ -40,8 +46,10 @@ def vm_hwm_kib():
     return 0
 
 
-def torch_worker(kind, path, batch, seq, threads):
+def torch_worker(kind, path, batch, seq, threads, precision):
     """Same protocol as runtime/examples/step_worker.rs."""
+    import contextlib
+
     import torch
 
     torch.set_num_threads(threads)
@@ -77,7 +85,12 @@ def torch_worker(kind, path, batch, seq, threads):
         cmd = line.strip()
         if cmd == "step":
             t = time.perf_counter()
-            loss = loss_of(model)
+            if precision == "bf16":
+                ctx = torch.autocast("cpu", dtype=torch.bfloat16)
+            else:
+                ctx = contextlib.nullcontext()
+            with ctx:
+                loss = loss_of(model)
             loss.backward()
             opt.step()
             opt.zero_grad()
@@ -141,11 +154,13 @@ def main():
     ap.add_argument("--models", default="minilm,smollm2")
     ap.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")))
     ap.add_argument("--ft-bin", help="the step_worker binary (default: TARGET_DIR/release/examples/step_worker)")
+    ap.add_argument("--precision", choices=["f32", "bf16"], default="f32", help="ft's precision (the recipe's)")
+    ap.add_argument("--torch-precision", choices=["f32", "bf16"], default="f32", help="bf16: torch.autocast to bfloat16")
     ap.add_argument("--worker", nargs=4, metavar=("KIND", "PATH", "BATCH", "SEQ"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         kind, path, batch, seq = args.worker
-        return torch_worker(kind, path, int(batch), int(seq), args.threads)
+        return torch_worker(kind, path, int(batch), int(seq), args.threads, args.torch_precision)
 
     ft_bin = args.ft_bin or os.path.join(args.target_dir, "release/examples/step_worker")
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
@@ -154,8 +169,9 @@ def main():
     for name in args.models.split(","):
         path, batch, seq = MODELS[name]
         argv = [name, path, str(batch), str(seq)]
-        ft = Worker([ft_bin, *argv], env)
-        pt = Worker([sys.executable, os.path.abspath(__file__), "--threads", str(args.threads), "--worker", *argv], env)
+        ft = Worker([ft_bin, *argv, args.precision], env)
+        pt = Worker([sys.executable, os.path.abspath(__file__), "--threads", str(args.threads),
+                     "--torch-precision", args.torch_precision, "--worker", *argv], env)
         ft.step(), pt.step()  # warm-up
         ft_ms, pt_ms, ratios = [], [], []
         ft_cpu, pt_cpu, cpu_ratios = [], [], []
@@ -170,7 +186,7 @@ def main():
             cpu_ratios.append(ft.last_cpu_ms / pt.last_cpu_ms)
         ft_rss, pt_rss = ft.close(), pt.close()
         rows.append(
-            f"| {name} | {batch} × {seq} | {ft.trainable:,} / {pt.trainable:,} | {statistics.median(ft_ms):.0f} ms | "
+            f"| {name} | {args.precision} / {args.torch_precision} | {batch} × {seq} | {ft.trainable:,} / {pt.trainable:,} | {statistics.median(ft_ms):.0f} ms | "
             f"{statistics.median(pt_ms):.0f} ms | {statistics.median(ratios):.2f} | {ft_rss:.0f} MiB | {pt_rss:.0f} MiB | "
             f"{ft_rss / pt_rss:.2f} | {statistics.median(ft_cpu):.0f} / {statistics.median(pt_cpu):.0f} ms | "
             f"{statistics.median(cpu_ratios):.2f} |"
@@ -181,9 +197,9 @@ def main():
     print(f"f32 matmul 2048²: {gflops_start:.0f} GFLOP/s at the start, {gflops_end:.0f} at the end "
           f"({args.threads} threads); load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end")
     print()
-    print("| model | batch × seq | trainable ft / PEFT | ft step (median) | PyTorch step (median) | ft / PyTorch (median of pairs) "
+    print("| model | precision ft / PyTorch | batch × seq | trainable ft / PEFT | ft step (median) | PyTorch step (median) | ft / PyTorch (median of pairs) "
           "| ft peak RSS | PyTorch peak RSS | RSS ratio | CPU time per step ft / PyTorch (medians) | CPU-time ratio (median of pairs) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(r)
 

@@ -2,7 +2,8 @@
 //! `scripts/fetch-assets.sh`), kept short for CI: SmolLM2-135M with LoRA
 //! on chatterbot questions (validation loss falls; the adapter generates),
 //! and SmolLM2 with DPO on chatterbot preference pairs (the implicit reward
-//! margin grows from zero).
+//! margin grows from zero); and `precision = bf16` against f32 on the same
+//! run (the losses agree to bfloat16's precision).
 
 mod common;
 
@@ -92,6 +93,78 @@ evaluate {{ on = val, metrics = [loss, perplexity] }}
     );
     assert!(o.status.success(), "{}", text(&o));
     assert!(!String::from_utf8_lossy(&o.stdout).trim().is_empty());
+}
+
+/// Every training loss of a run, in step order.
+fn train_losses(run: &Path) -> Vec<f64> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["split"] == "train")
+        .filter_map(|v| v["loss"].as_f64())
+        .collect()
+}
+
+#[test]
+fn smollm2_bf16_products_track_the_f32_run() {
+    let data = format!("{}/*.yml", asset("data/chatterbot"));
+    let recipe = |precision: &str| {
+        format!(
+            r#"model base = gguf("{model}")
+
+dataset faq = yaml_pairs("{data}") {{
+  prompt     = chat([user: "{{question}}"])
+  completion = "{{answer}}"
+  split      = {{ train = 85%, val = 15%, seed = 7 }}
+  filter     = len(question) < 24 and len(answer) < 48
+  on_bad_row = skip
+}}
+
+peft lora {{ rank = 8, alpha = 16, targets = [q_proj, v_proj] }}
+
+train {{
+  steps     = 4
+  batch     = 4
+  max_len   = 64
+  optimizer = adamw(lr = 1e-3)
+  precision = {precision}
+}}
+
+evaluate {{ on = val, metrics = [loss] }}
+"#,
+            model = asset("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        )
+    };
+    let mut runs = Vec::new();
+    for precision in ["f32", "bf16"] {
+        let dir = workdir(&format!("smollm2-{precision}"), &recipe(precision));
+        let o = ft(&dir, &["run", "recipe.ft", "--runs", "runs", "--no-cache"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let said = text(&o);
+        if precision == "bf16" {
+            // On a CPU without AMX the run says it stays f32.
+            assert!(said.contains("precision "), "{said}");
+            if !said.contains("precision bf16: products with") {
+                eprintln!("no AMX-BF16 here: {said}");
+                return;
+            }
+        }
+        runs.push(dir.join("runs/recipe/0001"));
+    }
+    let (f32_losses, bf16_losses) = (train_losses(&runs[0]), train_losses(&runs[1]));
+    assert_eq!(f32_losses.len(), 4);
+    assert_eq!(bf16_losses.len(), 4);
+    for (a, b) in f32_losses.iter().zip(&bf16_losses) {
+        // bf16 keeps 8 bits of mantissa: per-product errors of ~0.4 %
+        // average out over a loss; a wrong product would not.
+        assert!(
+            (a - b).abs() / a < 0.01,
+            "f32 {f32_losses:?} vs bf16 {bf16_losses:?}"
+        );
+    }
+    assert_ne!(f32_losses, bf16_losses, "bf16 products changed nothing");
+    eprintln!("train losses f32 {f32_losses:?} bf16 {bf16_losses:?}");
 }
 
 #[test]

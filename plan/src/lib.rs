@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 pub use method::{Method, TargetPattern};
 pub use train::{
-    Device, EarlyStop, EvalPlan, Length, Metric, MetricRef, Objective, Optimizer, Schedule,
-    ScheduleKind, TrainPlan, Warmup,
+    Device, EarlyStop, EvalPlan, Length, Metric, MetricRef, Objective, Optimizer, Precision,
+    Schedule, ScheduleKind, TrainPlan, Warmup,
 };
 
 /// Bumped whenever a Plan's meaning changes, so a run folder written by an

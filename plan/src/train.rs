@@ -153,6 +153,17 @@ pub enum Device {
     Cuda,
 }
 
+/// The arithmetic of products with frozen weights.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f32 throughout.
+    #[default]
+    F32,
+    /// Inputs rounded to bfloat16, products accumulated in f32 (AMX).
+    Bf16,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainPlan {
     pub objective: Objective,
@@ -174,6 +185,9 @@ pub struct TrainPlan {
     pub group_by_length: bool,
     pub device: Device,
     pub threads: Option<usize>,
+    /// Frozen-weight products in bf16 (older plans: f32).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,7 +3,8 @@
 //! (2-label sequence classification) or SmolLM2-135M (causal LM loss);
 //! `bench/step.py` runs the same configuration on PEFT/PyTorch.
 //!
-//! `step_worker minilm|smollm2 PATH BATCH SEQ`; prints `ready LOAD_SECONDS
+//! `step_worker minilm|smollm2 PATH BATCH SEQ [f32|bf16]` (`bf16`: frozen
+//! weights multiplied in bfloat16 on AMX, as `precision = bf16`); prints `ready LOAD_SECONDS
 //! TRAINABLE`, then `STEP_MS LOSS` for each `step` line on stdin, and
 //! `VmHWM_KIB` for `rss`; exits on anything else.
 
@@ -100,13 +101,23 @@ fn serve(mut one_step: impl FnMut(u64) -> f32) {
 fn main() {
     ft_runtime::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 5 {
-        eprintln!("usage: step_worker minilm|smollm2 PATH BATCH SEQ");
+    if !(5..=6).contains(&args.len()) {
+        eprintln!("usage: step_worker minilm|smollm2 PATH BATCH SEQ [f32|bf16]");
         std::process::exit(2);
     }
     let (kind, path) = (args[1].as_str(), &args[2]);
     let b: usize = args[3].parse().expect("BATCH");
     let s: usize = args[4].parse().expect("SEQ");
+    let bf16 = args.get(5).is_some_and(|p| p == "bf16");
+    let frozen_bf16 = |n: usize| {
+        if bf16 {
+            eprintln!(
+                "bf16: {n} frozen weights packed ({} MiB)",
+                ft_runtime::kernels::amx::packed_bytes() >> 20
+            );
+            assert!(n > 0, "bf16 asked for, but this CPU has no AMX-BF16");
+        }
+    };
     let dev = Default::default();
     // The token ids of bench/step.py (and bench/peft_step.py).
     let ids: Vec<i64> = (0..b * s)
@@ -123,6 +134,11 @@ fn main() {
                 l.modules_to_save = vec!["classifier".into()];
             }
             let mut model = apply(base, &method, &ApplyOptions::default()).expect("apply");
+            frozen_bf16(if bf16 {
+                ft_runtime::kernels::register_frozen_bf16(&model)
+            } else {
+                0
+            });
             let labels: Vec<i64> = (0..b as i64).map(|i| i % 2).collect();
             let labels: Tensor<AB, 2, Int> =
                 Tensor::from_data(TensorData::new(labels, [b, 1]), &dev);
@@ -148,6 +164,11 @@ fn main() {
             let (lm, _) = ft_runtime::load_causal_lm::<AB>(path, &dev).expect("load");
             let method = lora(&lm, &["q_proj", "v_proj"]);
             let mut model = apply(lm, &method, &ApplyOptions::default()).expect("apply");
+            frozen_bf16(if bf16 {
+                ft_runtime::kernels::register_frozen_bf16(&model)
+            } else {
+                0
+            });
             let mut optim = AdamWConfig::new().init();
             println!(
                 "ready {:.3} {}",

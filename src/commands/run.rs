@@ -175,6 +175,7 @@ impl Progress {
                 total_params,
                 train_examples,
                 resumed_at,
+                precision,
             } => {
                 self.every = (total_steps / 20).max(1);
                 if self.quiet {
@@ -191,6 +192,9 @@ impl Progress {
                         .map(|s| format!("; resumed at step {s}"))
                         .unwrap_or_default()
                 ));
+                if precision != "f32" {
+                    self.say(format!("precision {precision}"));
+                }
             }
             Event::Step {
                 step,

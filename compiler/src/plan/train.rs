@@ -3,7 +3,7 @@
 
 use ft_plan::{
     Device, EarlyStop, EvalPlan, Head, Length, Metric, MetricRef, ModelPlan, Objective, Optimizer,
-    Schedule, ScheduleKind, TrainPlan, Warmup,
+    Precision, Schedule, ScheduleKind, TrainPlan, Warmup,
 };
 
 use crate::check::blocks::CBlock;
@@ -134,6 +134,10 @@ pub fn train(recipe: &Recipe, model: &ModelPlan) -> Result<TrainPlan, LowerError
             _ => Device::Cpu,
         },
         threads: get("threads").and_then(|v| v.as_i64()).map(|v| v as usize),
+        precision: match get("precision").and_then(|v| v.as_word()) {
+            Some("bf16") => Precision::Bf16,
+            _ => Precision::F32,
+        },
     })
 }
 

@@ -267,6 +267,7 @@ pub fn plan(
             group_by_length: false,
             device: Device::Cpu,
             threads: None,
+            precision: Default::default(),
         },
         evaluate: EvalPlan {
             on: vec!["test".into()],

@@ -223,6 +223,14 @@ pub fn bmm(a: &Strided, b: &Strided, out_batch: &[usize]) -> NdArrayTensor {
     if !reduced && b_broadcast {
         let dims: Vec<usize> = (0..=nb).collect();
         if let Some(rs) = merged_stride(&a.shape, &a.strides, &dims) {
+            // A frozen weight registered for bf16 products (opt-in).
+            let (b_rs, b_cs) = (b.strides[nb], b.strides[nb + 1]);
+            if let Some(packed) = super::amx::lookup(b.ptr, k, n, b_rs, b_cs) {
+                // SAFETY: the packed weight is that view of b (registered
+                // only where AMX is available); dst has count·m·n elements.
+                unsafe { super::amx::gemm(count * m, a.ptr, rs, a.strides[nb + 1], &packed, dst) };
+                return NdArrayTensor::from_data(TensorData::new(unsafe { out.written() }, shape));
+            }
             unsafe {
                 gemm1(
                     count * m,

@@ -18,6 +18,7 @@
 //! written without a zero-fill first.
 
 mod add;
+pub mod amx;
 mod cross_entropy;
 mod data;
 mod dropout;
@@ -47,6 +48,7 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::Autodiff;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{backend::Backend, Tensor, TensorPrimitive};
 use burn_ndarray::NdArrayTensor;
 
@@ -100,6 +102,70 @@ pub fn linear<B: Backend, const D: usize>(
         Some(b) => add(y, unsqueeze::<B, 1, D>(b)),
         None => y,
     }
+}
+
+/// Registers every frozen 2-d weight of `module` (those without
+/// `require_grad`) for bf16 products on AMX ([`amx`]); returns how many.
+/// Nothing is registered on other backends or without AMX.
+pub fn register_frozen_bf16<B: Backend, M: Module<B>>(module: &M) -> usize {
+    struct Visit(usize);
+    impl<B: Backend> ModuleVisitor<B> for Visit {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let t = param.val();
+            if D != 2 || t.is_require_grad() {
+                return;
+            }
+            if let Some(p) = nd_primitive(t) {
+                if amx::register(&p) {
+                    self.0 += 1;
+                }
+            }
+        }
+    }
+    if !fast::<B>() || !amx::available() {
+        return 0;
+    }
+    let mut visit = Visit(0);
+    module.visit(&mut visit);
+    visit.0
+}
+
+/// Frozen weights registered for bf16 products ([`register_frozen_bf16`])
+/// for as long as this lives; dropping it unregisters them all.
+pub struct FrozenBf16 {
+    pub weights: usize,
+    pub packed_bytes: usize,
+}
+
+impl FrozenBf16 {
+    /// Registers `module`'s frozen weights; `None` if none could be (no
+    /// AMX, another backend, nothing frozen).
+    pub fn register<B: Backend, M: Module<B>>(module: &M) -> Option<FrozenBf16> {
+        let weights = register_frozen_bf16(module);
+        (weights > 0).then(|| FrozenBf16 {
+            weights,
+            packed_bytes: amx::packed_bytes(),
+        })
+    }
+}
+
+impl Drop for FrozenBf16 {
+    fn drop(&mut self) {
+        amx::clear();
+    }
+}
+
+/// The NdArray tensor under a tensor of the CPU backend (or its autodiff).
+fn nd_primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> Option<NdArrayTensor> {
+    if is::<B, AdNd>() {
+        let t: Tensor<AdNd, D> = cast(t);
+        return Some(t.into_primitive().tensor().primitive);
+    }
+    if is::<B, Nd>() {
+        let t: Tensor<Nd, D> = cast(t);
+        return Some(t.into_primitive().tensor());
+    }
+    None
 }
 
 fn batch_of(shape: &[usize]) -> Vec<usize> {

@@ -18,7 +18,7 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use ft_pipeline::sampler::{TrainBatch, TrainSampler};
 use ft_pipeline::DataPipeline;
-use ft_plan::{Metric, Plan};
+use ft_plan::{Metric, Plan, Precision};
 
 use super::checkpoint::{self, Checkpoint, CheckpointState, EarlyStopState};
 use super::eval::EvalResult;
@@ -70,6 +70,9 @@ pub(super) struct Driver<'a, B: AutodiffBackend> {
     /// same weights on `val` reuses it.
     last_val: Option<(u64, EvalResult)>,
     trainable: usize,
+    /// Frozen weights packed for bf16 products, unregistered when the run
+    /// ends.
+    _frozen_bf16: Option<crate::kernels::FrozenBf16>,
 }
 
 impl<'a, B: AutodiffBackend> Driver<'a, B> {
@@ -141,6 +144,21 @@ impl<'a, B: AutodiffBackend> Driver<'a, B> {
             truncate_metrics(&metrics_path, state.step)?;
         }
         let sink = Sink::open(&metrics_path)?;
+        let frozen_bf16 = match t.precision {
+            Precision::F32 => None,
+            Precision::Bf16 => crate::kernels::FrozenBf16::register(&model),
+        };
+        let precision = match (t.precision, &frozen_bf16) {
+            (Precision::F32, _) => "f32".to_string(),
+            (Precision::Bf16, Some(f)) => format!(
+                "bf16: products with {} frozen weights in bfloat16 on AMX ({} MiB packed)",
+                f.weights,
+                f.packed_bytes >> 20
+            ),
+            (Precision::Bf16, None) => "f32: `precision = bf16` needs the CPU backend on a CPU \
+                 with AMX-BF16 and frozen weights; every product stays f32"
+                .to_string(),
+        };
         on_event(&Event::Start {
             run_dir: run_dir.clone(),
             total_steps: total,
@@ -148,6 +166,7 @@ impl<'a, B: AutodiffBackend> Driver<'a, B> {
             total_params: counts.1,
             train_examples,
             resumed_at,
+            precision,
         });
         let window = (Instant::now(), 0, state.step);
         let driver = Driver {
@@ -169,6 +188,7 @@ impl<'a, B: AutodiffBackend> Driver<'a, B> {
             window,
             last_val: None,
             trainable: counts.0,
+            _frozen_bf16: frozen_bf16,
         };
         Ok((driver, model))
     }

@@ -86,6 +86,9 @@ pub enum Event {
         total_params: usize,
         train_examples: usize,
         resumed_at: Option<u64>,
+        /// The arithmetic of the frozen-weight products, in words (`f32`,
+        /// or what `precision = bf16` got).
+        precision: String,
     },
     Step {
         step: u64,

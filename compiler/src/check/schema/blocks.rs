@@ -84,7 +84,7 @@ static EARLY_STOP_KEYS: [Key; 4] = [
     ),
 ];
 
-static TRAIN_KEYS: [Key; 18] = [
+static TRAIN_KEYS: [Key; 19] = [
     key("epochs", positive(), Some("1"), "Passes over the training data (give this or `steps`)."),
     key("steps", int(1), None, "Optimizer steps to run (instead of `epochs`)."),
     key("batch", int(1), Some("8"), "Examples per micro-batch."),
@@ -103,6 +103,7 @@ static TRAIN_KEYS: [Key; 18] = [
     key("group_by_length", Ty::Bool, Some("false"), "Batch examples of similar length together, so that less of each batch is padding: each epoch's shuffled order is cut into windows of 50 batches, and each window is sorted by length (longest first). Faster steps on data of mixed lengths; batches are less random. For shuffled single-dataset training (not mixtures or ordered/paced curricula)."),
     key("backend", Ty::Enum(&["cpu", "cuda"]), Some("cpu"), "Where to train. `cuda` needs a binary built with `--features cuda` and an NVIDIA GPU."),
     key("threads", int(1), Some("all cores"), "CPU threads to use."),
+    key("precision", Ty::Enum(&["f32", "bf16"]), Some("f32"), "Arithmetic of the products with frozen weights (the base model under LoRA and the other adapter methods). `bf16` rounds both inputs of those products to bfloat16 and accumulates in f32 on the CPU's AMX tile unit (Intel Sapphire Rapids and later): several times faster, with results that differ from f32 at the bfloat16 level (as PyTorch's CPU autocast to bfloat16). Adapters, gradients, norms and the optimizer stay f32. Without AMX, or on CUDA, the run says so and uses f32."),
 ];
 
 static EVALUATE_KEYS: [Key; 4] = [

@@ -1,0 +1,609 @@
+//! Products with frozen weights in bfloat16 on Intel AMX, for recipes that
+//! ask for it (`precision = bf16` in the train block).
+//!
+//! Why: under LoRA and the other adapter methods nearly all of a step's
+//! arithmetic is products with frozen weights (`x·W` forward, `dY·Wᵀ`
+//! backward, the tied LM head both ways). In f32 they run at the AVX-512
+//! FMA rate (~115 GFLOP/s per core here); the AMX tile unit multiplies
+//! bf16 pairs into f32 accumulators about seven times faster. Only those
+//! products change: each input is rounded to bf16 (nearest even), each
+//! product is accumulated in f32, and adapter weights, gradients, norms,
+//! softmax and the optimizer stay in f32 — the same numerics as PyTorch's
+//! CPU autocast to bfloat16, applied to fewer operations.
+//!
+//! A weight is packed once, when it is [`register`]ed, into the tile
+//! layout `tdpbf16ps` reads, in both orientations (`W` and `Wᵀ`). The
+//! registry keeps a clone of each registered tensor, so its memory (the key)
+//! cannot be freed and reused by another tensor while the entry exists;
+//! [`clear`] drops them all.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use burn_ndarray::NdArrayTensor;
+use rayon::prelude::*;
+
+use super::gemm::Strided;
+
+/// Rows of a tile, and bf16 elements (64 bytes) of a tile row.
+const TILE_ROWS: usize = 16;
+const TILE_K: usize = 32;
+/// bf16 elements in one packed 16 × 32 tile.
+const TILE_LEN: usize = TILE_ROWS * TILE_K;
+
+/// Whether this process can run AMX bf16 products: the CPU has AMX-TILE and
+/// AMX-BF16 and the kernel granted the tile-data state (Linux asks each
+/// process to request it once).
+pub fn available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(detect)
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn detect() -> bool {
+    // CPUID leaf 7: EDX bit 22 is AMX-BF16, bit 24 AMX-TILE.
+    let leaf = core::arch::x86_64::__cpuid_count(7, 0);
+    if leaf.edx >> 22 & 1 == 0 || leaf.edx >> 24 & 1 == 0 {
+        return false;
+    }
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+    // SAFETY: a request for a permission; no memory is passed.
+    unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_REQ_XCOMP_PERM,
+            XFEATURE_XTILEDATA,
+        ) == 0
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+fn detect() -> bool {
+    false
+}
+
+/// f32 → bf16, rounding to nearest even (NaN stays NaN). Branch-free, so
+/// that a loop of it vectorises.
+#[inline(always)]
+fn bf16(x: f32) -> u16 {
+    let b = x.to_bits();
+    let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16;
+    let nan = (b & 0x7fff_ffff) > 0x7f80_0000;
+    (if nan { (b >> 16) | 0x40 } else { rounded }) as u16
+}
+
+super::fastmath::simd_fn! {
+    /// One contiguous row of the left operand into bf16.
+    fn bf16_row(src: &[f32], dst: &mut [u16]) {
+        for (o, x) in dst.iter_mut().zip(src) {
+            *o = bf16(*x);
+        }
+    }
+}
+
+/// bf16 → f32 (exact).
+#[cfg(test)]
+fn f32_of(h: u16) -> f32 {
+    f32::from_bits((h as u32) << 16)
+}
+
+/// The right operand `B: [k, n]` of a product, in `tdpbf16ps`'s layout:
+/// for each 16-column tile `t` and each 32-row block `p`, a 16 × 32 tile
+/// whose row `r` holds, for each column `c`, the pair
+/// `B[32p + 2r][16t + c], B[32p + 2r + 1][16t + c]`. Rows past `k` are zero.
+pub struct Packed {
+    k: usize,
+    n: usize,
+    /// 32-row blocks (`k` rounded up).
+    blocks: usize,
+    data: Vec<u16>,
+}
+
+impl Packed {
+    /// Packs `B[i][j] = src[i·rs + j·cs]`; `n` must be a multiple of 16.
+    ///
+    /// # Safety
+    /// Every such element is readable.
+    unsafe fn new(src: *const f32, k: usize, n: usize, rs: isize, cs: isize) -> Packed {
+        assert_eq!(n % TILE_ROWS, 0);
+        let blocks = k.div_ceil(TILE_K);
+        let mut data = vec![0u16; n / TILE_ROWS * blocks * TILE_LEN];
+        let src = src as usize;
+        data.par_chunks_mut(blocks * TILE_LEN)
+            .enumerate()
+            .for_each(|(t, tiles)| {
+                let src = src as *const f32;
+                for (p, tile) in tiles.chunks_exact_mut(TILE_LEN).enumerate() {
+                    for (r, line) in tile.chunks_exact_mut(TILE_K).enumerate() {
+                        for e in 0..2 {
+                            let row = p * TILE_K + 2 * r + e;
+                            if row >= k {
+                                continue;
+                            }
+                            for c in 0..TILE_ROWS {
+                                let col = t * TILE_ROWS + c;
+                                // SAFETY: row < k, col < n: inside the caller's operand.
+                                let x =
+                                    unsafe { *src.offset(row as isize * rs + col as isize * cs) };
+                                line[2 * c + e] = bf16(x);
+                            }
+                        }
+                    }
+                }
+            });
+        Packed { k, n, blocks, data }
+    }
+}
+
+/// A view of a registered tensor: its data pointer, `[k, n]` and strides.
+type Key = (usize, usize, usize, isize, isize);
+
+#[derive(Default)]
+struct Registry {
+    packed: HashMap<Key, Arc<Packed>>,
+    /// Clones of the registered tensors: while they live, no other tensor
+    /// can be allocated at a registered address.
+    keep: Vec<NdArrayTensor>,
+}
+
+fn registry() -> &'static RwLock<Registry> {
+    static REGISTRY: OnceLock<RwLock<Registry>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// Packs a frozen 2-d f32 tensor for both `·t` and `·tᵀ` (each orientation
+/// whose column count is a multiple of 16). Returns whether anything was
+/// registered (false without AMX, or for other element types).
+pub fn register(t: &NdArrayTensor) -> bool {
+    if !available() {
+        return false;
+    }
+    let Some(v) = Strided::of(t) else {
+        return false;
+    };
+    if v.shape.len() != 2 {
+        return false;
+    }
+    let mut reg = registry().write().expect("bf16 registry");
+    let mut any = false;
+    for view in [v.clone(), v.t()] {
+        let (k, n, rs, cs) = (
+            view.shape[0],
+            view.shape[1],
+            view.strides[0],
+            view.strides[1],
+        );
+        let key = (view.ptr() as usize, k, n, rs, cs);
+        if n % TILE_ROWS != 0 || k == 0 || reg.packed.contains_key(&key) {
+            continue;
+        }
+        // SAFETY: the view describes the tensor's own elements.
+        let packed = unsafe { Packed::new(view.ptr(), k, n, rs, cs) };
+        reg.packed.insert(key, Arc::new(packed));
+        any = true;
+    }
+    if any {
+        reg.keep.push(t.clone());
+    }
+    any
+}
+
+/// Drops every registered weight.
+pub fn clear() {
+    let mut reg = registry().write().expect("bf16 registry");
+    reg.packed.clear();
+    reg.keep.clear();
+}
+
+/// Bytes held by packed weights (reported with a run's memory).
+pub fn packed_bytes() -> usize {
+    let reg = registry().read().expect("bf16 registry");
+    reg.packed.values().map(|p| p.data.len() * 2).sum()
+}
+
+/// The packed form of `B: [k, n]` at `ptr` with strides `rs, cs`, if that
+/// view of a tensor was registered.
+pub fn lookup(ptr: *const f32, k: usize, n: usize, rs: isize, cs: isize) -> Option<Arc<Packed>> {
+    let reg = registry().read().ok()?;
+    if reg.packed.is_empty() {
+        return None;
+    }
+    reg.packed.get(&(ptr as usize, k, n, rs, cs)).cloned()
+}
+
+/// Addresses cross into rayon's workers as integers.
+#[derive(Clone, Copy)]
+struct Addr(usize);
+
+/// `dst = A · B` for `A[i][j] = a[i·a_rs + j·a_cs]` (`m × b.k`), `dst`
+/// row-major `m × b.n`, every element written.
+///
+/// # Safety
+/// `a` covers its view, `dst` has `m · b.n` writable elements, and
+/// [`available`] is true.
+pub unsafe fn gemm(m: usize, a: *const f32, a_rs: isize, a_cs: isize, b: &Packed, dst: *mut f32) {
+    let (k, n) = (b.k, b.n);
+    let kp = b.blocks * TILE_K;
+    let pairs = m.div_ceil(2 * TILE_ROWS);
+    let mp = pairs * 2 * TILE_ROWS;
+    // A in bf16, row-major `mp × kp`, zero-padded: every tile load reads
+    // whole rows of 32, and padded rows only feed padded output rows.
+    let mut abuf = vec![0u16; mp * kp];
+    let a_addr = Addr(a as usize);
+    abuf.par_chunks_mut(kp)
+        .take(m)
+        .enumerate()
+        .for_each(|(i, row)| {
+            // SAFETY: i < m, j < k: inside the caller's operand.
+            let a = unsafe { (a_addr.0 as *const f32).offset(i as isize * a_rs) };
+            if a_cs == 1 {
+                // SAFETY: row i is k contiguous elements.
+                bf16_row(unsafe { std::slice::from_raw_parts(a, k) }, &mut row[..k]);
+            } else {
+                for (j, out) in row[..k].iter_mut().enumerate() {
+                    // SAFETY: as above, through the column stride.
+                    *out = bf16(unsafe { *a.offset(j as isize * a_cs) });
+                }
+            }
+        });
+    // Output rows past the last whole 32-row pair go to a side buffer.
+    let full = m / (2 * TILE_ROWS);
+    let mut edge = if full < pairs {
+        vec![0f32; 2 * TILE_ROWS * n]
+    } else {
+        Vec::new()
+    };
+    // Column tiles shared between the threads, in even counts.
+    let tiles = n / TILE_ROWS;
+    let threads = rayon::current_num_threads().clamp(1, tiles);
+    let per = tiles.div_ceil(threads).next_multiple_of(2).min(tiles);
+    // 32-row blocks of A per pass: about 1 MiB of A, which stays in L2
+    // while every column tile of the thread reads it.
+    let chunk = ((1 << 20) / (mp * 2 * TILE_K)).clamp(1, b.blocks);
+    let (abuf_a, b_a, dst_a, edge_a) = (
+        Addr(abuf.as_ptr() as usize),
+        Addr(b.data.as_ptr() as usize),
+        Addr(dst as usize),
+        Addr(edge.as_mut_ptr() as usize),
+    );
+    (0..tiles.div_ceil(per)).into_par_iter().for_each(|w| {
+        let t1 = ((w + 1) * per).min(tiles);
+        let job = Job {
+            abuf: abuf_a.0 as *const u16,
+            kp,
+            b: b_a.0 as *const u16,
+            blocks: b.blocks,
+            n,
+            full,
+            pairs,
+            dst: dst_a.0 as *mut f32,
+            edge: edge_a.0 as *mut f32,
+        };
+        // SAFETY: each worker writes the columns of its own tiles.
+        unsafe { job.run(w * per, t1, chunk) };
+    });
+    if full < pairs {
+        let rows = m - full * 2 * TILE_ROWS;
+        // SAFETY: the edge rows of dst are inside its m · n elements.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                edge.as_ptr(),
+                dst.add(full * 2 * TILE_ROWS * n),
+                rows * n,
+            )
+        };
+    }
+}
+
+/// One worker's share of [`gemm`]: column tiles `t0..t1`.
+struct Job {
+    abuf: *const u16,
+    kp: usize,
+    b: *const u16,
+    blocks: usize,
+    n: usize,
+    /// Row pairs (32 rows) written straight to `dst`; the pair after them,
+    /// if `pairs > full`, goes to `edge`.
+    full: usize,
+    pairs: usize,
+    dst: *mut f32,
+    edge: *mut f32,
+}
+
+/// The tile configuration: palette 1, all eight tiles 16 rows × 64 bytes.
+#[repr(C, align(64))]
+struct TileConfig {
+    palette: u8,
+    start_row: u8,
+    reserved: [u8; 14],
+    colsb: [u16; 16],
+    rows: [u8; 16],
+}
+
+impl Job {
+    /// # Safety
+    /// As for [`gemm`]; `t0..t1` are this worker's own tiles.
+    unsafe fn run(&self, t0: usize, t1: usize, chunk: usize) {
+        let mut config = TileConfig {
+            palette: 1,
+            start_row: 0,
+            reserved: [0; 14],
+            colsb: [0; 16],
+            rows: [0; 16],
+        };
+        for i in 0..8 {
+            config.colsb[i] = 64;
+            config.rows[i] = TILE_ROWS as u8;
+        }
+        // SAFETY: AMX is available (the caller's promise); the configuration
+        // is valid and the tiles are released before returning.
+        unsafe {
+            tiles::configure(&config);
+            let mut p0 = 0;
+            while p0 < self.blocks {
+                let p1 = (p0 + chunk).min(self.blocks);
+                let mut t = t0;
+                while t < t1 {
+                    let two = t + 1 < t1;
+                    for pair in 0..self.pairs {
+                        self.block(pair, t, two, p0, p1);
+                    }
+                    t += if two { 2 } else { 1 };
+                }
+                p0 = p1;
+            }
+            tiles::release();
+        }
+    }
+
+    /// Rows `32·pair..+32` × columns of tile `t` (and `t + 1` if `two`),
+    /// over inner blocks `p0..p1`, added to what earlier blocks stored.
+    ///
+    /// # Safety
+    /// As for [`Job::run`], with the tiles configured.
+    #[inline(always)]
+    unsafe fn block(&self, pair: usize, t: usize, two: bool, p0: usize, p1: usize) {
+        let n = self.n;
+        let c = if pair < self.full {
+            unsafe { self.dst.add(pair * 2 * TILE_ROWS * n + t * TILE_ROWS) }
+        } else {
+            unsafe { self.edge.add(t * TILE_ROWS) }
+        };
+        let cs = n * 4;
+        let c_lo = unsafe { c.add(TILE_ROWS * n) };
+        unsafe {
+            if p0 == 0 {
+                tiles::zero_acc();
+            } else {
+                tiles::load_acc(c, c_lo, cs);
+            }
+            let a = self.abuf.add(pair * 2 * TILE_ROWS * self.kp);
+            let a_lo = a.add(TILE_ROWS * self.kp);
+            let b0 = self.b.add(t * self.blocks * TILE_LEN);
+            let b1 = b0.add(self.blocks * TILE_LEN);
+            for p in p0..p1 {
+                let off = p * TILE_K;
+                if two {
+                    tiles::step2(
+                        a.add(off),
+                        a_lo.add(off),
+                        self.kp * 2,
+                        b0.add(p * TILE_LEN),
+                        b1.add(p * TILE_LEN),
+                    );
+                } else {
+                    tiles::step1(a.add(off), a_lo.add(off), self.kp * 2, b0.add(p * TILE_LEN));
+                }
+            }
+            tiles::store_acc(c, c_lo, cs, two);
+        }
+    }
+}
+
+/// The AMX instructions, one `asm!` each group. Tiles 0–3 accumulate
+/// (0: top-left, 1: top-right, 2: bottom-left, 3: bottom-right of a 32 × 32
+/// output block), 4–5 hold the two 16-row slices of A, 6–7 two tiles of B.
+#[cfg(target_arch = "x86_64")]
+mod tiles {
+    use std::arch::asm;
+
+    pub unsafe fn configure(config: &super::TileConfig) {
+        unsafe {
+            asm!("ldtilecfg [{}]", in(reg) config as *const super::TileConfig, options(nostack))
+        };
+    }
+
+    pub unsafe fn release() {
+        unsafe { asm!("tilerelease", options(nostack, nomem)) };
+    }
+
+    pub unsafe fn zero_acc() {
+        unsafe {
+            asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                options(nostack, nomem)
+            )
+        };
+    }
+
+    pub unsafe fn load_acc(hi: *const f32, lo: *const f32, stride: usize) {
+        unsafe {
+            asm!(
+                "tileloadd tmm0, [{hi} + {s}*1]",
+                "tileloadd tmm1, [{hi} + {s}*1 + 64]",
+                "tileloadd tmm2, [{lo} + {s}*1]",
+                "tileloadd tmm3, [{lo} + {s}*1 + 64]",
+                hi = in(reg) hi,
+                lo = in(reg) lo,
+                s = in(reg) stride,
+                options(nostack, readonly)
+            )
+        };
+    }
+
+    /// Stores tiles 0 and 2 (and 1 and 3 if `two`).
+    pub unsafe fn store_acc(hi: *mut f32, lo: *mut f32, stride: usize, two: bool) {
+        unsafe {
+            asm!(
+                "tilestored [{hi} + {s}*1], tmm0",
+                "tilestored [{lo} + {s}*1], tmm2",
+                hi = in(reg) hi,
+                lo = in(reg) lo,
+                s = in(reg) stride,
+                options(nostack)
+            );
+            if two {
+                asm!(
+                    "tilestored [{hi} + {s}*1 + 64], tmm1",
+                    "tilestored [{lo} + {s}*1 + 64], tmm3",
+                    hi = in(reg) hi,
+                    lo = in(reg) lo,
+                    s = in(reg) stride,
+                    options(nostack)
+                );
+            }
+        }
+    }
+
+    /// One 32-deep step into all four accumulators.
+    pub unsafe fn step2(
+        a: *const u16,
+        a_lo: *const u16,
+        stride: usize,
+        b0: *const u16,
+        b1: *const u16,
+    ) {
+        unsafe {
+            asm!(
+                "tileloadd tmm4, [{a} + {s}*1]",
+                "tileloadd tmm5, [{al} + {s}*1]",
+                "tileloadd tmm6, [{b0} + {bs}*1]",
+                "tileloadd tmm7, [{b1} + {bs}*1]",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tdpbf16ps tmm2, tmm5, tmm6",
+                "tdpbf16ps tmm3, tmm5, tmm7",
+                a = in(reg) a,
+                al = in(reg) a_lo,
+                s = in(reg) stride,
+                b0 = in(reg) b0,
+                b1 = in(reg) b1,
+                bs = in(reg) 64usize,
+                options(nostack, readonly)
+            )
+        };
+    }
+
+    /// One 32-deep step into accumulators 0 and 2 (a single column tile).
+    pub unsafe fn step1(a: *const u16, a_lo: *const u16, stride: usize, b0: *const u16) {
+        unsafe {
+            asm!(
+                "tileloadd tmm4, [{a} + {s}*1]",
+                "tileloadd tmm5, [{al} + {s}*1]",
+                "tileloadd tmm6, [{b0} + {bs}*1]",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tdpbf16ps tmm2, tmm5, tmm6",
+                a = in(reg) a,
+                al = in(reg) a_lo,
+                s = in(reg) stride,
+                b0 = in(reg) b0,
+                bs = in(reg) 64usize,
+                options(nostack, readonly)
+            )
+        };
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod tiles {
+    // `available()` is false off x86-64: nothing here is ever called.
+    pub unsafe fn configure(_: &super::TileConfig) {}
+    pub unsafe fn release() {}
+    pub unsafe fn zero_acc() {}
+    pub unsafe fn load_acc(_: *const f32, _: *const f32, _: usize) {}
+    pub unsafe fn store_acc(_: *mut f32, _: *mut f32, _: usize, _: bool) {}
+    pub unsafe fn step2(_: *const u16, _: *const u16, _: usize, _: *const u16, _: *const u16) {}
+    pub unsafe fn step1(_: *const u16, _: *const u16, _: usize, _: *const u16) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Σ bf16(a)·bf16(b)` in f64: what the tile unit computes, up to the
+    /// order of its f32 additions.
+    fn reference(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, bt: bool) -> Vec<f64> {
+        let r = |x: f32| f32_of(bf16(x)) as f64;
+        let mut out = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                out[i * n + j] = (0..k)
+                    .map(|p| r(a[i * k + p]) * r(if bt { b[j * k + p] } else { b[p * n + j] }))
+                    .sum();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn rounds_to_nearest_even() {
+        assert_eq!(bf16(1.0), 0x3f80);
+        // 1 + 2⁻⁸ is halfway between 1 and 1 + 2⁻⁷: ties go to even (1).
+        assert_eq!(bf16(1.0 + 1.0 / 256.0), 0x3f80);
+        assert_eq!(bf16(1.0 + 3.0 / 256.0), 0x3f82);
+        assert_eq!(bf16(-2.5), 0xc020);
+        assert!(f32_of(bf16(f32::NAN)).is_nan());
+        assert_eq!(f32_of(bf16(f32::INFINITY)), f32::INFINITY);
+    }
+
+    #[test]
+    fn products_match_bf16_arithmetic_on_every_edge() {
+        if !available() {
+            eprintln!("no AMX-BF16 on this CPU: the tile products are not exercised");
+            return;
+        }
+        let mut seed = 1u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        // Rows that are not a multiple of 32 (edge buffer), inner sizes
+        // that are not a multiple of 32 (padding), an odd count of column
+        // tiles (single-tile step), and inner blocks over several passes.
+        for (m, k, n) in [
+            (37, 70, 48),
+            (64, 32, 32),
+            (5, 1, 16),
+            (33, 2100, 80),
+            (600, 40, 16),
+        ] {
+            let a: Vec<f32> = (0..m * k).map(|_| next()).collect();
+            let w: Vec<f32> = (0..k * n).map(|_| next()).collect();
+            for bt in [false, true] {
+                // B as stored ([k, n]) or read through a transpose of [n, k].
+                let (rs, cs) = if bt { (1, k as isize) } else { (n as isize, 1) };
+                let packed = unsafe { Packed::new(w.as_ptr(), k, n, rs, cs) };
+                let mut out = vec![f32::NAN; m * n];
+                unsafe { gemm(m, a.as_ptr(), k as isize, 1, &packed, out.as_mut_ptr()) };
+                let want = reference(&a, &w, m, k, n, bt);
+                let check = |out: &[f32], what: &str| {
+                    for (i, (g, r)) in out.iter().zip(&want).enumerate() {
+                        let tol = 1e-5 * (k as f64).sqrt().max(1.0);
+                        let at = format!("{what} {m}x{k}x{n} bt={bt} [{i}]");
+                        assert!((*g as f64 - r).abs() <= tol, "{at}: {g} vs {r}");
+                    }
+                };
+                check(&out, "row-major A");
+                // A read through a transpose (column stride ≠ 1).
+                let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+                let mut out = vec![f32::NAN; m * n];
+                unsafe { gemm(m, at.as_ptr(), 1, m as isize, &packed, out.as_mut_ptr()) };
+                check(&out, "transposed A");
+            }
+        }
+    }
+}
