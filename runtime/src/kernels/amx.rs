@@ -175,7 +175,7 @@ pub fn register(t: &NdArrayTensor) -> bool {
             view.strides[1],
         );
         let key = (view.ptr() as usize, k, n, rs, cs);
-        if n % TILE_ROWS != 0 || k == 0 || reg.packed.contains_key(&key) {
+        if n % TILE_ROWS != 0 || n == 0 || k == 0 || reg.packed.contains_key(&key) {
             continue;
         }
         // SAFETY: the view describes the tensor's own elements.
@@ -224,6 +224,9 @@ struct Addr(usize);
 /// [`available`] is true.
 pub unsafe fn gemm(m: usize, a: *const f32, a_rs: isize, a_cs: isize, b: &Packed, dst: *mut f32) {
     let (k, n) = (b.k, b.n);
+    if m == 0 {
+        return;
+    }
     let kp = b.blocks * TILE_K;
     let pairs = m.div_ceil(2 * TILE_ROWS);
     let mp = pairs * 2 * TILE_ROWS;
@@ -573,13 +576,15 @@ mod tests {
         };
         // Rows that are not a multiple of 32 (edge buffer), inner sizes
         // that are not a multiple of 32 (padding), an odd count of column
-        // tiles (single-tile step), and inner blocks over several passes.
+        // tiles (single-tile step), inner blocks over several passes, and
+        // no rows at all.
         for (m, k, n) in [
             (37, 70, 48),
             (64, 32, 32),
             (5, 1, 16),
             (33, 2100, 80),
             (600, 40, 16),
+            (0, 8, 16),
         ] {
             let a: Vec<f32> = (0..m * k).map(|_| next()).collect();
             let w: Vec<f32> = (0..k * n).map(|_| next()).collect();
