@@ -18,7 +18,7 @@
 //! [`clear`] drops them all.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
@@ -30,6 +30,8 @@ const TILE_ROWS: usize = 16;
 const TILE_K: usize = 32;
 /// bf16 elements in one packed 16 × 32 tile.
 const TILE_LEN: usize = TILE_ROWS * TILE_K;
+/// Bytes of B that one pass over the row pairs reads (see `Job::run`).
+const B_GROUP_BYTES: usize = 1 << 19;
 
 /// Whether this process can run AMX bf16 products: the CPU has AMX-TILE and
 /// AMX-BF16 and the kernel granted the tile-data state (Linux asks each
@@ -74,10 +76,18 @@ fn bf16(x: f32) -> u16 {
 }
 
 super::fastmath::simd_fn! {
-    /// One contiguous row of the left operand into bf16.
-    fn bf16_row(src: &[f32], dst: &mut [u16]) {
-        for (o, x) in dst.iter_mut().zip(src) {
-            *o = bf16(*x);
+    /// Row `r` of each tile of a 16-row strip of the left operand (see
+    /// [`convert_left`]) from one contiguous row, zero past its end.
+    fn bf16_tile_row(src: &[f32], tiles: &mut [u16], r: usize) {
+        for (piece, tile) in src.chunks(TILE_K).zip(tiles.chunks_exact_mut(TILE_LEN)) {
+            let line = &mut tile[r * TILE_K..(r + 1) * TILE_K];
+            for (o, x) in line.iter_mut().zip(piece) {
+                *o = bf16(*x);
+            }
+            line[piece.len()..].fill(0);
+        }
+        for tile in tiles.chunks_exact_mut(TILE_LEN).skip(src.len().div_ceil(TILE_K)) {
+            tile[r * TILE_K..(r + 1) * TILE_K].fill(0);
         }
     }
 }
@@ -227,29 +237,9 @@ pub unsafe fn gemm(m: usize, a: *const f32, a_rs: isize, a_cs: isize, b: &Packed
     if m == 0 {
         return;
     }
-    let kp = b.blocks * TILE_K;
     let pairs = m.div_ceil(2 * TILE_ROWS);
-    let mp = pairs * 2 * TILE_ROWS;
-    // A in bf16, row-major `mp × kp`, zero-padded: every tile load reads
-    // whole rows of 32, and padded rows only feed padded output rows.
-    let mut abuf = vec![0u16; mp * kp];
-    let a_addr = Addr(a as usize);
-    abuf.par_chunks_mut(kp)
-        .take(m)
-        .enumerate()
-        .for_each(|(i, row)| {
-            // SAFETY: i < m, j < k: inside the caller's operand.
-            let a = unsafe { (a_addr.0 as *const f32).offset(i as isize * a_rs) };
-            if a_cs == 1 {
-                // SAFETY: row i is k contiguous elements.
-                bf16_row(unsafe { std::slice::from_raw_parts(a, k) }, &mut row[..k]);
-            } else {
-                for (j, out) in row[..k].iter_mut().enumerate() {
-                    // SAFETY: as above, through the column stride.
-                    *out = bf16(unsafe { *a.offset(j as isize * a_cs) });
-                }
-            }
-        });
+    let mut abuf = take_scratch(pairs * 2 * b.blocks * TILE_LEN);
+    convert_left(m, k, a, a_rs, a_cs, b.blocks, &mut abuf);
     // Output rows past the last whole 32-row pair go to a side buffer.
     let full = m / (2 * TILE_ROWS);
     let mut edge = if full < pairs {
@@ -263,7 +253,7 @@ pub unsafe fn gemm(m: usize, a: *const f32, a_rs: isize, a_cs: isize, b: &Packed
     let per = tiles.div_ceil(threads).next_multiple_of(2).min(tiles);
     // 32-row blocks of A per pass: about 1 MiB of A, which stays in L2
     // while every column tile of the thread reads it.
-    let chunk = ((1 << 20) / (mp * 2 * TILE_K)).clamp(1, b.blocks);
+    let chunk = ((1 << 20) / (pairs * 2 * TILE_LEN * 2)).clamp(1, b.blocks);
     let (abuf_a, b_a, dst_a, edge_a) = (
         Addr(abuf.as_ptr() as usize),
         Addr(b.data.as_ptr() as usize),
@@ -274,7 +264,6 @@ pub unsafe fn gemm(m: usize, a: *const f32, a_rs: isize, a_cs: isize, b: &Packed
         let t1 = ((w + 1) * per).min(tiles);
         let job = Job {
             abuf: abuf_a.0 as *const u16,
-            kp,
             b: b_a.0 as *const u16,
             blocks: b.blocks,
             n,
@@ -297,12 +286,92 @@ pub unsafe fn gemm(m: usize, a: *const f32, a_rs: isize, a_cs: isize, b: &Packed
             )
         };
     }
+    put_scratch(abuf);
+}
+
+/// The left operand in bf16 for [`gemm`]: for each 16-row tile `rt` and
+/// each 32-deep block `p`, the 16 × 32 tile `A[16rt..][32p..]` as 1 KiB
+/// of consecutive rows (`out[(rt·blocks + p)·512 + 32r + c]`), so that a
+/// tile load reads one contiguous kibibyte rather than 16 rows of A's
+/// full width apart (the head's input gradient has rows of 96 KiB).
+/// Rows past `m` and columns past `k` are written as zeros: `out` may hold
+/// anything on entry.
+fn convert_left(
+    m: usize,
+    k: usize,
+    a: *const f32,
+    rs: isize,
+    cs: isize,
+    blocks: usize,
+    out: &mut [u16],
+) {
+    let a_addr = Addr(a as usize);
+    out.par_chunks_mut(blocks * TILE_LEN)
+        .enumerate()
+        .for_each(|(rt, tiles)| {
+            for r in 0..TILE_ROWS {
+                let i = rt * TILE_ROWS + r;
+                if i >= m {
+                    for tile in tiles.chunks_exact_mut(TILE_LEN) {
+                        tile[r * TILE_K..(r + 1) * TILE_K].fill(0);
+                    }
+                    continue;
+                }
+                // SAFETY: i < m: row i of the caller's operand.
+                let row = unsafe { (a_addr.0 as *const f32).offset(i as isize * rs) };
+                if cs == 1 {
+                    // SAFETY: row i is k contiguous elements.
+                    let src = unsafe { std::slice::from_raw_parts(row, k) };
+                    bf16_tile_row(src, tiles, r);
+                } else {
+                    for (p, tile) in tiles.chunks_exact_mut(TILE_LEN).enumerate() {
+                        let line = &mut tile[r * TILE_K..(r + 1) * TILE_K];
+                        for (c, out) in line.iter_mut().enumerate() {
+                            let j = p * TILE_K + c;
+                            // SAFETY: j < k: inside row i, through the column stride.
+                            *out = if j < k {
+                                bf16(unsafe { *row.offset(j as isize * cs) })
+                            } else {
+                                0
+                            };
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// A reusable buffer for the left operand: the products of a step ask for
+/// the same few sizes again and again, and a fresh allocation each time
+/// costs page faults and the kernel's zeroing of every page.
+static SCRATCH: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+
+/// A buffer of `len` elements, holding anything.
+fn take_scratch(len: usize) -> Vec<u16> {
+    let mut buf = SCRATCH
+        .lock()
+        .map(|mut s| std::mem::take(&mut *s))
+        .unwrap_or_default();
+    if buf.len() < len {
+        buf = vec![0; len];
+    }
+    buf.truncate(len);
+    buf
+}
+
+/// Returns a buffer to [`take_scratch`] (the larger one is kept).
+fn put_scratch(buf: Vec<u16>) {
+    if let Ok(mut s) = SCRATCH.lock() {
+        if buf.capacity() > s.capacity() {
+            *s = buf;
+        }
+    }
 }
 
 /// One worker's share of [`gemm`]: column tiles `t0..t1`.
 struct Job {
+    /// The left operand as [`convert_left`] lays it out.
     abuf: *const u16,
-    kp: usize,
     b: *const u16,
     blocks: usize,
     n: usize,
@@ -346,13 +415,24 @@ impl Job {
             let mut p0 = 0;
             while p0 < self.blocks {
                 let p1 = (p0 + chunk).min(self.blocks);
-                let mut t = t0;
-                while t < t1 {
-                    let two = t + 1 < t1;
+                // Column tiles in groups whose B (for these inner blocks)
+                // stays in L2 while every row pair passes over it; within a
+                // group a row pair's outputs are stored side by side, so
+                // that consecutive tile stores touch the same pages (a row of
+                // the head's logits is 192 KiB wide).
+                let group = (B_GROUP_BYTES / ((p1 - p0) * TILE_LEN * 2)).max(2) & !1;
+                let mut g0 = t0;
+                while g0 < t1 {
+                    let g1 = (g0 + group).min(t1);
                     for pair in 0..self.pairs {
-                        self.block(pair, t, two, p0, p1);
+                        let mut t = g0;
+                        while t < g1 {
+                            let two = t + 1 < g1;
+                            self.block(pair, t, two, p0, p1);
+                            t += if two { 2 } else { 1 };
+                        }
                     }
-                    t += if two { 2 } else { 1 };
+                    g0 = g1;
                 }
                 p0 = p1;
             }
@@ -381,22 +461,16 @@ impl Job {
             } else {
                 tiles::load_acc(c, c_lo, cs);
             }
-            let a = self.abuf.add(pair * 2 * TILE_ROWS * self.kp);
-            let a_lo = a.add(TILE_ROWS * self.kp);
+            let a = self.abuf.add(pair * 2 * self.blocks * TILE_LEN);
+            let a_lo = a.add(self.blocks * TILE_LEN);
             let b0 = self.b.add(t * self.blocks * TILE_LEN);
             let b1 = b0.add(self.blocks * TILE_LEN);
             for p in p0..p1 {
-                let off = p * TILE_K;
+                let off = p * TILE_LEN;
                 if two {
-                    tiles::step2(
-                        a.add(off),
-                        a_lo.add(off),
-                        self.kp * 2,
-                        b0.add(p * TILE_LEN),
-                        b1.add(p * TILE_LEN),
-                    );
+                    tiles::step2(a.add(off), a_lo.add(off), b0.add(off), b1.add(off));
                 } else {
-                    tiles::step1(a.add(off), a_lo.add(off), self.kp * 2, b0.add(p * TILE_LEN));
+                    tiles::step1(a.add(off), a_lo.add(off), b0.add(off));
                 }
             }
             tiles::store_acc(c, c_lo, cs, two);
@@ -473,17 +547,11 @@ mod tiles {
     }
 
     /// One 32-deep step into all four accumulators.
-    pub unsafe fn step2(
-        a: *const u16,
-        a_lo: *const u16,
-        stride: usize,
-        b0: *const u16,
-        b1: *const u16,
-    ) {
+    pub unsafe fn step2(a: *const u16, a_lo: *const u16, b0: *const u16, b1: *const u16) {
         unsafe {
             asm!(
-                "tileloadd tmm4, [{a} + {s}*1]",
-                "tileloadd tmm5, [{al} + {s}*1]",
+                "tileloadd tmm4, [{a} + {bs}*1]",
+                "tileloadd tmm5, [{al} + {bs}*1]",
                 "tileloadd tmm6, [{b0} + {bs}*1]",
                 "tileloadd tmm7, [{b1} + {bs}*1]",
                 "tdpbf16ps tmm0, tmm4, tmm6",
@@ -492,7 +560,6 @@ mod tiles {
                 "tdpbf16ps tmm3, tmm5, tmm7",
                 a = in(reg) a,
                 al = in(reg) a_lo,
-                s = in(reg) stride,
                 b0 = in(reg) b0,
                 b1 = in(reg) b1,
                 bs = in(reg) 64usize,
@@ -502,17 +569,16 @@ mod tiles {
     }
 
     /// One 32-deep step into accumulators 0 and 2 (a single column tile).
-    pub unsafe fn step1(a: *const u16, a_lo: *const u16, stride: usize, b0: *const u16) {
+    pub unsafe fn step1(a: *const u16, a_lo: *const u16, b0: *const u16) {
         unsafe {
             asm!(
-                "tileloadd tmm4, [{a} + {s}*1]",
-                "tileloadd tmm5, [{al} + {s}*1]",
+                "tileloadd tmm4, [{a} + {bs}*1]",
+                "tileloadd tmm5, [{al} + {bs}*1]",
                 "tileloadd tmm6, [{b0} + {bs}*1]",
                 "tdpbf16ps tmm0, tmm4, tmm6",
                 "tdpbf16ps tmm2, tmm5, tmm6",
                 a = in(reg) a,
                 al = in(reg) a_lo,
-                s = in(reg) stride,
                 b0 = in(reg) b0,
                 bs = in(reg) 64usize,
                 options(nostack, readonly)
@@ -529,8 +595,8 @@ mod tiles {
     pub unsafe fn zero_acc() {}
     pub unsafe fn load_acc(_: *const f32, _: *const f32, _: usize) {}
     pub unsafe fn store_acc(_: *mut f32, _: *mut f32, _: usize, _: bool) {}
-    pub unsafe fn step2(_: *const u16, _: *const u16, _: usize, _: *const u16, _: *const u16) {}
-    pub unsafe fn step1(_: *const u16, _: *const u16, _: usize, _: *const u16) {}
+    pub unsafe fn step2(_: *const u16, _: *const u16, _: *const u16, _: *const u16) {}
+    pub unsafe fn step1(_: *const u16, _: *const u16, _: *const u16) {}
 }
 
 #[cfg(test)]

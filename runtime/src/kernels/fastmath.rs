@@ -71,9 +71,16 @@ pub fn avx512dq() -> bool {
     cpu_flags() & AVX512DQ != 0
 }
 
+/// Whether this CPU has AVX-512 F, DQ, VL and BW (and AVX2 and FMA): the
+/// widest version of a `simd_fn!`.
+pub fn avx512() -> bool {
+    cpu_flags() & AVX512 != 0
+}
+
 const KNOWN: u8 = 1;
 const AVX2_FMA: u8 = 2;
 const AVX512DQ: u8 = 4;
+const AVX512: u8 = 8;
 
 fn cpu_flags() -> u8 {
     use std::sync::atomic::{AtomicU8, Ordering};
@@ -93,18 +100,23 @@ fn cpu_flags() -> u8 {
         }
         if has!("avx512f") && has!("avx512dq") && has!("avx512vl") {
             f |= AVX512DQ;
+            if has!("avx512bw") && f & AVX2_FMA != 0 {
+                f |= AVX512;
+            }
         }
     }
     FLAGS.0.store(f, Ordering::Relaxed);
     f
 }
 
-/// Defines a function whose body is compiled twice: for AVX2 and FMA
-/// (taken when this CPU has them: 8 lanes) and for plain x86-64 (SSE2, 4
-/// lanes). The body is inlined into both, so its loops are vectorised for
-/// each; passing a closure to a `#[target_feature]` function instead
-/// leaves the closure compiled for SSE2 when the compiler declines to
-/// inline it.
+/// Defines a function whose body is compiled three times: for AVX-512
+/// (16 lanes), for AVX2 and FMA (8 lanes), each taken when this CPU has
+/// it, and for plain x86-64 (SSE2, 4 lanes). The body is inlined into
+/// each, so its loops are vectorised for each; passing a closure to a
+/// `#[target_feature]` function instead leaves the closure compiled for
+/// SSE2 when the compiler declines to inline it. The arithmetic is the
+/// same in every version (no contraction into FMAs unless written, sums in
+/// a fixed order), so results do not depend on which one runs.
 macro_rules! simd_fn {
     ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
@@ -115,6 +127,15 @@ macro_rules! simd_fn {
             fn imp($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    imp($($arg),*)
+                }
+                if crate::kernels::fastmath::avx512() {
+                    // SAFETY: the features were just detected.
+                    return unsafe { avx512($($arg),*) };
+                }
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
