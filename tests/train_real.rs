@@ -95,6 +95,17 @@ evaluate {{ on = val, metrics = [loss, perplexity] }}
     assert!(!String::from_utf8_lossy(&o.stdout).trim().is_empty());
 }
 
+/// The final evaluation's loss of a run.
+fn final_loss(run: &Path) -> f64 {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["final"] == true)
+        .and_then(|v| v["metrics"]["loss"].as_f64())
+        .expect("a final loss")
+}
+
 /// Every training loss of a run, in step order.
 fn train_losses(run: &Path) -> Vec<f64> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
@@ -149,6 +160,17 @@ evaluate {{ on = val, metrics = [loss] }}
                 eprintln!("no AMX-BF16 here: {said}");
                 return;
             }
+            // LoRA: the frozen projections live on only in bf16 (their f32
+            // pages are handed back and guarded: any read of them other
+            // than a product — the final evaluation, the adapter export —
+            // would have stopped the run).
+            let released: u64 = said
+                .split(" MiB of f32 copies released")
+                .next()
+                .and_then(|s| s.rsplit(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no release reported: {said}"));
+            assert!(released > 300, "{said}");
         }
         runs.push(dir.join("runs/recipe/0001"));
     }
@@ -164,7 +186,13 @@ evaluate {{ on = val, metrics = [loss] }}
         );
     }
     assert_ne!(f32_losses, bf16_losses, "bf16 products changed nothing");
-    eprintln!("train losses f32 {f32_losses:?} bf16 {bf16_losses:?}");
+    let (f32_val, bf16_val) = (final_loss(&runs[0]), final_loss(&runs[1]));
+    assert!(
+        (f32_val - bf16_val).abs() / f32_val < 0.01,
+        "final val loss f32 {f32_val} vs bf16 {bf16_val}"
+    );
+    assert!(runs[1].join("adapter/adapter_model.safetensors").is_file());
+    eprintln!("train losses f32 {f32_losses:?} bf16 {bf16_losses:?}; val {f32_val} / {bf16_val}");
 }
 
 #[test]

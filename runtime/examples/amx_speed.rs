@@ -32,7 +32,7 @@ fn main() {
             Tensor::<B, 2>::random([k, n], Distribution::Default, &d)
         };
         let wp = w.into_primitive().tensor();
-        assert!(amx::register(&wp));
+        assert!(amx::register(&wp, false));
         let view = Strided::of(&wp).expect("f32 weight");
         let view = if bt { view.t() } else { view };
         let (rs, cs) = (view.strides[0], view.strides[1]);

@@ -135,7 +135,7 @@ fn main() {
             }
             let mut model = apply(base, &method, &ApplyOptions::default()).expect("apply");
             frozen_bf16(if bf16 {
-                ft_runtime::kernels::register_frozen_bf16(&model)
+                ft_runtime::kernels::register_frozen_bf16(&model, true)
             } else {
                 0
             });
@@ -165,7 +165,7 @@ fn main() {
             let method = lora(&lm, &["q_proj", "v_proj"]);
             let mut model = apply(lm, &method, &ApplyOptions::default()).expect("apply");
             frozen_bf16(if bf16 {
-                ft_runtime::kernels::register_frozen_bf16(&model)
+                ft_runtime::kernels::register_frozen_bf16(&model, true)
             } else {
                 0
             });

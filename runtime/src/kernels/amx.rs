@@ -16,6 +16,16 @@
 //! registry keeps a clone of each registered tensor, so its memory (the key)
 //! cannot be freed and reused by another tensor while the entry exists;
 //! [`clear`] drops them all.
+//!
+//! Once packed, a weight that only ever enters products (a frozen `Linear`
+//! under LoRA, IA3, prompts, prefixes or bottleneck adapters) no longer
+//! needs its f32 copy: [`register`] can hand its pages back to the kernel
+//! (`madvise(MADV_DONTNEED)`) and make them inaccessible (`PROT_NONE`), so
+//! that a stray read through some other path stops the process with a
+//! segmentation fault instead of reading zeros. [`clear`] makes them
+//! accessible again (as zeros) before the tensors are freed, so the
+//! allocator can reuse that memory; a model must not be used for anything
+//! after the registry that released its weights has been cleared.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -155,6 +165,8 @@ struct Registry {
     /// Clones of the registered tensors: while they live, no other tensor
     /// can be allocated at a registered address.
     keep: Vec<NdArrayTensor>,
+    /// Page ranges (start, bytes) of f32 copies handed back to the kernel.
+    released: Vec<(usize, usize)>,
 }
 
 fn registry() -> &'static RwLock<Registry> {
@@ -164,8 +176,11 @@ fn registry() -> &'static RwLock<Registry> {
 
 /// Packs a frozen 2-d f32 tensor for both `·t` and `·tᵀ` (each orientation
 /// whose column count is a multiple of 16). Returns whether anything was
-/// registered (false without AMX, or for other element types).
-pub fn register(t: &NdArrayTensor) -> bool {
+/// registered (false without AMX, or for other element types). With
+/// `release`, the tensor's f32 pages are then handed back to the kernel and
+/// made inaccessible (see the module's documentation): only for a tensor
+/// that nothing reads except products with it as the right operand.
+pub fn register(t: &NdArrayTensor, release: bool) -> bool {
     if !available() {
         return false;
     }
@@ -176,8 +191,8 @@ pub fn register(t: &NdArrayTensor) -> bool {
         return false;
     }
     let mut reg = registry().write().expect("bf16 registry");
-    let mut any = false;
-    for view in [v.clone(), v.t()] {
+    let mut orientations = 0;
+    for view in [v.clone(), v.clone().t()] {
         let (k, n, rs, cs) = (
             view.shape[0],
             view.shape[1],
@@ -191,19 +206,35 @@ pub fn register(t: &NdArrayTensor) -> bool {
         // SAFETY: the view describes the tensor's own elements.
         let packed = unsafe { Packed::new(view.ptr(), k, n, rs, cs) };
         reg.packed.insert(key, Arc::new(packed));
-        any = true;
+        orientations += 1;
     }
-    if any {
-        reg.keep.push(t.clone());
+    if orientations == 0 {
+        return false;
     }
-    any
+    reg.keep.push(t.clone());
+    // Only when both orientations are packed: a product in the other one
+    // would read the f32 copy.
+    if release && orientations == 2 {
+        if let Some(range) = super::pages::release(&v) {
+            reg.released.push(range);
+        }
+    }
+    true
 }
 
-/// Drops every registered weight.
+/// Drops every registered weight (after making released pages accessible).
 pub fn clear() {
     let mut reg = registry().write().expect("bf16 registry");
+    super::pages::restore(&reg.released);
+    reg.released.clear();
     reg.packed.clear();
     reg.keep.clear();
+}
+
+/// Bytes of f32 weights handed back to the kernel by [`register`].
+pub fn released_bytes() -> usize {
+    let reg = registry().read().expect("bf16 registry");
+    reg.released.iter().map(|r| r.1).sum()
 }
 
 /// Bytes held by packed weights (reported with a run's memory).

@@ -25,6 +25,7 @@ mod dropout;
 mod fastmath;
 pub mod gemm;
 mod norm;
+mod pages;
 mod reshape;
 mod rms_norm;
 mod rope;
@@ -106,18 +107,35 @@ pub fn linear<B: Backend, const D: usize>(
 
 /// Registers every frozen 2-d weight of `module` (those without
 /// `require_grad`) for bf16 products on AMX ([`amx`]); returns how many.
+/// With `release_linear`, the f32 copies of the weights of `Linear`
+/// modules are handed back once packed (see [`amx::register`]): right
+/// when nothing else reads them — not under DoRA (which takes the norms of
+/// `W`) nor full fine-tuning (whose export writes every weight). Other
+/// frozen matrices (embeddings, read row by row) keep theirs.
 /// Nothing is registered on other backends or without AMX.
-pub fn register_frozen_bf16<B: Backend, M: Module<B>>(module: &M) -> usize {
-    struct Visit(usize);
+pub fn register_frozen_bf16<B: Backend, M: Module<B>>(module: &M, release_linear: bool) -> usize {
+    struct Visit {
+        count: usize,
+        release_linear: bool,
+        /// The container types entered (`Struct:Linear`, `Vec`, …).
+        containers: Vec<String>,
+    }
     impl<B: Backend> ModuleVisitor<B> for Visit {
+        fn enter_module(&mut self, _: &str, container_type: &str) {
+            self.containers.push(container_type.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.containers.pop();
+        }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             let t = param.val();
             if D != 2 || t.is_require_grad() {
                 return;
             }
+            let in_linear = self.containers.last().is_some_and(|c| c == "Struct:Linear");
             if let Some(p) = nd_primitive(t) {
-                if amx::register(&p) {
-                    self.0 += 1;
+                if amx::register(&p, self.release_linear && in_linear) {
+                    self.count += 1;
                 }
             }
         }
@@ -125,26 +143,37 @@ pub fn register_frozen_bf16<B: Backend, M: Module<B>>(module: &M) -> usize {
     if !fast::<B>() || !amx::available() {
         return 0;
     }
-    let mut visit = Visit(0);
+    let mut visit = Visit {
+        count: 0,
+        release_linear,
+        containers: Vec::new(),
+    };
     module.visit(&mut visit);
-    visit.0
+    visit.count
 }
 
 /// Frozen weights registered for bf16 products ([`register_frozen_bf16`])
-/// for as long as this lives; dropping it unregisters them all.
+/// for as long as this lives; dropping it unregisters them all (after
+/// which a model whose f32 copies were released must not be used).
 pub struct FrozenBf16 {
     pub weights: usize,
     pub packed_bytes: usize,
+    /// f32 copies handed back to the kernel.
+    pub released_bytes: usize,
 }
 
 impl FrozenBf16 {
     /// Registers `module`'s frozen weights; `None` if none could be (no
     /// AMX, another backend, nothing frozen).
-    pub fn register<B: Backend, M: Module<B>>(module: &M) -> Option<FrozenBf16> {
-        let weights = register_frozen_bf16(module);
+    pub fn register<B: Backend, M: Module<B>>(
+        module: &M,
+        release_linear: bool,
+    ) -> Option<FrozenBf16> {
+        let weights = register_frozen_bf16(module, release_linear);
         (weights > 0).then(|| FrozenBf16 {
             weights,
             packed_bytes: amx::packed_bytes(),
+            released_bytes: amx::released_bytes(),
         })
     }
 }

@@ -18,7 +18,7 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use ft_pipeline::sampler::{TrainBatch, TrainSampler};
 use ft_pipeline::DataPipeline;
-use ft_plan::{Metric, Plan, Precision};
+use ft_plan::{Method, Metric, Plan, Precision};
 
 use super::checkpoint::{self, Checkpoint, CheckpointState, EarlyStopState};
 use super::eval::EvalResult;
@@ -146,14 +146,18 @@ impl<'a, B: AutodiffBackend> Driver<'a, B> {
         let sink = Sink::open(&metrics_path)?;
         let frozen_bf16 = match t.precision {
             Precision::F32 => None,
-            Precision::Bf16 => crate::kernels::FrozenBf16::register(&model),
+            Precision::Bf16 => {
+                crate::kernels::FrozenBf16::register(&model, releases_frozen_linear(&plan.method))
+            }
         };
         let precision = match (t.precision, &frozen_bf16) {
             (Precision::F32, _) => "f32".to_string(),
             (Precision::Bf16, Some(f)) => format!(
-                "bf16: products with {} frozen weights in bfloat16 on AMX ({} MiB packed)",
+                "bf16: products with {} frozen weights in bfloat16 on AMX ({} MiB packed, \
+                 {} MiB of f32 copies released)",
                 f.weights,
-                f.packed_bytes >> 20
+                f.packed_bytes >> 20,
+                f.released_bytes >> 20
             ),
             (Precision::Bf16, None) => "f32: `precision = bf16` needs the CPU backend on a CPU \
                  with AMX-BF16 and frozen weights; every product stays f32"
@@ -417,5 +421,20 @@ impl<'a, B: AutodiffBackend> Driver<'a, B> {
             summary: summary.clone(),
         });
         Ok(summary)
+    }
+}
+
+/// Whether, under `precision = bf16`, the frozen `Linear` weights can give
+/// up their f32 copies once packed: every method whose training and export
+/// use them only in products. Not DoRA (its magnitude divides by the norms
+/// of `W + BA`) nor full fine-tuning (its export writes every weight).
+fn releases_frozen_linear(method: &Method) -> bool {
+    match method {
+        Method::Full { .. } => false,
+        Method::Lora(l) => !l.dora,
+        Method::Prefix { .. }
+        | Method::Prompt { .. }
+        | Method::Adapter { .. }
+        | Method::Ia3 { .. } => true,
     }
 }
