@@ -1,0 +1,138 @@
+//! `precision = bf16` on tiny random models (skipped without AMX): with the
+//! frozen weights packed and the f32 copies of the `Linear` ones handed
+//! back, LoRA steps track the f32 steps, the inference model (`valid()`)
+//! agrees, and embeddings — read row by row, so never released — keep
+//! working (a read of a released page would stop the test binary).
+//! One test: the registry is process-wide.
+
+mod peft_common;
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::{Int, Tensor, TensorData};
+use ft_runtime::bert::{BertForSequenceClassification, BertModel};
+use ft_runtime::kernels::{amx, FrozenBf16};
+use ft_runtime::llama::LlamaForCausalLM;
+use ft_runtime::peft::{apply, new_classifier, Adaptable, ApplyOptions, ForwardCtx};
+use ft_runtime::tiny::{tiny_bert_config, tiny_llama_config};
+use ft_runtime::weights::RandomSource;
+use peft_common::*;
+
+type AB = Autodiff<NdArray<f32>>;
+type Inner = NdArray<f32>;
+
+fn ids<B: burn::tensor::backend::Backend>(rows: &[&[i64]]) -> Tensor<B, 2, Int> {
+    let n = rows[0].len();
+    let flat: Vec<i64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+    Tensor::from_data(TensorData::new(flat, [rows.len(), n]), &Default::default())
+}
+
+const BERT_IDS: &[&[i64]] = &[&[1, 5, 9, 2, 7, 3], &[1, 7, 3, 2, 9, 9]];
+const LLAMA_IDS: &[&[i64]] = &[&[1, 5, 9, 2, 7, 11, 13, 40]];
+
+fn bert() -> BertForSequenceClassification<AB> {
+    let b = BertModel::load(
+        &tiny_bert_config(),
+        &mut RandomSource::new(3),
+        &Default::default(),
+    )
+    .unwrap();
+    new_classifier(b, 3, 0.02, 11)
+}
+
+fn bert_loss(m: &BertForSequenceClassification<AB>, step: u64) -> Tensor<AB, 1> {
+    let logits = m.forward_with(ids(BERT_IDS), None, None, &ForwardCtx::train(5, step));
+    let target = Tensor::<AB, 2>::from_data(
+        TensorData::new(vec![1.0f32, -1.0, 0.5, -0.5, 1.0, 0.0], [2, 3]),
+        &Default::default(),
+    );
+    (logits - target).powi_scalar(2).mean()
+}
+
+fn llama() -> LlamaForCausalLM<AB> {
+    // Tied: the embedding is also the head, packed but never released.
+    LlamaForCausalLM::load(
+        &tiny_llama_config(true),
+        &mut RandomSource::new(4),
+        &Default::default(),
+    )
+    .unwrap()
+}
+
+fn llama_loss(m: &LlamaForCausalLM<AB>, step: u64) -> Tensor<AB, 1> {
+    let logits = m.forward_with(ids(LLAMA_IDS), None, None, &ForwardCtx::train(5, step));
+    let [_, s, v] = logits.dims();
+    let first = logits.clone().narrow(2, 0, 1).sum();
+    (logits.powi_scalar(2).sum() * 1e-3 - first) / (s * v) as f64
+}
+
+/// Three AdamW steps: the losses, then the inference model's output.
+fn train<M: AutodiffModule<AB> + Adaptable<AB>>(
+    model: M,
+    bf16: bool,
+    loss: impl Fn(&M, u64) -> Tensor<AB, 1>,
+    infer: impl Fn(&M::InnerModule) -> Vec<f32>,
+) -> (Vec<f32>, Vec<f32>, usize) {
+    let guard = bf16.then(|| FrozenBf16::register(&model, true).expect("registered"));
+    let released = guard.as_ref().map_or(0, |g| g.released_bytes);
+    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let mut model = model;
+    let mut losses = Vec::new();
+    for step in 0..3 {
+        let l = loss(&model, step);
+        losses.push(l.clone().into_scalar());
+        let grads = GradientsParams::from_grads(l.backward(), &model);
+        model = optim.step(1e-2, model, grads);
+    }
+    let out = infer(&model.valid());
+    drop(guard);
+    (losses, out, released)
+}
+
+fn close(what: &str, f32s: &[f32], bf16s: &[f32], tol: f32) {
+    let d = max_rel_diff(bf16s, f32s);
+    eprintln!("{what}: largest difference {d:.2e} of the largest value");
+    assert!(d < tol, "{what}: f32 {f32s:?} vs bf16 {bf16s:?} ({d})");
+    assert_ne!(f32s, bf16s, "{what}: bf16 changed nothing");
+}
+
+#[test]
+fn bf16_products_with_released_weights_track_f32() {
+    if !amx::available() {
+        eprintln!("no AMX-BF16 on this CPU: nothing to test");
+        return;
+    }
+    let lora_bert = |m: &BertForSequenceClassification<AB>| lora(m, &["query", "value"], LORA8);
+    let bert_out = |m: &BertForSequenceClassification<Inner>| {
+        let ctx = ForwardCtx::eval();
+        let y = m.forward_with(ids(BERT_IDS), None, None, &ctx);
+        y.into_data().to_vec::<f32>().unwrap()
+    };
+    let mut runs = Vec::new();
+    for bf16 in [false, true] {
+        let m = bert();
+        let method = lora_bert(&m);
+        let m = apply(m, &method, &ApplyOptions::default()).unwrap();
+        runs.push(train(m, bf16, bert_loss, bert_out));
+    }
+    // The FFN weights (32 × 64 f32: 8 KiB) hold whole pages to release.
+    assert!(runs[1].2 > 0, "nothing released");
+    close("bert losses", &runs[0].0, &runs[1].0, 0.02);
+    close("bert inference", &runs[0].1, &runs[1].1, 0.02);
+
+    let llama_out = |m: &LlamaForCausalLM<Inner>| {
+        let y = m.forward_with(ids(LLAMA_IDS), None, None, &ForwardCtx::eval());
+        y.into_data().to_vec::<f32>().unwrap()
+    };
+    let mut runs = Vec::new();
+    for bf16 in [false, true] {
+        let m = llama();
+        let method = lora(&m, &["q_proj", "v_proj"], LORA8);
+        let m = apply(m, &method, &ApplyOptions::default()).unwrap();
+        runs.push(train(m, bf16, llama_loss, llama_out));
+    }
+    assert!(runs[1].2 > 0, "nothing released");
+    close("llama losses", &runs[0].0, &runs[1].0, 0.02);
+    close("llama inference", &runs[0].1, &runs[1].1, 0.02);
+}
