@@ -269,8 +269,9 @@ pub unsafe fn gemm(m: usize, a: *const f32, a_rs: isize, a_cs: isize, b: &Packed
         return;
     }
     let pairs = m.div_ceil(2 * TILE_ROWS);
-    let mut abuf = take_scratch(pairs * 2 * b.blocks * TILE_LEN);
-    convert_left(m, k, a, a_rs, a_cs, b.blocks, &mut abuf);
+    let need = pairs * 2 * b.blocks * TILE_LEN;
+    let mut abuf = take_scratch(need);
+    convert_left(m, k, a, a_rs, a_cs, b.blocks, &mut abuf[..need]);
     // Output rows past the last whole 32-row pair go to a side buffer.
     let full = m / (2 * TILE_ROWS);
     let mut edge = if full < pairs {
@@ -377,23 +378,26 @@ fn convert_left(
 /// costs page faults and the kernel's zeroing of every page.
 static SCRATCH: Mutex<Vec<u16>> = Mutex::new(Vec::new());
 
-/// A buffer of `len` elements, holding anything.
+/// A buffer of at least `len` elements, holding anything. It keeps its
+/// length when a smaller product borrows it, so the largest size a step
+/// needs (the head's input gradient: 48 MiB for SmolLM2 at 512 positions)
+/// is allocated once and stays.
 fn take_scratch(len: usize) -> Vec<u16> {
-    let mut buf = SCRATCH
+    let buf = SCRATCH
         .lock()
         .map(|mut s| std::mem::take(&mut *s))
         .unwrap_or_default();
     if buf.len() < len {
-        buf = vec![0; len];
+        vec![0; len]
+    } else {
+        buf
     }
-    buf.truncate(len);
-    buf
 }
 
 /// Returns a buffer to [`take_scratch`] (the larger one is kept).
 fn put_scratch(buf: Vec<u16>) {
     if let Ok(mut s) = SCRATCH.lock() {
-        if buf.capacity() > s.capacity() {
+        if buf.len() > s.len() {
             *s = buf;
         }
     }
