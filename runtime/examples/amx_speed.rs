@@ -14,7 +14,8 @@ fn main() {
     let reps: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(20)
+        .max(1);
     let d = Default::default();
     // (name, rows of A, k, n, B transposed): x·W and dY·Wᵀ of the step.
     let shapes = [
