@@ -264,59 +264,122 @@ struct Addr(usize);
 /// `a` covers its view, `dst` has `m · b.n` writable elements, and
 /// [`available`] is true.
 pub unsafe fn gemm(m: usize, a: *const f32, a_rs: isize, a_cs: isize, b: &Packed, dst: *mut f32) {
-    let (k, n) = (b.k, b.n);
-    if m == 0 {
+    let window = Window {
+        tiles: 0..b.n / TILE_ROWS,
+        blocks: 0..b.blocks,
+        dst_rs: b.n,
+        accumulate: false,
+    };
+    // SAFETY: the caller's promises, for the whole of B.
+    unsafe { gemm_window(m, a, a_rs, a_cs, b, &window, dst) }
+}
+
+/// A part of a product with a packed `B`: its column tiles `tiles` (16
+/// columns each) and its 32-row blocks `blocks` (rows `32·blocks.start ..`
+/// of B, which meet columns `0..` of A), written (or, with `accumulate`,
+/// added) to a `dst` whose rows are `dst_rs` apart.
+pub struct Window {
+    pub tiles: std::ops::Range<usize>,
+    pub blocks: std::ops::Range<usize>,
+    pub dst_rs: usize,
+    pub accumulate: bool,
+}
+
+impl Packed {
+    /// Rows of B (its inner dimension).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of B.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+}
+
+/// `dst[:, window columns] (+)= A · B[window rows, window columns]`, with
+/// `A[i][j] = a[i·a_rs + j·a_cs]` for `j` below the window's rows of B
+/// (`min(b.k, 32·blocks.end) − 32·blocks.start`): the tied LM head takes
+/// the logits a slice of the vocabulary at a time, and adds each slice's
+/// probabilities times the embedding into one accumulator.
+///
+/// # Safety
+/// `a` covers its view; `dst` has `m` rows of `dst_rs` elements, each
+/// covering the window's columns (`16·tiles.len()` from `dst`); the
+/// window lies inside B; [`available`] is true.
+pub unsafe fn gemm_window(
+    m: usize,
+    a: *const f32,
+    a_rs: isize,
+    a_cs: isize,
+    b: &Packed,
+    window: &Window,
+    dst: *mut f32,
+) {
+    let tiles = window.tiles.len();
+    let a_blocks = window.blocks.len();
+    if m == 0 || tiles == 0 {
         return;
     }
+    assert!(window.tiles.end * TILE_ROWS <= b.n && window.blocks.end <= b.blocks);
+    let width = tiles * TILE_ROWS;
+    let k = b.k.min(window.blocks.end * TILE_K) - window.blocks.start * TILE_K;
     let pairs = m.div_ceil(2 * TILE_ROWS);
-    let need = pairs * 2 * b.blocks * TILE_LEN;
+    let need = pairs * 2 * a_blocks * TILE_LEN;
     let mut abuf = take_scratch(need);
-    convert_left(m, k, a, a_rs, a_cs, b.blocks, &mut abuf[..need]);
-    // Output rows past the last whole 32-row pair go to a side buffer.
+    convert_left(m, k, a, a_rs, a_cs, a_blocks, &mut abuf[..need]);
+    // Output rows past the last whole 32-row pair go to a side buffer
+    // (holding dst's rows when adding to them).
     let full = m / (2 * TILE_ROWS);
+    let edge_rows = m - full * 2 * TILE_ROWS;
     let mut edge = if full < pairs {
-        vec![0f32; 2 * TILE_ROWS * n]
+        vec![0f32; 2 * TILE_ROWS * width]
     } else {
         Vec::new()
     };
+    let edge_at = |r: usize| unsafe { dst.add((full * 2 * TILE_ROWS + r) * window.dst_rs) };
+    if window.accumulate {
+        for (r, line) in edge.chunks_exact_mut(width).take(edge_rows).enumerate() {
+            // SAFETY: row full·32 + r < m of dst, `width` columns.
+            line.copy_from_slice(unsafe { std::slice::from_raw_parts(edge_at(r), width) });
+        }
+    }
     // Column tiles shared between the threads, in even counts.
-    let tiles = n / TILE_ROWS;
     let threads = rayon::current_num_threads().clamp(1, tiles);
     let per = tiles.div_ceil(threads).next_multiple_of(2).min(tiles);
     // 32-row blocks of A per pass: about 1 MiB of A, which stays in L2
     // while every column tile of the thread reads it.
-    let chunk = ((1 << 20) / (pairs * 2 * TILE_LEN * 2)).clamp(1, b.blocks);
+    let chunk = ((1 << 20) / (pairs * 2 * TILE_LEN * 2)).clamp(1, a_blocks.max(1));
+    // B from the window's first tile and block; its tiles stay b.blocks apart.
+    let b_start = (window.tiles.start * b.blocks + window.blocks.start) * TILE_LEN;
     let (abuf_a, b_a, dst_a, edge_a) = (
         Addr(abuf.as_ptr() as usize),
-        Addr(b.data.as_ptr() as usize),
+        Addr(b.data[b_start..].as_ptr() as usize),
         Addr(dst as usize),
         Addr(edge.as_mut_ptr() as usize),
     );
+    let (b_blocks, dst_rs, accumulate) = (b.blocks, window.dst_rs, window.accumulate);
     (0..tiles.div_ceil(per)).into_par_iter().for_each(|w| {
         let t1 = ((w + 1) * per).min(tiles);
         let job = Job {
             abuf: abuf_a.0 as *const u16,
+            a_blocks,
             b: b_a.0 as *const u16,
-            blocks: b.blocks,
-            n,
+            b_blocks,
+            accumulate,
             full,
             pairs,
             dst: dst_a.0 as *mut f32,
+            dst_rs,
             edge: edge_a.0 as *mut f32,
+            edge_rs: width,
         };
         // SAFETY: each worker writes the columns of its own tiles.
         unsafe { job.run(w * per, t1, chunk) };
     });
-    if full < pairs {
-        let rows = m - full * 2 * TILE_ROWS;
-        // SAFETY: the edge rows of dst are inside its m · n elements.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                edge.as_ptr(),
-                dst.add(full * 2 * TILE_ROWS * n),
-                rows * n,
-            )
-        };
+    for (r, line) in edge.chunks_exact(width).take(edge_rows).enumerate() {
+        // SAFETY: row full·32 + r < m of dst, `width` columns.
+        unsafe { std::ptr::copy_nonoverlapping(line.as_ptr(), edge_at(r), width) };
     }
     put_scratch(abuf);
 }
@@ -403,19 +466,27 @@ fn put_scratch(buf: Vec<u16>) {
     }
 }
 
-/// One worker's share of [`gemm`]: column tiles `t0..t1`.
+/// One worker's share of [`gemm_window`]: column tiles `t0..t1` of the
+/// window (numbered from its first).
 struct Job {
     /// The left operand as [`convert_left`] lays it out.
     abuf: *const u16,
+    /// 32-deep blocks of the left operand (the window's blocks of B).
+    a_blocks: usize,
+    /// B at the window's first tile and block.
     b: *const u16,
-    blocks: usize,
-    n: usize,
+    /// Blocks per column tile of B (the distance between its tiles).
+    b_blocks: usize,
+    /// Add to what `dst` holds rather than overwrite it.
+    accumulate: bool,
     /// Row pairs (32 rows) written straight to `dst`; the pair after them,
     /// if `pairs > full`, goes to `edge`.
     full: usize,
     pairs: usize,
     dst: *mut f32,
+    dst_rs: usize,
     edge: *mut f32,
+    edge_rs: usize,
 }
 
 /// The tile configuration: palette 1, all eight tiles 16 rows × 64 bytes.
@@ -448,8 +519,8 @@ impl Job {
         unsafe {
             tiles::configure(&config);
             let mut p0 = 0;
-            while p0 < self.blocks {
-                let p1 = (p0 + chunk).min(self.blocks);
+            while p0 < self.a_blocks {
+                let p1 = (p0 + chunk).min(self.a_blocks);
                 // Column tiles in groups whose B (for these inner blocks)
                 // stays in L2 while every row pair passes over it; within a
                 // group a row pair's outputs are stored side by side, so
@@ -482,24 +553,24 @@ impl Job {
     /// As for [`Job::run`], with the tiles configured.
     #[inline(always)]
     unsafe fn block(&self, pair: usize, t: usize, two: bool, p0: usize, p1: usize) {
-        let n = self.n;
-        let c = if pair < self.full {
-            unsafe { self.dst.add(pair * 2 * TILE_ROWS * n + t * TILE_ROWS) }
+        let (c, rs) = if pair < self.full {
+            let at = pair * 2 * TILE_ROWS * self.dst_rs + t * TILE_ROWS;
+            (unsafe { self.dst.add(at) }, self.dst_rs)
         } else {
-            unsafe { self.edge.add(t * TILE_ROWS) }
+            (unsafe { self.edge.add(t * TILE_ROWS) }, self.edge_rs)
         };
-        let cs = n * 4;
-        let c_lo = unsafe { c.add(TILE_ROWS * n) };
+        let cs = rs * 4;
+        let c_lo = unsafe { c.add(TILE_ROWS * rs) };
         unsafe {
-            if p0 == 0 {
+            if p0 == 0 && !self.accumulate {
                 tiles::zero_acc();
             } else {
                 tiles::load_acc(c, c_lo, cs);
             }
-            let a = self.abuf.add(pair * 2 * self.blocks * TILE_LEN);
-            let a_lo = a.add(self.blocks * TILE_LEN);
-            let b0 = self.b.add(t * self.blocks * TILE_LEN);
-            let b1 = b0.add(self.blocks * TILE_LEN);
+            let a = self.abuf.add(pair * 2 * self.a_blocks * TILE_LEN);
+            let a_lo = a.add(self.a_blocks * TILE_LEN);
+            let b0 = self.b.add(t * self.b_blocks * TILE_LEN);
+            let b1 = b0.add(self.b_blocks * TILE_LEN);
             for p in p0..p1 {
                 let off = p * TILE_LEN;
                 if two {
@@ -635,81 +706,5 @@ mod tiles {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `Σ bf16(a)·bf16(b)` in f64: what the tile unit computes, up to the
-    /// order of its f32 additions.
-    fn reference(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, bt: bool) -> Vec<f64> {
-        let r = |x: f32| f32_of(bf16(x)) as f64;
-        let mut out = vec![0.0; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                out[i * n + j] = (0..k)
-                    .map(|p| r(a[i * k + p]) * r(if bt { b[j * k + p] } else { b[p * n + j] }))
-                    .sum();
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn rounds_to_nearest_even() {
-        assert_eq!(bf16(1.0), 0x3f80);
-        // 1 + 2⁻⁸ is halfway between 1 and 1 + 2⁻⁷: ties go to even (1).
-        assert_eq!(bf16(1.0 + 1.0 / 256.0), 0x3f80);
-        assert_eq!(bf16(1.0 + 3.0 / 256.0), 0x3f82);
-        assert_eq!(bf16(-2.5), 0xc020);
-        assert!(f32_of(bf16(f32::NAN)).is_nan());
-        assert_eq!(f32_of(bf16(f32::INFINITY)), f32::INFINITY);
-    }
-
-    #[test]
-    fn products_match_bf16_arithmetic_on_every_edge() {
-        if !available() {
-            eprintln!("no AMX-BF16 on this CPU: the tile products are not exercised");
-            return;
-        }
-        let mut seed = 1u32;
-        let mut next = || {
-            seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
-        // Rows that are not a multiple of 32 (edge buffer), inner sizes
-        // that are not a multiple of 32 (padding), an odd count of column
-        // tiles (single-tile step), inner blocks over several passes, and
-        // no rows at all.
-        for (m, k, n) in [
-            (37, 70, 48),
-            (64, 32, 32),
-            (5, 1, 16),
-            (33, 2100, 80),
-            (600, 40, 16),
-            (0, 8, 16),
-        ] {
-            let a: Vec<f32> = (0..m * k).map(|_| next()).collect();
-            let w: Vec<f32> = (0..k * n).map(|_| next()).collect();
-            for bt in [false, true] {
-                // B as stored ([k, n]) or read through a transpose of [n, k].
-                let (rs, cs) = if bt { (1, k as isize) } else { (n as isize, 1) };
-                let packed = unsafe { Packed::new(w.as_ptr(), k, n, rs, cs) };
-                let mut out = vec![f32::NAN; m * n];
-                unsafe { gemm(m, a.as_ptr(), k as isize, 1, &packed, out.as_mut_ptr()) };
-                let want = reference(&a, &w, m, k, n, bt);
-                let check = |out: &[f32], what: &str| {
-                    for (i, (g, r)) in out.iter().zip(&want).enumerate() {
-                        let tol = 1e-5 * (k as f64).sqrt().max(1.0);
-                        let at = format!("{what} {m}x{k}x{n} bt={bt} [{i}]");
-                        assert!((*g as f64 - r).abs() <= tol, "{at}: {g} vs {r}");
-                    }
-                };
-                check(&out, "row-major A");
-                // A read through a transpose (column stride ≠ 1).
-                let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
-                let mut out = vec![f32::NAN; m * n];
-                unsafe { gemm(m, at.as_ptr(), 1, m as isize, &packed, out.as_mut_ptr()) };
-                check(&out, "transposed A");
-            }
-        }
-    }
-}
+#[path = "amx_tests.rs"]
+mod tests;
