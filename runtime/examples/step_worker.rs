@@ -180,8 +180,9 @@ fn main() {
             let labels: Vec<i64> = ids.to_data().to_vec().expect("ids");
             serve(|n| {
                 let (m, loss) = step(model.clone(), &mut optim, |m| {
-                    let logits = m.forward_with(ids.clone(), None, None, &ForwardCtx::train(0, n));
-                    lm_loss(logits, &labels).0
+                    let ctx = ForwardCtx::train(0, n);
+                    let hidden = m.forward_hidden_with(ids.clone(), None, None, &ctx);
+                    lm_loss(m.token_logits(hidden), &labels).0
                 });
                 model = m;
                 loss

@@ -357,29 +357,20 @@ impl<B: Backend> LlamaForCausalLM<B> {
     pub fn head(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
             Some(l) => kernels::linear(hidden, l.weight.val(), l.bias.as_ref().map(|b| b.val())),
-            None if kernels::fast::<B>() => {
-                // Tied: logits = h · Eᵀ, Eᵀ read through its strides. In 2-d:
-                // unsqueezing the transposed view would copy the embedding.
-                let [b, s, h] = hidden.dims();
-                let w = self.model.embed_tokens.weight.val().transpose();
-                let vocab = w.dims()[1];
-                reshape(
-                    kernels::matmul(reshape(hidden, [b * s, h]), w),
-                    [b, s, vocab],
-                )
-            }
-            None => {
-                // Tied: logits = h · Eᵀ. Multiplying by a transposed view of
-                // the 49k×576 embedding makes the CPU backend copy it on
-                // every call, so compute (E · hᵀ)ᵀ, which only transposes
-                // the small activation.
-                let [b, s, h] = hidden.dims();
-                let w = self.model.embed_tokens.weight.val(); // [vocab, hidden]
-                let vocab = w.dims()[0];
-                let x = hidden.reshape([b * s, h]).transpose();
-                w.matmul(x).transpose().reshape([b, s, vocab])
-            }
+            None => tied_logits(hidden, self.model.embed_tokens.weight.val()),
         }
+    }
+
+    /// The training step's view of the head: with a tied head whose
+    /// embedding gets no gradient, the hidden states and the embedding, for
+    /// the loss to multiply a slice of the vocabulary at a time
+    /// ([`kernels::tied_head_log_softmax`]); the logits otherwise.
+    pub fn token_logits(&self, hidden: Tensor<B, 3>) -> TokenLogits<B> {
+        let embedding = self.model.embed_tokens.weight.val();
+        if self.lm_head.is_none() && kernels::fast::<B>() && !embedding.is_require_grad() {
+            return TokenLogits::Tied { hidden, embedding };
+        }
+        TokenLogits::Dense(self.head(hidden))
     }
 
     /// Logits for every position.
@@ -480,4 +471,68 @@ impl<B: Backend> LlamaForCausalLM<B> {
             _ => return None,
         })
     }
+}
+
+/// A causal LM's scores over the vocabulary for a batch.
+pub enum TokenLogits<B: Backend> {
+    /// `[batch, seq, vocab]`.
+    Dense(Tensor<B, 3>),
+    /// A tied head not yet applied: `logits = hidden · embeddingᵀ`.
+    Tied {
+        hidden: Tensor<B, 3>,
+        embedding: Tensor<B, 2>,
+    },
+}
+
+impl<B: Backend> TokenLogits<B> {
+    /// `[batch, seq, vocab]`.
+    pub fn dims(&self) -> [usize; 3] {
+        match self {
+            TokenLogits::Dense(l) => l.dims(),
+            TokenLogits::Tied { hidden, embedding } => {
+                let [b, s, _] = hidden.dims();
+                [b, s, embedding.dims()[0]]
+            }
+        }
+    }
+
+    pub fn device(&self) -> B::Device {
+        match self {
+            TokenLogits::Dense(l) => l.device(),
+            TokenLogits::Tied { hidden, .. } => hidden.device(),
+        }
+    }
+
+    /// The logits, computed if they were not.
+    pub fn into_dense(self) -> Tensor<B, 3> {
+        match self {
+            TokenLogits::Dense(l) => l,
+            TokenLogits::Tied { hidden, embedding } => tied_logits(hidden, embedding),
+        }
+    }
+}
+
+impl<B: Backend> From<Tensor<B, 3>> for TokenLogits<B> {
+    fn from(logits: Tensor<B, 3>) -> Self {
+        TokenLogits::Dense(logits)
+    }
+}
+
+/// `hidden · embeddingᵀ` for a head tied to the `[vocab, hidden]` embedding.
+pub fn tied_logits<B: Backend>(hidden: Tensor<B, 3>, embedding: Tensor<B, 2>) -> Tensor<B, 3> {
+    let [b, s, h] = hidden.dims();
+    let vocab = embedding.dims()[0];
+    if kernels::fast::<B>() {
+        // Eᵀ read through its strides. In 2-d: unsqueezing the transposed
+        // view would copy the embedding.
+        return reshape(
+            kernels::matmul(reshape(hidden, [b * s, h]), embedding.transpose()),
+            [b, s, vocab],
+        );
+    }
+    // Multiplying by a transposed view of the 49k×576 embedding makes the
+    // CPU backend copy it on every call, so compute (E · hᵀ)ᵀ, which only
+    // transposes the small activation.
+    let x = hidden.reshape([b * s, h]).transpose();
+    embedding.matmul(x).transpose().reshape([b, s, vocab])
 }

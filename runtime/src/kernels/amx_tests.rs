@@ -113,17 +113,33 @@ fn windows_write_or_add_their_part_of_the_product() {
                 accumulate,
             };
             unsafe {
-                gemm_window(m, a.as_ptr(), a_rs as isize, 1, &packed, &window, out.as_mut_ptr())
+                gemm_window(
+                    m,
+                    a.as_ptr(),
+                    a_rs as isize,
+                    1,
+                    &packed,
+                    &window,
+                    out.as_mut_ptr(),
+                )
             };
             for i in 0..m {
                 for (c, j) in cols.clone().enumerate() {
                     let sum: f64 = (0..ka)
                         .map(|p| r(a[i * a_rs + p]) * r(w[(rows.start + p) * n + j]))
                         .sum();
-                    let base = if accumulate { start[i * dst_rs + c] as f64 } else { 0.0 };
+                    let base = if accumulate {
+                        start[i * dst_rs + c] as f64
+                    } else {
+                        0.0
+                    };
                     let got = out[i * dst_rs + c] as f64;
                     let at = format!("{tiles:?} {blocks:?} acc={accumulate} [{i}][{c}]");
-                    assert!((got - base - sum).abs() < 1e-4, "{at}: {got} vs {}", base + sum);
+                    assert!(
+                        (got - base - sum).abs() < 1e-4,
+                        "{at}: {got} vs {}",
+                        base + sum
+                    );
                 }
                 // Columns past the window are left alone.
                 for c in cols.len()..dst_rs {

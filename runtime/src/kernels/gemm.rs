@@ -88,7 +88,7 @@ impl Buffer {
 #[derive(Clone, Copy)]
 struct Addr(usize);
 
-fn threads() -> usize {
+pub(super) fn threads() -> usize {
     rayon::current_num_threads().max(1)
 }
 
@@ -116,7 +116,7 @@ fn merged_stride(shape: &[usize], strides: &[isize], dims: &[usize]) -> Option<i
 
 /// One product `dst (+)= lhs · rhs` with explicit strides (row, column).
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm1(
+pub(super) unsafe fn gemm1(
     m: usize,
     n: usize,
     k: usize,

@@ -31,6 +31,7 @@ mod rms_norm;
 mod rope;
 mod softmax;
 mod swiglu;
+mod tied_head;
 
 pub use add::add;
 pub use cross_entropy::target_log_softmax;
@@ -41,6 +42,7 @@ pub use rms_norm::rms_norm;
 pub use rope::rope;
 pub use softmax::softmax_scaled;
 pub use swiglu::swiglu;
+pub use tied_head::tied_head_log_softmax;
 
 use std::any::{Any, TypeId};
 

@@ -408,6 +408,120 @@ fn fused_target_log_softmax_matches_burn() {
     );
 }
 
+/// `log_softmax(h · Eᵀ)[target]` by Burn's composite (zero where there is
+/// no target).
+fn dense_head_log_softmax<B: Backend>(
+    hidden: Tensor<B, 3>,
+    embedding: Tensor<B, 2>,
+    targets: &[Option<usize>],
+    n: usize,
+) -> Tensor<B, 2> {
+    let [b, s, h] = hidden.dims();
+    let v = embedding.dims()[0];
+    let logits = hidden
+        .reshape([b * s, h])
+        .matmul(embedding.transpose())
+        .reshape([b, s, v]);
+    let idx: Vec<i64> = targets.iter().map(|t| t.unwrap_or(0) as i64).collect();
+    let mask: Vec<f32> = targets.iter().map(|t| t.map_or(0.0, |_| 1.0)).collect();
+    let device = Default::default();
+    let idx =
+        Tensor::<B, 3, burn::tensor::Int>::from_data(TensorData::new(idx, [b, n, 1]), &device);
+    let mask = Tensor::<B, 2>::from_data(TensorData::new(mask, [b, n]), &device);
+    burn::tensor::activation::log_softmax(logits.narrow(1, 0, n), 2)
+        .gather(2, idx)
+        .reshape([b, n])
+        * mask
+}
+
+#[test]
+fn tied_head_with_the_loss_matches_the_logits_path() {
+    let (b, s, h, v, n) = (2, 5, 32, 96, 4);
+    // No target at row 0 position 2; targets in the first and last slice.
+    let targets = [
+        Some(3),
+        Some(95),
+        None,
+        Some(40),
+        Some(0),
+        Some(64),
+        Some(31),
+        Some(90),
+    ];
+    // One slice, and slices of 32 words (the running maximum moves).
+    for width in [None, Some(32)] {
+        check(
+            vec![
+                rand::<CpuBackend, 3>([b, s, h], 41),
+                rand([1, v, h], 42) * 3.0,
+            ],
+            &[true, false],
+            |x, fast| {
+                let e = x[1].clone().reshape([v, h]);
+                if fast {
+                    super::tied_head::sliced(&x[0], &e, &targets, n, width).expect("fast path")
+                } else {
+                    dense_head_log_softmax(x[0].clone(), e, &targets, n)
+                }
+            },
+            &format!("tied head, slices {width:?}"),
+        );
+    }
+    let e = rand::<Ad, 2>([v, h], 43).require_grad();
+    let x = rand::<Ad, 3>([b, s, h], 44);
+    assert!(
+        super::tied_head_log_softmax(&x, &e, &targets, n).is_none(),
+        "an embedding that needs a gradient takes the logits path"
+    );
+}
+
+#[test]
+fn tied_head_in_bf16_tracks_the_f32_logits() {
+    if !super::amx::available() {
+        eprintln!("no AMX-BF16 on this CPU: the bf16 head is not exercised");
+        return;
+    }
+    let (b, s, h, v, n) = (2, 40, 64, 160, 39);
+    let targets: Vec<Option<usize>> = (0..b * n).map(|i| Some((i * 37) % v)).collect();
+    let x = rand::<Ad, 3>([b, s, h], 45).require_grad();
+    let e = rand::<CpuBackend, 2>([v, h], 46) * 2.0;
+    let run = |fast: bool| {
+        let x = x.clone();
+        let e = Tensor::<Ad, 2>::from_inner(e.clone());
+        let lp = if fast {
+            super::tied_head::sliced(&x, &e, &targets, n, Some(64)).expect("fast path")
+        } else {
+            dense_head_log_softmax(x.clone(), e, &targets, n)
+        };
+        let grads = lp.clone().sum().backward();
+        (lp.inner(), x.grad(&grads).expect("gradient"))
+    };
+    let (want, want_g) = run(false);
+    assert!(super::amx::register(
+        &e.clone().into_primitive().tensor(),
+        false
+    ));
+    let (got, got_g) = run(true);
+    super::amx::clear();
+    for (what, g, w) in [
+        ("values", got.into_data(), want.into_data()),
+        ("grad", got_g.into_data(), want_g.into_data()),
+    ] {
+        let (g, w) = (g.to_vec::<f32>().unwrap(), w.to_vec::<f32>().unwrap());
+        let scale = w.iter().fold(0f32, |a, x| a.max(x.abs()));
+        let worst = g
+            .iter()
+            .zip(&w)
+            .fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+        // bf16 inputs (8 bits of mantissa), f32 sums: about 1e-2 of the scale.
+        assert!(worst <= 2e-2 * scale, "{what}: {worst} of {scale}");
+        assert!(
+            worst > 0.0,
+            "{what}: identical to f32 — the AMX path did not run"
+        );
+    }
+}
+
 #[test]
 fn grouped_query_attention_without_repeating_keys() {
     // 6 query heads over 2 KV heads: the group's queries stacked as rows

@@ -9,7 +9,7 @@ use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use ft_pipeline::batch::{Batch, IGNORE};
 
 use crate::bert::BertForSequenceClassification;
-use crate::llama::LlamaForCausalLM;
+use crate::llama::{LlamaForCausalLM, TokenLogits};
 use crate::peft::merge::Mergeable;
 use crate::peft::{Adaptable, ForwardCtx};
 
@@ -17,8 +17,8 @@ use crate::peft::{Adaptable, ForwardCtx};
 pub enum Logits<B: Backend> {
     /// `[batch, classes]`.
     Classes(Tensor<B, 2>),
-    /// `[batch, seq, vocab]`.
-    Tokens(Tensor<B, 3>),
+    /// `[batch, seq, vocab]` (for a tied head, possibly not yet computed).
+    Tokens(TokenLogits<B>),
 }
 
 pub trait Task<B: Backend>: Adaptable<B> + Mergeable<B> {
@@ -54,7 +54,8 @@ impl<B: Backend> Task<B> for LlamaForCausalLM<B> {
     fn logits(&self, batch: &Batch, ctx: &ForwardCtx) -> Logits<B> {
         let device = self.model.embed_tokens.weight.device();
         let (ids, mask) = input_tensors::<B>(batch, &device);
-        Logits::Tokens(self.forward_with(ids, Some(mask), None, ctx))
+        let hidden = self.forward_hidden_with(ids, Some(mask), None, ctx);
+        Logits::Tokens(self.token_logits(hidden))
     }
 
     fn causal_lm(&self) -> Option<&LlamaForCausalLM<B>> {
@@ -82,9 +83,10 @@ pub fn classify_loss<B: Backend>(logits: Tensor<B, 2>, labels: &[usize]) -> Tens
 /// Per-position log-probabilities of the next-token targets and their
 /// mask: `([batch, seq-1], [batch, seq-1])` (mask 1 where a label counts).
 pub fn target_logprobs<B: Backend>(
-    logits: Tensor<B, 3>,
+    logits: impl Into<TokenLogits<B>>,
     labels: &[i64],
 ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let logits = logits.into();
     let [b, s, v] = logits.dims();
     let device = logits.device();
     let n = s - 1;
@@ -104,6 +106,14 @@ pub fn target_logprobs<B: Backend>(
         .map(|(&i, &m)| (m > 0.0).then_some(i as usize))
         .collect();
     let mask: Tensor<B, 2> = Tensor::from_data(TensorData::new(mask, [b, n]), &device);
+    // A tied head with the loss, a slice of the vocabulary at a time: the
+    // logits are never written.
+    if let TokenLogits::Tied { hidden, embedding } = &logits {
+        if let Some(lp) = crate::kernels::tied_head_log_softmax(hidden, embedding, &targets, n) {
+            return (lp, mask);
+        }
+    }
+    let logits = logits.into_dense();
     // The fused kernel never materialises log_softmax over the vocabulary.
     if let Some(lp) = crate::kernels::target_log_softmax(&logits, &targets, n) {
         return (lp, mask);
@@ -117,14 +127,21 @@ pub fn target_logprobs<B: Backend>(
 
 /// Mean next-token cross-entropy over the labelled positions (HF's causal
 /// LM loss), and how many positions it averages.
-pub fn lm_loss<B: Backend>(logits: Tensor<B, 3>, labels: &[i64]) -> (Tensor<B, 1>, usize) {
+pub fn lm_loss<B: Backend>(
+    logits: impl Into<TokenLogits<B>>,
+    labels: &[i64],
+) -> (Tensor<B, 1>, usize) {
+    let logits = logits.into();
     let count = count_targets(labels, logits.dims()[1]);
     let (lp, _) = target_logprobs(logits, labels);
     (lp.sum().div_scalar(count.max(1) as f64).neg(), count)
 }
 
 /// Sum of the labelled tokens' log-probabilities per sequence (DPO).
-pub fn sequence_logprobs<B: Backend>(logits: Tensor<B, 3>, labels: &[i64]) -> Tensor<B, 1> {
+pub fn sequence_logprobs<B: Backend>(
+    logits: impl Into<TokenLogits<B>>,
+    labels: &[i64],
+) -> Tensor<B, 1> {
     let (lp, _) = target_logprobs(logits, labels);
     let b = lp.dims()[0];
     lp.sum_dim(1).reshape([b])
