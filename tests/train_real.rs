@@ -197,6 +197,14 @@ evaluate {{ on = val, metrics = [loss] }}
 
 #[test]
 fn smollm2_dpo_margin_grows() {
+    // In f32, and with `precision = bf16` (the policy's and the reference
+    // model's frozen products in bf16 on AMX, where the CPU has it).
+    for precision in ["f32", "bf16"] {
+        dpo_margin_grows(precision);
+    }
+}
+
+fn dpo_margin_grows(precision: &str) {
     let recipe = format!(
         r#"model policy = gguf("{model}")
 
@@ -216,6 +224,7 @@ train {{
   max_len    = 96
   optimizer  = adamw(lr = 1e-3)
   eval_every = 4
+  precision  = {precision}
 }}
 
 evaluate {{ on = val, metrics = [loss, margin] }}
@@ -223,9 +232,21 @@ evaluate {{ on = val, metrics = [loss, margin] }}
         model = asset("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
         data = root().join("recipes/data/preferences.jsonl").display(),
     );
-    let dir = workdir("smollm2-dpo", &recipe);
+    let dir = workdir(&format!("smollm2-dpo-{precision}"), &recipe);
     let o = ft(&dir, &["run", "recipe.ft", "--runs", "runs", "--no-cache"]);
     assert!(o.status.success(), "{}", text(&o));
+    if precision == "bf16" && text(&o).contains("precision bf16: products with") {
+        // The reference model is registered too: more than the policy's
+        // 211 frozen weights, its linear weights' f32 copies released.
+        let said = text(&o);
+        let count: usize = said
+            .split("products with ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .expect("weight count");
+        assert!(count > 400, "reference not registered: {said}");
+    }
     let curve = val_curve(&dir.join("runs/recipe/0001"), "margin");
     assert_eq!(curve.len(), 2, "{curve:?}");
     // LoRA's B starts at zero, so the policy starts equal to the reference

@@ -231,6 +231,11 @@ pub fn clear() {
     reg.keep.clear();
 }
 
+/// Tensors registered (each in one or both orientations).
+pub fn registered() -> usize {
+    registry().read().expect("bf16 registry").keep.len()
+}
+
 /// Bytes of f32 weights handed back to the kernel by [`register`].
 pub fn released_bytes() -> usize {
     let reg = registry().read().expect("bf16 registry");

@@ -155,8 +155,10 @@ pub fn register_frozen_bf16<B: Backend, M: Module<B>>(module: &M, release_linear
 }
 
 /// Frozen weights registered for bf16 products ([`register_frozen_bf16`])
-/// for as long as this lives; dropping it unregisters them all (after
-/// which a model whose f32 copies were released must not be used).
+/// for as long as this lives; dropping it unregisters every weight in the
+/// registry (after which a model whose f32 copies were released must not
+/// be used). Its figures are the registry's: a model registered just
+/// before (DPO's reference) is counted with the one registered here.
 pub struct FrozenBf16 {
     pub weights: usize,
     pub packed_bytes: usize,
@@ -165,13 +167,14 @@ pub struct FrozenBf16 {
 }
 
 impl FrozenBf16 {
-    /// Registers `module`'s frozen weights; `None` if none could be (no
-    /// AMX, another backend, nothing frozen).
+    /// Registers `module`'s frozen weights; `None` if nothing is
+    /// registered (no AMX, another backend, nothing frozen).
     pub fn register<B: Backend, M: Module<B>>(
         module: &M,
         release_linear: bool,
     ) -> Option<FrozenBf16> {
-        let weights = register_frozen_bf16(module, release_linear);
+        register_frozen_bf16(module, release_linear);
+        let weights = amx::registered();
         (weights > 0).then(|| FrozenBf16 {
             weights,
             packed_bytes: amx::packed_bytes(),

@@ -7,7 +7,7 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 use ft_pipeline::{BatchData, BuildOptions, DataPipeline, TextTokenizer};
-use ft_plan::{Head, Length, Method, Metric, Objective, Plan};
+use ft_plan::{Head, Length, Method, Metric, Objective, Plan, Precision};
 
 use super::driver::{Driver, StepRecord};
 use super::eval::evaluate;
@@ -183,6 +183,16 @@ where
 {
     let t = &plan.train;
     let counts = peft::parameter_counts(&model, &plan.method);
+    // DPO's reference model only ever runs forward: every frozen product
+    // in bf16, its linear weights' f32 copies handed back. Registered
+    // before the Driver registers the policy, so that the run's report
+    // counts both. Either guard clears the whole registry when dropped:
+    // the Driver's at the end of `finish`, this one if `open` fails; the
+    // reference (a parameter) outlives both.
+    let _reference_bf16 = match (t.precision, &reference) {
+        (Precision::Bf16, Some(r)) => crate::kernels::FrozenBf16::register(r, true),
+        _ => None,
+    };
     let (mut run, mut model) = Driver::<B>::open(
         model,
         (counts.trainable, counts.total),
