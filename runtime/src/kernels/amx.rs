@@ -40,8 +40,15 @@ const TILE_ROWS: usize = 16;
 const TILE_K: usize = 32;
 /// bf16 elements in one packed 16 × 32 tile.
 const TILE_LEN: usize = TILE_ROWS * TILE_K;
-/// Bytes of B that one pass over the row pairs reads (see `Job::run`).
+/// Bytes of B that one pass over a group of row pairs reads, and bytes of
+/// A in such a group (see `Job::run`): together they stay in L2.
 const B_GROUP_BYTES: usize = 1 << 19;
+const A_GROUP_BYTES: usize = 1 << 20;
+/// 32-deep blocks per pass over the inner dimension. Only the head's
+/// input gradient (1536 blocks) is split; the layer products (12–48
+/// blocks) finish each output tile in one pass, never storing and
+/// reloading partial sums.
+const K_CHUNK_BLOCKS: usize = 64;
 
 /// Whether this process can run AMX bf16 products: the CPU has AMX-TILE and
 /// AMX-BF16 and the kernel granted the tile-data state (Linux asks each
@@ -352,9 +359,7 @@ pub unsafe fn gemm_window(
     // Column tiles shared between the threads, in even counts.
     let threads = rayon::current_num_threads().clamp(1, tiles);
     let per = tiles.div_ceil(threads).next_multiple_of(2).min(tiles);
-    // 32-row blocks of A per pass: about 1 MiB of A, which stays in L2
-    // while every column tile of the thread reads it.
-    let chunk = ((1 << 20) / (pairs * 2 * TILE_LEN * 2)).clamp(1, a_blocks.max(1));
+    let chunk = a_blocks.clamp(1, K_CHUNK_BLOCKS);
     // B from the window's first tile and block; its tiles stay b.blocks apart.
     let b_start = (window.tiles.start * b.blocks + window.blocks.start) * TILE_LEN;
     let (abuf_a, b_a, dst_a, edge_a) = (
@@ -526,24 +531,32 @@ impl Job {
             let mut p0 = 0;
             while p0 < self.a_blocks {
                 let p1 = (p0 + chunk).min(self.a_blocks);
-                // Column tiles in groups whose B (for these inner blocks)
-                // stays in L2 while every row pair passes over it; within a
-                // group a row pair's outputs are stored side by side, so
-                // that consecutive tile stores touch the same pages (a row of
-                // the head's logits is 192 KiB wide).
-                let group = (B_GROUP_BYTES / ((p1 - p0) * TILE_LEN * 2)).max(2) & !1;
-                let mut g0 = t0;
-                while g0 < t1 {
-                    let g1 = (g0 + group).min(t1);
-                    for pair in 0..self.pairs {
-                        let mut t = g0;
-                        while t < g1 {
-                            let two = t + 1 < g1;
-                            self.block(pair, t, two, p0, p1);
-                            t += if two { 2 } else { 1 };
+                // Row pairs in groups whose A (for these inner blocks) stays
+                // in L2, column tiles in groups whose B does, while every
+                // row pair of the group passes over every tile of the
+                // group; within a group a row pair's outputs are stored side
+                // by side, so that consecutive tile stores touch the same
+                // pages (a row of the head's logits is 192 KiB wide).
+                let tile_bytes = (p1 - p0) * TILE_LEN * 2;
+                let group = (B_GROUP_BYTES / tile_bytes).max(2) & !1;
+                let pair_group = (A_GROUP_BYTES / (2 * tile_bytes)).max(1);
+                let mut q0 = 0;
+                while q0 < self.pairs {
+                    let q1 = (q0 + pair_group).min(self.pairs);
+                    let mut g0 = t0;
+                    while g0 < t1 {
+                        let g1 = (g0 + group).min(t1);
+                        for pair in q0..q1 {
+                            let mut t = g0;
+                            while t < g1 {
+                                let two = t + 1 < g1;
+                                self.block(pair, t, two, p0, p1);
+                                t += if two { 2 } else { 1 };
+                            }
                         }
+                        g0 = g1;
                     }
-                    g0 = g1;
+                    q0 = q1;
                 }
                 p0 = p1;
             }

@@ -41,14 +41,15 @@ fn products_match_bf16_arithmetic_on_every_edge() {
     };
     // Rows that are not a multiple of 32 (edge buffer), inner sizes
     // that are not a multiple of 32 (padding), an odd count of column
-    // tiles (single-tile step), inner blocks over several passes, and
-    // no rows at all.
+    // tiles (single-tile step), inner blocks over several passes (and
+    // row pairs in several groups), and no rows at all.
     for (m, k, n) in [
         (37, 70, 48),
         (64, 32, 32),
         (5, 1, 16),
         (33, 2100, 80),
         (600, 40, 16),
+        (300, 2100, 32),
         (0, 8, 16),
     ] {
         let a: Vec<f32> = (0..m * k).map(|_| next()).collect();
