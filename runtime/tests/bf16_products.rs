@@ -2,7 +2,9 @@
 //! frozen weights packed and the f32 copies of the `Linear` ones handed
 //! back, LoRA steps track the f32 steps, the inference model (`valid()`)
 //! agrees, and embeddings — read row by row, so never released — keep
-//! working (a read of a released page would stop the test binary).
+//! working (a read of a released page would stop the test binary); the
+//! tied LM head with the loss runs on the embedding's packed forms, close
+//! to f32.
 //! One test: the registry is process-wide.
 
 mod peft_common;
@@ -12,7 +14,7 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::{Int, Tensor, TensorData};
 use ft_runtime::bert::{BertForSequenceClassification, BertModel};
-use ft_runtime::kernels::{amx, FrozenBf16};
+use ft_runtime::kernels::{self, amx, FrozenBf16};
 use ft_runtime::llama::LlamaForCausalLM;
 use ft_runtime::peft::{apply, new_classifier, Adaptable, ApplyOptions, ForwardCtx};
 use ft_runtime::tiny::{tiny_bert_config, tiny_llama_config};
@@ -97,6 +99,49 @@ fn close(what: &str, f32s: &[f32], bf16s: &[f32], tol: f32) {
     assert_ne!(f32s, bf16s, "{what}: bf16 changed nothing");
 }
 
+/// Largest difference relative to the largest value, and whether any.
+fn rel_diff<const D: usize>(got: Tensor<Inner, D>, want: Tensor<Inner, D>) -> (f32, bool) {
+    let (g, w) = (
+        got.into_data().to_vec::<f32>().unwrap(),
+        want.into_data().to_vec::<f32>().unwrap(),
+    );
+    (max_rel_diff(&g, &w), g != w)
+}
+
+fn random<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<Inner, D> {
+    use burn::tensor::Distribution;
+    <Inner as burn::tensor::backend::Backend>::seed(&Default::default(), seed);
+    Tensor::random(shape, Distribution::Uniform(-1.0, 1.0), &Default::default())
+}
+
+/// The tied head with the loss on a registered embedding, against f32.
+fn tied_head_in_bf16() {
+    // The tied head: log-probabilities of targets, and the gradient.
+    let (b, s, h, v, n) = (2, 40, 64, 160, 39);
+    let targets: Vec<Option<usize>> = (0..b * n).map(|i| Some((i * 37) % v)).collect();
+    let hidden = random([b, s, h], 13);
+    let emb = random([v, h], 14) * 2.0;
+    let head = |hidden: &Tensor<Inner, 3>| {
+        let x = Tensor::<AB, 3>::from_inner(hidden.clone()).require_grad();
+        let e = Tensor::<AB, 2>::from_inner(emb.clone());
+        let lp = kernels::tied_head_log_softmax(&x, &e, &targets, n).expect("fast path");
+        let g = x.grad(&lp.clone().sum().backward()).expect("gradient");
+        (lp.inner(), g)
+    };
+    let (lp32, g32) = head(&hidden);
+    assert!(amx::register(&emb.clone().into_primitive().tensor(), false));
+    let (lp16, g16) = head(&hidden);
+    amx::clear();
+    for (what, (d, differs)) in [
+        ("tied head log-probabilities", rel_diff(lp16, lp32)),
+        ("tied head gradient", rel_diff(g16, g32)),
+    ] {
+        eprintln!("{what}: largest difference {d:.2e} of the largest value");
+        // bf16 inputs (8 bits of mantissa), f32 sums.
+        assert!(d < 0.02 && differs, "{what}: {d}, differs {differs}");
+    }
+}
+
 #[test]
 fn bf16_products_with_released_weights_track_f32() {
     if !amx::available() {
@@ -135,4 +180,6 @@ fn bf16_products_with_released_weights_track_f32() {
     assert!(runs[1].2 > 0, "nothing released");
     close("llama losses", &runs[0].0, &runs[1].0, 0.02);
     close("llama inference", &runs[0].1, &runs[1].1, 0.02);
+
+    tied_head_in_bf16();
 }
