@@ -28,17 +28,28 @@ fn rounds_to_nearest_even() {
     assert_eq!(f32_of(bf16(f32::INFINITY)), f32::INFINITY);
 }
 
-#[test]
-fn products_match_bf16_arithmetic_on_every_edge() {
+/// Whether the tile products can run here (saying so when they cannot).
+fn amx_here() -> bool {
     if !available() {
         eprintln!("no AMX-BF16 on this CPU: the tile products are not exercised");
-        return;
     }
-    let mut seed = 1u32;
-    let mut next = || {
+    available()
+}
+
+/// Pseudo-random values in [−0.5, 0.5) from a linear congruential stream.
+fn uniform(mut seed: u32) -> impl FnMut() -> f32 {
+    move || {
         seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
         (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-    };
+    }
+}
+
+#[test]
+fn products_match_bf16_arithmetic_on_every_edge() {
+    if !amx_here() {
+        return;
+    }
+    let mut next = uniform(1);
     // Rows that are not a multiple of 32 (edge buffer), inner sizes
     // that are not a multiple of 32 (padding), an odd count of column
     // tiles (single-tile step), inner blocks over several passes (and
@@ -80,15 +91,10 @@ fn products_match_bf16_arithmetic_on_every_edge() {
 
 #[test]
 fn windows_write_or_add_their_part_of_the_product() {
-    if !available() {
-        eprintln!("no AMX-BF16 on this CPU: the tile products are not exercised");
+    if !amx_here() {
         return;
     }
-    let mut seed = 7u32;
-    let mut next = || {
-        seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
-        (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-    };
+    let mut next = uniform(7);
     // B: [k, n] with k not a multiple of 32 (the last block is padded).
     let (m, k, n) = (45, 150, 96);
     let w: Vec<f32> = (0..k * n).map(|_| next()).collect();
