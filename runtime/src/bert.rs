@@ -91,19 +91,31 @@ impl<B: Backend> BertOutput<B> {
 }
 
 impl<B: Backend> BertSelfAttention<B> {
+    /// Self-attention over `x`; with `kept = Some(n)` only the first `n`
+    /// positions ask (queries, output `[batch, n, hidden]`) while every
+    /// position is a key and a value.
     fn forward(
         &self,
         x: Tensor<B, 3>,
+        kept: Option<usize>,
         bias: &Tensor<B, 4>,
         prefix: Option<&(Tensor<B, 4>, Tensor<B, 4>)>,
         ctx: &ForwardCtx,
     ) -> Tensor<B, 3> {
         let [b, s, h] = x.dims();
         let (nh, d) = (self.num_heads, h / self.num_heads);
-        let split = |t: Tensor<B, 3>| reshape(t, [b, s, nh, d]).swap_dims(1, 2);
-        let q = split(self.query.forward(x.clone(), ctx));
-        let mut k = split(self.key.forward(x.clone(), ctx));
-        let mut v = split(self.value.forward(x, ctx));
+        let split = |t: Tensor<B, 3>, n| reshape(t, [b, n, nh, d]).swap_dims(1, 2);
+        let (q, n, bias) = match kept {
+            Some(n) => {
+                let q = self
+                    .query
+                    .forward(x.clone().narrow(1, 0, n), &ctx.with_kept(n, s));
+                (split(q, n), n, &bias.clone().narrow(2, 0, n))
+            }
+            None => (split(self.query.forward(x.clone(), ctx), s), s, bias),
+        };
+        let mut k = split(self.key.forward(x.clone(), ctx), s);
+        let mut v = split(self.value.forward(x, ctx), s);
         if let Some((pk, pv)) = prefix {
             k = Tensor::cat(vec![pk.clone(), k], 2);
             v = Tensor::cat(vec![pv.clone(), v], 2);
@@ -111,7 +123,7 @@ impl<B: Backend> BertSelfAttention<B> {
         let scores = matmul(q, k.swap_dims(2, 3));
         matmul(softmax_scaled(scores, 1.0 / (d as f64).sqrt(), bias), v)
             .swap_dims(1, 2)
-            .reshape([b, s, h])
+            .reshape([b, n, h])
     }
 }
 
@@ -269,6 +281,36 @@ impl<B: Backend> BertModel<B> {
         token_type_ids: Option<Tensor<B, 2, Int>>,
         ctx: &ForwardCtx,
     ) -> (Tensor<B, 3>, usize) {
+        self.encode(input_ids, attention_mask, token_type_ids, ctx, None)
+    }
+
+    /// The hidden states of the first `n` positions (virtual prompt tokens
+    /// included), `[batch, n, hidden]`: what a head that reads only those
+    /// positions needs. The last layer then computes only those positions'
+    /// rows — its queries, attention output, feed-forward and norms (every
+    /// position is still a key and a value) — which is one layer's work
+    /// less, nearly, for a classifier; the values are those of
+    /// [`Self::forward_all`], dropout masks included.
+    pub fn forward_first(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2>>,
+        token_type_ids: Option<Tensor<B, 2, Int>>,
+        ctx: &ForwardCtx,
+        n: usize,
+    ) -> Tensor<B, 3> {
+        let (x, _) = self.encode(input_ids, attention_mask, token_type_ids, ctx, Some(n));
+        x
+    }
+
+    fn encode(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2>>,
+        token_type_ids: Option<Tensor<B, 2, Int>>,
+        ctx: &ForwardCtx,
+        first: Option<usize>,
+    ) -> (Tensor<B, 3>, usize) {
         let [b, s] = input_ids.dims();
         let device = input_ids.device();
         let e = &self.embeddings;
@@ -309,12 +351,26 @@ impl<B: Backend> BertModel<B> {
         });
         let bias = attention_bias(b, total, prefix_n, mask.as_ref(), false, &device);
         let prefix = self.prefix_tuning.as_ref().map(|p| p.key_values(b));
+        let last = self.layers.len().saturating_sub(1);
         for (i, layer) in self.layers.iter().enumerate() {
             let kv = prefix.as_ref().map(|p| &p[i]);
-            let a = layer.attention.self_attn.forward(x.clone(), &bias, kv, ctx);
-            let a = layer.attention.output.forward(a, x, ctx);
-            let f = gelu(layer.intermediate.forward(a.clone(), ctx));
-            x = layer.output.forward(f, a, ctx);
+            // Only the last layer can drop rows: below it every position
+            // is a key and a value of the next.
+            let kept = first.filter(|&n| i == last && n < total);
+            let a = layer
+                .attention
+                .self_attn
+                .forward(x.clone(), kept, &bias, kv, ctx);
+            let (x_in, ctx) = match kept {
+                Some(n) => (x.narrow(1, 0, n), ctx.with_kept(n, total)),
+                None => (x, *ctx),
+            };
+            let a = layer.attention.output.forward(a, x_in, &ctx);
+            let f = gelu(layer.intermediate.forward(a.clone(), &ctx));
+            x = layer.output.forward(f, a, &ctx);
+        }
+        if let Some(n) = first.filter(|&n| n < total && self.layers.is_empty()) {
+            x = x.narrow(1, 0, n);
         }
         (x, prompt_n)
     }
@@ -465,9 +521,10 @@ impl<B: Backend> BertForSequenceClassification<B> {
         token_type_ids: Option<Tensor<B, 2, Int>>,
         ctx: &ForwardCtx,
     ) -> Tensor<B, 2> {
-        let (hidden, _) = self
+        // The head reads position 0 only.
+        let hidden = self
             .bert
-            .forward_all(input_ids, attention_mask, token_type_ids, ctx);
+            .forward_first(input_ids, attention_mask, token_type_ids, ctx, 1);
         let [b, _, h] = hidden.dims();
         let pooled = self
             .bert

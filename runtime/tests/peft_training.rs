@@ -471,3 +471,118 @@ fn virtual_tokens_work_with_the_kv_cache_and_padding() {
         assert!(d < 1e-5, "{}: padded vs alone {d}", method.name());
     }
 }
+
+/// The classifier computes its last layer for position 0 only
+/// (`BertModel::forward_first`): its logits and one SGD step's update
+/// must be those of the whole computation (`forward_all`, then pooling),
+/// with dropout on every adapted module, padding, and the methods that
+/// change the positions (prompt and prefix tuning).
+#[test]
+fn the_classifier_shortcut_matches_the_whole_last_layer() {
+    let m = bert();
+    let every = ["query", "key", "value", "dense"];
+    let methods = vec![
+        (
+            "lora+dropout",
+            lora(
+                &m,
+                &every,
+                LoraSpec {
+                    dropout: 0.3,
+                    ..LORA8
+                },
+            ),
+        ),
+        (
+            "dora+dropout",
+            lora(
+                &m,
+                &every,
+                LoraSpec {
+                    dora: true,
+                    dropout: 0.3,
+                    ..LORA8
+                },
+            ),
+        ),
+        (
+            "ia3",
+            ia3(&m, &["key", "value", "output.dense"], &["output.dense"]),
+        ),
+        (
+            "prompt",
+            Method::Prompt {
+                virtual_tokens: 4,
+                init: PromptInit::Random,
+            },
+        ),
+        (
+            "prefix",
+            Method::Prefix {
+                virtual_tokens: 3,
+                projection: false,
+                projection_hidden: None,
+            },
+        ),
+        (
+            "houlsby",
+            Method::Adapter {
+                style: AdapterStyle::Houlsby,
+                size: 4,
+                activation: Activation::Gelu,
+                layers: None,
+            },
+        ),
+    ];
+    let input = || ids::<AB>(&[&[1, 5, 9, 2, 6], &[1, 7, 3, 2, 0]]);
+    let mask = || {
+        Tensor::<AB, 2>::from_data(
+            TensorData::new(
+                vec![1.0f32, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+                [2, 5],
+            ),
+            &Default::default(),
+        )
+    };
+    let ctx = ForwardCtx::train(7, 3);
+    let target = || {
+        Tensor::<AB, 2>::from_data(
+            TensorData::new(vec![1.0f32, -1.0, 0.5, -0.5, 1.0, 0.0], [2, 3]),
+            &Default::default(),
+        )
+    };
+    for (what, method) in methods {
+        let options = ApplyOptions {
+            seed: 5,
+            prompt_init_ids: None,
+        };
+        let model = apply(bert(), &method, &options).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let shortcut = model.forward_with(input(), Some(mask()), None, &ctx);
+        let (hidden, _) = model.bert.forward_all(input(), Some(mask()), None, &ctx);
+        let [b, _, h] = hidden.dims();
+        let pooled = model
+            .bert
+            .pool_with(hidden.clone(), &ctx)
+            .unwrap_or_else(|| hidden.narrow(1, 0, 1).reshape([b, h]));
+        let whole = model.classifier.forward(pooled);
+        let (s, w) = (
+            shortcut.clone().into_data().to_vec::<f32>().unwrap(),
+            whole.clone().into_data().to_vec::<f32>().unwrap(),
+        );
+        assert!(max_rel_diff(&s, &w) < 1e-5, "{what}: logits {s:?} vs {w:?}");
+        let step = |logits: Tensor<AB, 2>| {
+            let loss = (logits - target()).powi_scalar(2).mean();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            snapshot(&SgdConfig::new().init().step(1.0, model.clone(), grads))
+        };
+        let (after_s, after_w) = (step(shortcut), step(whole));
+        let before = snapshot(&model);
+        let mut moved = 0;
+        for (k, v) in &after_w {
+            let d = max_rel_diff(&after_s[k], v);
+            assert!(d < 1e-5, "{what}: `{k}` after one step differs by {d}");
+            moved += usize::from(after_s[k] != before[k]);
+        }
+        assert!(moved > 0, "{what}: nothing trained");
+    }
+}

@@ -245,7 +245,10 @@ fn layer_norm_ref<const D: usize>(
     eps: f64,
 ) -> Tensor<Ad, D> {
     let (var, mean) = x.clone().var_mean_bias(D - 1);
-    (x - mean) / (var + eps).sqrt() * w.unsqueeze() + b.unsqueeze()
+    // Not `/ sqrt(..)`: burn-ndarray's division differentiates through
+    // `recip`, which on CPUs without AVX-512 is the 12-bit approximation
+    // (relative error ≈ 2.4e-4, above these tests' tolerance).
+    (x - mean) * (var + eps).powf_scalar(-0.5) * w.unsqueeze() + b.unsqueeze()
 }
 
 #[test]
@@ -316,9 +319,8 @@ fn fused_rms_norm_matches_burn() {
                 if fast {
                     rms_norm(&input, &w, 1e-5).expect("fast path")
                 } else {
-                    let inv = (input.clone().powi_scalar(2).mean_dim(2) + 1e-5)
-                        .sqrt()
-                        .recip();
+                    // `powf(-0.5)`, not `sqrt().recip()`: see `layer_norm_ref`.
+                    let inv = (input.clone().powi_scalar(2).mean_dim(2) + 1e-5).powf_scalar(-0.5);
                     input * inv * w.unsqueeze()
                 }
             },
@@ -577,12 +579,38 @@ fn fused_dropout_draws_the_masks_of_the_counter_stream() {
         |x, fast| {
             let x = x[0].clone();
             if fast {
-                dropout(x, key, p)
+                dropout(x, key, p, None)
             } else {
                 let mask = dropout_mask(key, p, x.shape().num_elements());
                 x.clone() * Tensor::from_data(TensorData::new(mask, x.shape()), &x.device())
             }
         },
         "dropout",
+    );
+}
+
+/// The first 2 of 7 positions get the mask values they have in the whole
+/// `[3, 7, 1000]` tensor: the fused kernel (forward and gradient) against
+/// the whole mask narrowed.
+#[test]
+fn fused_dropout_of_kept_positions_draws_the_whole_sequence_masks() {
+    use crate::peft::rng::{dropout_mask, KeptPositions};
+    let (key, p) = (0x0fed_cba9_8765_4321, 0.25);
+    let kept = KeptPositions { kept: 2, of: 7 };
+    check(
+        vec![rand::<CpuBackend, 3>([3, 2, 1000], 45)],
+        &[true],
+        |x, fast| {
+            let x = x[0].clone();
+            if fast {
+                dropout(x, key, p, Some(kept))
+            } else {
+                let whole = dropout_mask(key, p, 3 * 7 * 1000);
+                let whole: Tensor<_, 3> =
+                    Tensor::from_data(TensorData::new(whole, [3, 7, 1000]), &x.device());
+                x * whole.narrow(1, 0, 2)
+            }
+        },
+        "dropout of kept positions",
     );
 }

@@ -152,7 +152,7 @@ impl<B: Backend> AdaptedLinear<B> {
             let dropped = ctx.train && lora.dropout > 0.0;
             let xd = if dropped {
                 let key = dropout_key(ctx, lora.stream);
-                crate::kernels::dropout(x.clone(), key, lora.dropout)
+                crate::kernels::dropout(x.clone(), key, lora.dropout, ctx.kept)
             } else {
                 x.clone()
             };

@@ -17,6 +17,31 @@ pub struct ForwardCtx {
     pub step: u64,
     /// The micro-batch within the step (gradient accumulation), 0 otherwise.
     pub micro: u64,
+    /// Set when the tensors of this forward hold only the first positions
+    /// of their sequences ([`KeptPositions`]); `None` for whole sequences.
+    pub kept: Option<KeptPositions>,
+}
+
+/// A forward over the first `kept` positions of sequences of `of`
+/// positions: a classifier's last layer computes only the position its
+/// head reads. Dropout then draws, for each element, the mask value that
+/// element has in the whole-sequence computation, so the result does not
+/// depend on the shortcut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeptPositions {
+    pub kept: usize,
+    pub of: usize,
+}
+
+impl KeptPositions {
+    /// The whole-sequence counter of element `i` of a row-major tensor
+    /// `[.., kept, width]`.
+    #[inline(always)]
+    pub fn counter(self, i: u64, width: u64) -> u64 {
+        let (row, col) = (i / width, i % width);
+        let (seq, pos) = (row / self.kept as u64, row % self.kept as u64);
+        (seq * self.of as u64 + pos) * width + col
+    }
 }
 
 impl ForwardCtx {
@@ -26,6 +51,7 @@ impl ForwardCtx {
         seed: 0,
         step: 0,
         micro: 0,
+        kept: None,
     };
 
     pub fn eval() -> Self {
@@ -38,11 +64,20 @@ impl ForwardCtx {
             seed,
             step,
             micro: 0,
+            kept: None,
         }
     }
 
     pub fn with_micro(self, micro: u64) -> Self {
         ForwardCtx { micro, ..self }
+    }
+
+    /// This context for a forward over the first `kept` of `of` positions.
+    pub fn with_kept(self, kept: usize, of: usize) -> Self {
+        ForwardCtx {
+            kept: Some(KeptPositions { kept, of }),
+            ..self
+        }
     }
 }
 
@@ -120,6 +155,23 @@ pub fn dropout_value(key: u64, p: f64, i: u64) -> f32 {
 /// The first `n` elements of the inverted-dropout mask of stream `key`.
 pub fn dropout_mask(key: u64, p: f64, n: usize) -> Vec<f32> {
     (0..n as u64).map(|i| dropout_value(key, p, i)).collect()
+}
+
+/// The mask of a tensor of `n` elements whose rows are `width` long, for
+/// the positions `kept` of the whole sequences (all of them if `None`).
+pub fn dropout_mask_of(
+    key: u64,
+    p: f64,
+    n: usize,
+    width: usize,
+    kept: Option<KeptPositions>,
+) -> Vec<f32> {
+    match kept {
+        None => dropout_mask(key, p, n),
+        Some(k) => (0..n as u64)
+            .map(|i| dropout_value(key, p, k.counter(i, width as u64)))
+            .collect(),
+    }
 }
 
 #[cfg(test)]
