@@ -3,7 +3,12 @@
 //! grouped-query attention (4 query / 2 KV heads), untied or tied heads,
 //! token types, a classifier.
 
+use burn::tensor::backend::Backend;
 use ft_formats::{Family, ModelConfig};
+
+use crate::bert::{BertForSequenceClassification, BertModel};
+use crate::peft::new_classifier;
+use crate::weights::RandomSource;
 
 /// A 2-layer Llama: hidden 32, 4 heads of 8, 2 KV heads, FFN 64, vocab 64.
 pub fn tiny_llama_config(tie_word_embeddings: bool) -> ModelConfig {
@@ -61,4 +66,16 @@ pub fn tiny_bert_config() -> ModelConfig {
         eos_token_ids: vec![],
         pad_token_id: Some(0),
     }
+}
+
+/// The tiny BERT ([`tiny_bert_config`], weights of seed 3) with a fresh
+/// 3-label classifier (seed 11): the classifier the runtime's tests share.
+pub fn tiny_bert_classifier<B: Backend>() -> BertForSequenceClassification<B> {
+    let bert = BertModel::load(
+        &tiny_bert_config(),
+        &mut RandomSource::new(3),
+        &Default::default(),
+    )
+    .expect("random weights of the tiny config");
+    new_classifier(bert, 3, 0.02, 11)
 }

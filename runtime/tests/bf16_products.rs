@@ -13,11 +13,11 @@ use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::{Int, Tensor, TensorData};
-use ft_runtime::bert::{BertForSequenceClassification, BertModel};
+use ft_runtime::bert::BertForSequenceClassification;
 use ft_runtime::kernels::{self, amx, FrozenBf16};
 use ft_runtime::llama::LlamaForCausalLM;
-use ft_runtime::peft::{apply, new_classifier, Adaptable, ApplyOptions, ForwardCtx};
-use ft_runtime::tiny::{tiny_bert_config, tiny_llama_config};
+use ft_runtime::peft::{apply, Adaptable, ApplyOptions, ForwardCtx};
+use ft_runtime::tiny::{tiny_bert_classifier, tiny_llama_config};
 use ft_runtime::weights::RandomSource;
 use peft_common::*;
 
@@ -34,13 +34,7 @@ const BERT_IDS: &[&[i64]] = &[&[1, 5, 9, 2, 7, 3], &[1, 7, 3, 2, 9, 9]];
 const LLAMA_IDS: &[&[i64]] = &[&[1, 5, 9, 2, 7, 11, 13, 40]];
 
 fn bert() -> BertForSequenceClassification<AB> {
-    let b = BertModel::load(
-        &tiny_bert_config(),
-        &mut RandomSource::new(3),
-        &Default::default(),
-    )
-    .unwrap();
-    new_classifier(b, 3, 0.02, 11)
+    tiny_bert_classifier()
 }
 
 fn bert_loss(m: &BertForSequenceClassification<AB>, step: u64) -> Tensor<AB, 1> {

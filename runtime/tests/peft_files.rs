@@ -10,27 +10,21 @@ use burn::module::Param;
 use burn::tensor::{Int, Tensor, TensorData};
 use ft_plan::method::{PromptInit, TargetPattern};
 use ft_plan::Method;
-use ft_runtime::bert::{BertForSequenceClassification, BertModel};
+use ft_runtime::bert::BertForSequenceClassification;
 use ft_runtime::llama::LlamaForCausalLM;
 use ft_runtime::peft::adapter::{
     load_adapter, read_safetensors, save_adapter, write_safetensors, CONFIG_FILE, WEIGHTS_FILE,
 };
 use ft_runtime::peft::merge::save_merged;
-use ft_runtime::peft::{apply, new_classifier, Adaptable, ApplyOptions, Mismatch, PeftError};
-use ft_runtime::tiny::{tiny_bert_config, tiny_llama_config};
+use ft_runtime::peft::{apply, Adaptable, ApplyOptions, Mismatch, PeftError};
+use ft_runtime::tiny::{tiny_bert_classifier, tiny_llama_config};
 use ft_runtime::weights::RandomSource;
 use ft_runtime::CpuBackend as B;
 use peft_common::*;
 use serde_json::Value;
 
 fn bert() -> BertForSequenceClassification<B> {
-    let b = BertModel::load(
-        &tiny_bert_config(),
-        &mut RandomSource::new(3),
-        &Default::default(),
-    )
-    .unwrap();
-    new_classifier(b, 3, 0.02, 11)
+    tiny_bert_classifier()
 }
 
 fn llama() -> LlamaForCausalLM<B> {

@@ -13,13 +13,11 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer, SgdConfig};
 use burn::tensor::{backend::AutodiffBackend, Int, Tensor, TensorData};
 use ft_plan::method::{Activation, AdapterStyle, PromptInit, TargetPattern};
 use ft_plan::Method;
-use ft_runtime::bert::{BertForSequenceClassification, BertModel};
+use ft_runtime::bert::BertForSequenceClassification;
 use ft_runtime::llama::LlamaForCausalLM;
 use ft_runtime::peft::adapter::{load_adapter, save_adapter};
-use ft_runtime::peft::{
-    apply, new_classifier, parameter_counts, Adaptable, ApplyOptions, ForwardCtx,
-};
-use ft_runtime::tiny::{tiny_bert_config, tiny_llama_config};
+use ft_runtime::peft::{apply, parameter_counts, Adaptable, ApplyOptions, ForwardCtx};
+use ft_runtime::tiny::{tiny_bert_classifier, tiny_llama_config};
 use ft_runtime::weights::RandomSource;
 use peft_common::*;
 
@@ -32,9 +30,7 @@ fn ids<B: burn::tensor::backend::Backend>(rows: &[&[i64]]) -> Tensor<B, 2, Int> 
 }
 
 fn bert() -> BertForSequenceClassification<AB> {
-    let dev = Default::default();
-    let b = BertModel::load(&tiny_bert_config(), &mut RandomSource::new(3), &dev).unwrap();
-    new_classifier(b, 3, 0.02, 11)
+    tiny_bert_classifier()
 }
 
 fn llama() -> LlamaForCausalLM<AB> {

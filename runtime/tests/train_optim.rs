@@ -10,24 +10,17 @@ use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{backend::AutodiffBackend, Int, Tensor, TensorData};
 use ft_plan::Optimizer;
-use ft_runtime::bert::{BertForSequenceClassification, BertModel};
-use ft_runtime::peft::{new_classifier, ForwardCtx};
-use ft_runtime::tiny::tiny_bert_config;
+use ft_runtime::bert::BertForSequenceClassification;
+use ft_runtime::peft::ForwardCtx;
+use ft_runtime::tiny::tiny_bert_classifier;
 use ft_runtime::train::checkpoint::all_values;
 use ft_runtime::train::optim::{grad_norm, step, Optim};
 use ft_runtime::train::task::classify_loss;
-use ft_runtime::weights::RandomSource;
 
 type AB = Autodiff<NdArray<f32>>;
 
 fn model() -> BertForSequenceClassification<AB> {
-    let b = BertModel::load(
-        &tiny_bert_config(),
-        &mut RandomSource::new(3),
-        &Default::default(),
-    )
-    .unwrap();
-    new_classifier(b, 3, 0.02, 11)
+    tiny_bert_classifier()
 }
 
 fn grads(m: &BertForSequenceClassification<AB>) -> GradientsParams {

@@ -314,9 +314,10 @@ fn finished(dir: &Path) -> Option<Value> {
 }
 
 fn has_checkpoint(dir: &Path) -> bool {
-    std::fs::read_dir(dir.join("checkpoints"))
-        .map(|mut rd| rd.next().is_some())
-        .unwrap_or(false)
+    // The trainer's own test: a trial killed while writing its first
+    // checkpoint leaves only a temporary folder, which `--resume` of the
+    // trial would refuse ("nothing to resume"); such a trial starts over.
+    ft_runtime::train::checkpoint::latest(&dir.join("checkpoints")).is_some()
 }
 
 /// The picked metric from a run summary's validation evaluation.
