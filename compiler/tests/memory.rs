@@ -148,3 +148,45 @@ train { batch = 4, max_len = 64 }
     let small = text.replace(", batch = 1000000", "");
     assert!(memory_warnings(&analyze_with(&path, &small, 16 * GIB)).is_empty());
 }
+
+/// The least memory (to 1 MiB) at which `text` gets no FT0801.
+fn least_memory(text: &str) -> u64 {
+    let (mut lo, mut hi) = (0u64, 1u64 << 44);
+    while hi - lo > 1 << 20 {
+        let mid = lo + (hi - lo) / 2;
+        if memory_warnings(&analyze_with(&fixture(), text, mid)).is_empty() {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
+#[test]
+fn gradient_checkpointing_lowers_the_estimate_and_is_suggested_when_it_fits() {
+    let plain = fixture_text();
+    let recomputed = plain.replace("max_len = 32", "max_len = 32\n  gradient_checkpointing = true");
+    assert!(recomputed.contains("gradient_checkpointing = true"));
+    let (need_plain, need_recomputed) = (least_memory(&plain), least_memory(&recomputed));
+    // Two layers kept at 68 bytes per hidden unit and token each, against
+    // one layer's plus two 4-byte inputs: about 40 % less.
+    assert!(
+        need_recomputed < need_plain * 7 / 10,
+        "{need_recomputed} vs {need_plain}"
+    );
+    // Between the two: the plain recipe is told that recomputing fits…
+    let between = (need_plain + need_recomputed) / 2;
+    let a = analyze_with(&fixture(), &plain, between);
+    let help = memory_warnings(&a)[0].help.clone().expect("a help line");
+    assert!(
+        help.starts_with("set `gradient_checkpointing = true`") && help.contains("`batch = "),
+        "{help}"
+    );
+    // …and with it on, there is nothing to say.
+    assert!(memory_warnings(&analyze_with(&fixture(), &recomputed, between)).is_empty());
+    // Where not even that fits, it is not suggested.
+    let a = analyze_with(&fixture(), &plain, need_recomputed / 2);
+    let help = memory_warnings(&a)[0].help.clone().expect("a help line");
+    assert!(!help.contains("gradient_checkpointing"), "{help}");
+}

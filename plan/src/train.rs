@@ -188,6 +188,10 @@ pub struct TrainPlan {
     /// Frozen-weight products in bf16 (older plans: f32).
     #[serde(default)]
     pub precision: Precision,
+    /// Recompute each layer in the backward pass instead of keeping its
+    /// activations (older plans: off).
+    #[serde(default)]
+    pub gradient_checkpointing: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,6 +15,7 @@ use crate::layers::{attention_bias, LayerNorm};
 use crate::peft::bottleneck::{adapt, Bottleneck};
 use crate::peft::prompt::{PrefixTuning, PromptTuning};
 use crate::peft::{AdaptedLinear, ForwardCtx};
+use crate::recompute::RecomputeTape;
 use crate::weights::{Loader, Result, WeightSource};
 
 #[derive(Module, Debug)]
@@ -124,6 +125,32 @@ impl<B: Backend> BertSelfAttention<B> {
         matmul(softmax_scaled(scores, 1.0 / (d as f64).sqrt(), bias), v)
             .swap_dims(1, 2)
             .reshape([b, n, h])
+    }
+}
+
+impl<B: Backend> BertLayer<B> {
+    /// One encoder layer; with `kept = Some(n)` only the first `n`
+    /// positions come out (see [`BertSelfAttention::forward`]).
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        kept: Option<usize>,
+        bias: &Tensor<B, 4>,
+        prefix: Option<&(Tensor<B, 4>, Tensor<B, 4>)>,
+        ctx: &ForwardCtx,
+    ) -> Tensor<B, 3> {
+        let total = x.dims()[1];
+        let a = self
+            .attention
+            .self_attn
+            .forward(x.clone(), kept, bias, prefix, ctx);
+        let (x_in, ctx) = match kept {
+            Some(n) => (x.narrow(1, 0, n), ctx.with_kept(n, total)),
+            None => (x, *ctx),
+        };
+        let a = self.attention.output.forward(a, x_in, &ctx);
+        let f = gelu(self.intermediate.forward(a.clone(), &ctx));
+        self.output.forward(f, a, &ctx)
     }
 }
 
@@ -281,7 +308,7 @@ impl<B: Backend> BertModel<B> {
         token_type_ids: Option<Tensor<B, 2, Int>>,
         ctx: &ForwardCtx,
     ) -> (Tensor<B, 3>, usize) {
-        self.encode(input_ids, attention_mask, token_type_ids, ctx, None)
+        self.encode(input_ids, attention_mask, token_type_ids, ctx, None, None)
     }
 
     /// The hidden states of the first `n` positions (virtual prompt tokens
@@ -299,8 +326,22 @@ impl<B: Backend> BertModel<B> {
         ctx: &ForwardCtx,
         n: usize,
     ) -> Tensor<B, 3> {
-        let (x, _) = self.encode(input_ids, attention_mask, token_type_ids, ctx, Some(n));
-        x
+        self.forward_first_taped(input_ids, attention_mask, token_type_ids, ctx, n, None)
+    }
+
+    /// [`Self::forward_first`]; with a tape the layers are recomputed in
+    /// the backward pass rather than kept ([`RecomputeTape`]).
+    pub fn forward_first_taped(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2>>,
+        token_type_ids: Option<Tensor<B, 2, Int>>,
+        ctx: &ForwardCtx,
+        n: usize,
+        tape: Option<&RecomputeTape<B>>,
+    ) -> Tensor<B, 3> {
+        let (ids, mask, types) = (input_ids, attention_mask, token_type_ids);
+        self.encode(ids, mask, types, ctx, Some(n), tape).0
     }
 
     fn encode(
@@ -310,6 +351,7 @@ impl<B: Backend> BertModel<B> {
         token_type_ids: Option<Tensor<B, 2, Int>>,
         ctx: &ForwardCtx,
         first: Option<usize>,
+        tape: Option<&RecomputeTape<B>>,
     ) -> (Tensor<B, 3>, usize) {
         let [b, s] = input_ids.dims();
         let device = input_ids.device();
@@ -352,22 +394,28 @@ impl<B: Backend> BertModel<B> {
         let bias = attention_bias(b, total, prefix_n, mask.as_ref(), false, &device);
         let prefix = self.prefix_tuning.as_ref().map(|p| p.key_values(b));
         let last = self.layers.len().saturating_sub(1);
-        for (i, layer) in self.layers.iter().enumerate() {
-            let kv = prefix.as_ref().map(|p| &p[i]);
-            // Only the last layer can drop rows: below it every position
-            // is a key and a value of the next.
-            let kept = first.filter(|&n| i == last && n < total);
-            let a = layer
-                .attention
-                .self_attn
-                .forward(x.clone(), kept, &bias, kv, ctx);
-            let (x_in, ctx) = match kept {
-                Some(n) => (x.narrow(1, 0, n), ctx.with_kept(n, total)),
-                None => (x, *ctx),
-            };
-            let a = layer.attention.output.forward(a, x_in, &ctx);
-            let f = gelu(layer.intermediate.forward(a.clone(), &ctx));
-            x = layer.output.forward(f, a, &ctx);
+        // Only the last layer can drop rows: below it every position is a
+        // key and a value of the next.
+        let kept = move |i: usize| first.filter(|&n| i == last && n < total);
+        match tape {
+            Some(tape) => {
+                let ctx = *ctx;
+                let extras = |i: usize| {
+                    prefix
+                        .as_ref()
+                        .map_or_else(Vec::new, |p| vec![p[i].0.clone(), p[i].1.clone()])
+                };
+                x = tape.run(x, &self.layers, extras, move |layer, i, x, e| {
+                    let kv = (e.len() == 2).then(|| (e[0].clone(), e[1].clone()));
+                    layer.forward(x, kept(i), &bias, kv.as_ref(), &ctx)
+                });
+            }
+            None => {
+                for (i, layer) in self.layers.iter().enumerate() {
+                    let kv = prefix.as_ref().map(|p| &p[i]);
+                    x = layer.forward(x, kept(i), &bias, kv, ctx);
+                }
+            }
         }
         if let Some(n) = first.filter(|&n| n < total && self.layers.is_empty()) {
             x = x.narrow(1, 0, n);
@@ -521,10 +569,24 @@ impl<B: Backend> BertForSequenceClassification<B> {
         token_type_ids: Option<Tensor<B, 2, Int>>,
         ctx: &ForwardCtx,
     ) -> Tensor<B, 2> {
+        self.forward_taped(input_ids, attention_mask, token_type_ids, ctx, None)
+    }
+
+    /// [`Self::forward_with`], the layers recomputed in the backward pass
+    /// when there is a tape ([`RecomputeTape`]).
+    pub fn forward_taped(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2>>,
+        token_type_ids: Option<Tensor<B, 2, Int>>,
+        ctx: &ForwardCtx,
+        tape: Option<&RecomputeTape<B>>,
+    ) -> Tensor<B, 2> {
         // The head reads position 0 only.
+        let (ids, mask, types) = (input_ids, attention_mask, token_type_ids);
         let hidden = self
             .bert
-            .forward_first(input_ids, attention_mask, token_type_ids, ctx, 1);
+            .forward_first_taped(ids, mask, types, ctx, 1, tape);
         let [b, _, h] = hidden.dims();
         let pooled = self
             .bert

@@ -16,6 +16,7 @@ pub mod kernels;
 pub mod layers;
 pub mod llama;
 pub mod peft;
+pub mod recompute;
 pub mod tiny;
 pub mod train;
 pub mod weights;

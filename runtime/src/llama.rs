@@ -15,6 +15,7 @@ use crate::layers::{apply_rope, attention_bias, RmsNorm, Rope};
 use crate::peft::bottleneck::{adapt, Bottleneck};
 use crate::peft::prompt::{PrefixTuning, PromptTuning};
 use crate::peft::{AdaptedLinear, ForwardCtx};
+use crate::recompute::RecomputeTape;
 use crate::weights::{Loader, Result, WeightSource};
 
 #[derive(Module, Debug)]
@@ -162,6 +163,37 @@ impl<B: Backend> LlamaMlp<B> {
     }
 }
 
+impl<B: Backend> LlamaDecoderLayer<B> {
+    /// One decoder layer: attention and MLP, each behind an RMSNorm and
+    /// added to the residual stream.
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        cos: &Tensor<B, 4>,
+        sin: &Tensor<B, 4>,
+        bias: &Tensor<B, 4>,
+        slot: Option<&mut Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+        prefix: Option<&(Tensor<B, 4>, Tensor<B, 4>)>,
+        ctx: &ForwardCtx,
+    ) -> Tensor<B, 3> {
+        let a = self.self_attn.forward(
+            self.input_layernorm.forward(x.clone()),
+            cos,
+            sin,
+            bias,
+            slot,
+            prefix,
+            ctx,
+        );
+        let x = crate::kernels::add(x, adapt(&self.attn_adapter, a));
+        let m = self
+            .mlp
+            .forward(self.post_attention_layernorm.forward(x.clone()), ctx);
+        crate::kernels::add(x, adapt(&self.ffn_adapter, m))
+    }
+}
+
 impl<B: Backend> LlamaForCausalLM<B> {
     /// Builds the model from a weight source (HF names, PyTorch shapes).
     pub fn load(
@@ -287,8 +319,22 @@ impl<B: Backend> LlamaForCausalLM<B> {
         &self,
         input_ids: Tensor<B, 2, Int>,
         attention_mask: Option<Tensor<B, 2>>,
+        cache: Option<&mut KvCache<B>>,
+        ctx: &ForwardCtx,
+    ) -> Tensor<B, 3> {
+        self.forward_hidden_taped(input_ids, attention_mask, cache, ctx, None)
+    }
+
+    /// [`Self::forward_hidden_with`]; with a tape (and no cache) the layers
+    /// are recomputed in the backward pass rather than kept
+    /// ([`RecomputeTape`]).
+    pub fn forward_hidden_taped(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2>>,
         mut cache: Option<&mut KvCache<B>>,
         ctx: &ForwardCtx,
+        tape: Option<&RecomputeTape<B>>,
     ) -> Tensor<B, 3> {
         let [b, s] = input_ids.dims();
         let device = input_ids.device();
@@ -328,22 +374,27 @@ impl<B: Backend> LlamaForCausalLM<B> {
         if let (Some(p), true) = (&self.model.prompt_tuning, first) {
             x = p.prepend(x);
         }
-        for (i, layer) in self.model.layers.iter().enumerate() {
-            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            let a = layer.self_attn.forward(
-                layer.input_layernorm.forward(x.clone()),
-                &cos,
-                &sin,
-                &bias,
-                slot,
-                prefix.as_ref().map(|p| &p[i]),
-                ctx,
-            );
-            x = crate::kernels::add(x, adapt(&layer.attn_adapter, a));
-            let m = layer
-                .mlp
-                .forward(layer.post_attention_layernorm.forward(x.clone()), ctx);
-            x = crate::kernels::add(x, adapt(&layer.ffn_adapter, m));
+        match (tape, cache.is_none()) {
+            // Gradient checkpointing (training: there is no cache).
+            (Some(tape), true) => {
+                let ctx = *ctx;
+                let extras = |i: usize| {
+                    prefix
+                        .as_ref()
+                        .map_or_else(Vec::new, |p| vec![p[i].0.clone(), p[i].1.clone()])
+                };
+                x = tape.run(x, &self.model.layers, extras, move |layer, _, x, e| {
+                    let kv = (e.len() == 2).then(|| (e[0].clone(), e[1].clone()));
+                    layer.forward(x, &cos, &sin, &bias, None, kv.as_ref(), &ctx)
+                });
+            }
+            _ => {
+                for (i, layer) in self.model.layers.iter().enumerate() {
+                    let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+                    let kv = prefix.as_ref().map(|p| &p[i]);
+                    x = layer.forward(x, &cos, &sin, &bias, slot, kv, ctx);
+                }
+            }
         }
         let x = self.model.norm.forward(x);
         if prompt_n == 0 {

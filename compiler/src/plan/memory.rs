@@ -37,11 +37,16 @@ crate::declare_codes! {
     ///   optimizer sees the same examples per step, and activations shrink
     ///   with the micro-batch (the help line gives a batch that fits);
     /// - lower `max_len` (check `ft data` for how many rows it truncates);
+    /// - `gradient_checkpointing = true` in `train`: each layer's
+    ///   activations are recomputed in the backward pass instead of kept,
+    ///   so only one layer's are held at a time (plus each layer's input),
+    ///   for one more forward pass of the layers per step (the help line
+    ///   says when this alone makes the step fit);
     /// - train fewer parameters: `peft lora { … }` instead of `peft full`
     ///   keeps no gradients or optimizer state for the frozen weights;
     /// - a smaller model, when the weights alone do not fit.
     ///
-    /// ft has no activation checkpointing yet. The estimate is an estimate:
+    /// The estimate is an estimate:
     /// set `FT_AVAILABLE_MEMORY` (for example `FT_AVAILABLE_MEMORY=64GiB`)
     /// to check a recipe against another machine's memory. `backend = cuda`
     /// recipes are not checked: the GPU's memory is only known at run time.
@@ -317,6 +322,23 @@ pub fn warning(
         }
     } else {
         "even one example does not fit at this length: lower `max_len`".into()
+    };
+    // Recomputing the layers, when that alone fits, comes first: the
+    // examples per step and the length stay as written.
+    let recomputed = s.figures.memory_bytes() + s.recomputed_activation_bytes;
+    let help = if !t.gradient_checkpointing && recomputed <= available.bytes {
+        let otherwise = if fits >= 1 {
+            help
+        } else {
+            "lower `max_len`".into()
+        };
+        format!(
+            "set `gradient_checkpointing = true` (≈ {} in all: layers are recomputed in the \
+             backward pass, about a third more compute), or {otherwise}",
+            bytes(recomputed)
+        )
+    } else {
+        help
     };
     Some(d.help(help))
 }

@@ -18,8 +18,11 @@ const ACTIVATION_BYTES_PER_H: u64 = 68;
 pub struct Summary {
     pub figures: Figures,
     /// Activations at `batch × max_len` (estimate), including attention
-    /// scores and, for causal LMs, the logits.
+    /// scores and, for causal LMs, the logits; with gradient checkpointing,
+    /// one layer's plus every layer's input.
     pub activation_bytes: u64,
+    /// What `activation_bytes` is with gradient checkpointing on.
+    pub recomputed_activation_bytes: u64,
     pub effective_batch: usize,
     pub method: &'static str,
 }
@@ -51,9 +54,19 @@ pub fn summarize(plan: &Plan, inv: &ModelInventory) -> Summary {
         Head::CausalLm => sequences * s * c.vocab_size as u64 * 4 * 2,
         Head::Classify { .. } => 0,
     };
+    // Gradient checkpointing keeps each layer's f32 input and, during the
+    // backward pass, one layer's activations at a time.
+    let layers = c.num_layers as u64;
+    let kept = per_layer * layers + logits;
+    let recomputed = sequences * s * c.hidden_size as u64 * 4 * layers + per_layer + logits;
     Summary {
         figures: f,
-        activation_bytes: per_layer * c.num_layers as u64 + logits,
+        activation_bytes: if plan.train.gradient_checkpointing {
+            recomputed
+        } else {
+            kept
+        },
+        recomputed_activation_bytes: recomputed,
         effective_batch: plan.train.batch * plan.train.accumulate,
         method: plan.method.name(),
     }
@@ -85,13 +98,18 @@ pub fn lines(plan: &Plan, s: &Summary) -> Vec<String> {
         out.push(format!("modules    {} adapted", f.modules));
     }
     out.push(format!(
-        "memory     ≈ {} (weights {}, gradients + optimizer {}, activations {} at {} × {})",
+        "memory     ≈ {} (weights {}, gradients + optimizer {}, activations {} at {} × {}{})",
         figures::bytes(s.memory_bytes()),
         figures::bytes(f.weight_bytes),
         figures::bytes(f.train_bytes),
         figures::bytes(s.activation_bytes),
         plan.train.batch,
-        plan.train.max_len
+        plan.train.max_len,
+        if plan.train.gradient_checkpointing {
+            ", layers recomputed"
+        } else {
+            ""
+        }
     ));
     out.push(format!(
         "batch      {} × {} accumulated = {} examples per step",

@@ -138,6 +138,9 @@ pub fn train(recipe: &Recipe, model: &ModelPlan) -> Result<TrainPlan, LowerError
             Some("bf16") => Precision::Bf16,
             _ => Precision::F32,
         },
+        gradient_checkpointing: get("gradient_checkpointing")
+            .and_then(V::as_bool)
+            .unwrap_or(false),
     })
 }
 

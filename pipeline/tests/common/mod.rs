@@ -268,6 +268,7 @@ pub fn plan(
             device: Device::Cpu,
             threads: None,
             precision: Default::default(),
+            gradient_checkpointing: false,
         },
         evaluate: EvalPlan {
             on: vec!["test".into()],

@@ -16,6 +16,7 @@ use super::session::{export, scalar};
 use super::task::{classify_loss, lm_loss, sequence_logprobs, Logits, Task};
 use super::{Event, RunOptions, RunSummary, TrainError};
 use crate::peft::{self, ApplyOptions, ForwardCtx};
+use crate::recompute::RecomputeTape;
 
 /// Runs a Plan on the CPU (or, built with `--features cuda`, on the GPU
 /// the Plan asks for).
@@ -127,6 +128,7 @@ fn batch_loss<B: AutodiffBackend, M>(
     data: &BatchData,
     ctx: &ForwardCtx,
     objective: &Objective,
+    tape: Option<&RecomputeTape<B>>,
 ) -> Result<(Tensor<B, 1>, usize), TrainError>
 where
     M: Task<B> + AutodiffModule<B>,
@@ -134,7 +136,7 @@ where
 {
     let tokens = |b: &ft_pipeline::Batch| b.attention_mask.iter().filter(|&&m| m != 0).count();
     match data {
-        BatchData::Single(b) => match model.logits(b, ctx) {
+        BatchData::Single(b) => match model.logits_taped(b, ctx, tape) {
             Logits::Classes(l) => Ok((classify_loss(l, &b.class_labels), tokens(b))),
             Logits::Tokens(l) => Ok((lm_loss(l, &b.labels).0, tokens(b))),
         },
@@ -148,8 +150,11 @@ where
                 Logits::Tokens(l) => Ok(sequence_logprobs(l, labels)),
                 Logits::Classes(_) => Err(TrainError::input("DPO needs a causal LM")),
             };
-            let pc = lp(model.logits(&p.chosen, ctx), &p.chosen.labels)?;
-            let pr = lp(model.logits(&p.rejected, ctx), &p.rejected.labels)?;
+            let pc = lp(model.logits_taped(&p.chosen, ctx, tape), &p.chosen.labels)?;
+            let pr = lp(
+                model.logits_taped(&p.rejected, ctx, tape),
+                &p.rejected.labels,
+            )?;
             let Some(r) = reference else {
                 return Err(TrainError::input("DPO needs its reference model"));
             };
@@ -237,8 +242,15 @@ where
             stage = tb.stage_name.clone();
             stage_lr = tb.lr;
             let ctx = ForwardCtx::train(plan.seed, run.state.step).with_micro(micro);
-            let (loss, n) =
-                batch_loss::<B, M>(&model, reference.as_ref(), &tb.data, &ctx, &t.objective)?;
+            let tape = t.gradient_checkpointing.then(RecomputeTape::new);
+            let (loss, n) = batch_loss::<B, M>(
+                &model,
+                reference.as_ref(),
+                &tb.data,
+                &ctx,
+                &t.objective,
+                tape.as_ref(),
+            )?;
             let loss = if k > 1 {
                 loss.div_scalar(k as f64)
             } else {
@@ -249,8 +261,12 @@ where
                 return Err(run.non_finite("loss"));
             }
             loss_sum += value;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            accum.accumulate(&model, grads);
+            match tape {
+                Some(tape) => tape.backward(loss.backward(), &model, &mut accum),
+                None => {
+                    accum.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model))
+                }
+            }
             examples += tb.data.main().tasks.len() as u64;
             tokens += n;
             micro += 1;

@@ -12,6 +12,7 @@ use crate::bert::BertForSequenceClassification;
 use crate::llama::{LlamaForCausalLM, TokenLogits};
 use crate::peft::merge::Mergeable;
 use crate::peft::{Adaptable, ForwardCtx};
+use crate::recompute::RecomputeTape;
 
 /// What a model outputs for a batch.
 pub enum Logits<B: Backend> {
@@ -22,7 +23,17 @@ pub enum Logits<B: Backend> {
 }
 
 pub trait Task<B: Backend>: Adaptable<B> + Mergeable<B> {
-    fn logits(&self, batch: &Batch, ctx: &ForwardCtx) -> Logits<B>;
+    fn logits(&self, batch: &Batch, ctx: &ForwardCtx) -> Logits<B> {
+        self.logits_taped(batch, ctx, None)
+    }
+    /// [`Self::logits`]; with a tape the layers are recomputed in the
+    /// backward pass rather than kept (gradient checkpointing).
+    fn logits_taped(
+        &self,
+        batch: &Batch,
+        ctx: &ForwardCtx,
+        tape: Option<&RecomputeTape<B>>,
+    ) -> Logits<B>;
     /// The causal LM, when this task is one (for generation metrics).
     fn causal_lm(&self) -> Option<&LlamaForCausalLM<B>> {
         None
@@ -43,18 +54,28 @@ pub fn input_tensors<B: Backend>(
 }
 
 impl<B: Backend> Task<B> for BertForSequenceClassification<B> {
-    fn logits(&self, batch: &Batch, ctx: &ForwardCtx) -> Logits<B> {
+    fn logits_taped(
+        &self,
+        batch: &Batch,
+        ctx: &ForwardCtx,
+        tape: Option<&RecomputeTape<B>>,
+    ) -> Logits<B> {
         let device = self.classifier.weight.device();
         let (ids, mask) = input_tensors::<B>(batch, &device);
-        Logits::Classes(self.forward_with(ids, Some(mask), None, ctx))
+        Logits::Classes(self.forward_taped(ids, Some(mask), None, ctx, tape))
     }
 }
 
 impl<B: Backend> Task<B> for LlamaForCausalLM<B> {
-    fn logits(&self, batch: &Batch, ctx: &ForwardCtx) -> Logits<B> {
+    fn logits_taped(
+        &self,
+        batch: &Batch,
+        ctx: &ForwardCtx,
+        tape: Option<&RecomputeTape<B>>,
+    ) -> Logits<B> {
         let device = self.model.embed_tokens.weight.device();
         let (ids, mask) = input_tensors::<B>(batch, &device);
-        let hidden = self.forward_hidden_with(ids, Some(mask), None, ctx);
+        let hidden = self.forward_hidden_taped(ids, Some(mask), None, ctx, tape);
         Logits::Tokens(self.token_logits(hidden))
     }
 

@@ -84,7 +84,7 @@ static EARLY_STOP_KEYS: [Key; 4] = [
     ),
 ];
 
-static TRAIN_KEYS: [Key; 19] = [
+static TRAIN_KEYS: [Key; 20] = [
     key("epochs", positive(), Some("1"), "Passes over the training data (give this or `steps`)."),
     key("steps", int(1), None, "Optimizer steps to run (instead of `epochs`)."),
     key("batch", int(1), Some("8"), "Examples per micro-batch."),
@@ -104,6 +104,7 @@ static TRAIN_KEYS: [Key; 19] = [
     key("backend", Ty::Enum(&["cpu", "cuda"]), Some("cpu"), "Where to train. `cuda` needs a binary built with `--features cuda` and an NVIDIA GPU."),
     key("threads", int(1), Some("all cores"), "CPU threads to use."),
     key("precision", Ty::Enum(&["f32", "bf16"]), Some("f32"), "Arithmetic of the products with frozen weights (the base model under LoRA and the other adapter methods). `bf16` rounds both inputs of those products to bfloat16 and accumulates in f32 on the CPU's AMX tile unit (Intel Sapphire Rapids and later): several times faster, with results that differ from f32 at the bfloat16 level (as PyTorch's CPU autocast to bfloat16). Adapters, gradients, norms and the optimizer stay f32. Without AMX, or on CUDA, the run says so and uses f32."),
+    key("gradient_checkpointing", Ty::Bool, Some("false"), "Keep only each layer's input during the forward pass and recompute the layer, one at a time, in the backward pass: activation memory falls from every layer's intermediates to one layer's plus a `batch × max_len × hidden` input per layer, for one more forward pass of the layers (about a third more compute). For long sequences and large batches. Gradients are those of the ordinary step (dropout masks are redrawn identically). Not used by `ppo`."),
 ];
 
 static EVALUATE_KEYS: [Key; 4] = [
