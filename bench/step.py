@@ -17,12 +17,16 @@ average.
 
     cargo build --release -p ft-runtime --example step_worker
     .cache/venv-ref/bin/python bench/step.py [--steps 5] [--threads 2] [--models minilm,smollm2]
-        [--precision f32|bf16] [--torch-precision f32|bf16]
+        [--precision f32|bf16] [--torch-precision f32|bf16] [--checkpointing] [--shape BATCHxSEQ]
 
 `--precision bf16` runs ft as a recipe with `precision = bf16` (frozen-weight
 products in bfloat16 on AMX); `--torch-precision bf16` runs the reference
 under `torch.autocast("cpu", dtype=torch.bfloat16)`, PyTorch's own CPU
 bf16 mode (oneDNN, AMX where the CPU has it), for the like-for-like pair.
+`--checkpointing` recomputes the layers in the backward pass on both sides
+(ft's `gradient_checkpointing = true`; transformers'
+`gradient_checkpointing_enable()`, non-reentrant); `--shape` replaces the
+models' batch × seq (long sequences, where activations dominate memory).
 """
 import argparse
 import os
@@ -46,7 +50,7 @@ def vm_hwm_kib():
     return 0
 
 
-def torch_worker(kind, path, batch, seq, threads, precision):
+def torch_worker(kind, path, batch, seq, threads, precision, checkpointing=False):
     """Same protocol as runtime/examples/step_worker.rs."""
     import contextlib
 
@@ -76,6 +80,8 @@ def torch_worker(kind, path, batch, seq, threads, precision):
         def loss_of(m):
             return m(input_ids=ids, labels=ids).loss
 
+    if checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = get_peft_model(model, cfg)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -156,11 +162,13 @@ def main():
     ap.add_argument("--ft-bin", help="the step_worker binary (default: TARGET_DIR/release/examples/step_worker)")
     ap.add_argument("--precision", choices=["f32", "bf16"], default="f32", help="ft's precision (the recipe's)")
     ap.add_argument("--torch-precision", choices=["f32", "bf16"], default="f32", help="bf16: torch.autocast to bfloat16")
+    ap.add_argument("--checkpointing", action="store_true", help="recompute the layers in the backward pass (both sides)")
+    ap.add_argument("--shape", help="BATCHxSEQ instead of each model's default")
     ap.add_argument("--worker", nargs=4, metavar=("KIND", "PATH", "BATCH", "SEQ"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         kind, path, batch, seq = args.worker
-        return torch_worker(kind, path, int(batch), int(seq), args.threads, args.torch_precision)
+        return torch_worker(kind, path, int(batch), int(seq), args.threads, args.torch_precision, args.checkpointing)
 
     ft_bin = args.ft_bin or os.path.join(args.target_dir, "release/examples/step_worker")
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
@@ -168,10 +176,14 @@ def main():
     rows = []
     for name in args.models.split(","):
         path, batch, seq = MODELS[name]
+        if args.shape:
+            batch, seq = (int(x) for x in args.shape.split("x"))
         argv = [name, path, str(batch), str(seq)]
-        ft = Worker([ft_bin, *argv, args.precision], env)
+        mode = args.precision + ("+recompute" if args.checkpointing else "")
+        ft = Worker([ft_bin, *argv, mode], env)
         pt = Worker([sys.executable, os.path.abspath(__file__), "--threads", str(args.threads),
-                     "--torch-precision", args.torch_precision, "--worker", *argv], env)
+                     "--torch-precision", args.torch_precision, *(["--checkpointing"] if args.checkpointing else []),
+                     "--worker", *argv], env)
         ft.step(), pt.step()  # warm-up
         ft_ms, pt_ms, ratios = [], [], []
         ft_cpu, pt_cpu, cpu_ratios = [], [], []
@@ -186,7 +198,7 @@ def main():
             cpu_ratios.append(ft.last_cpu_ms / pt.last_cpu_ms)
         ft_rss, pt_rss = ft.close(), pt.close()
         rows.append(
-            f"| {name} | {args.precision} / {args.torch_precision} | {batch} × {seq} | {ft.trainable:,} / {pt.trainable:,} | {statistics.median(ft_ms):.0f} ms | "
+            f"| {name} | {mode} / {args.torch_precision}{'+recompute' if args.checkpointing else ''} | {batch} × {seq} | {ft.trainable:,} / {pt.trainable:,} | {statistics.median(ft_ms):.0f} ms | "
             f"{statistics.median(pt_ms):.0f} ms | {statistics.median(ratios):.2f} | {ft_rss:.0f} MiB | {pt_rss:.0f} MiB | "
             f"{ft_rss / pt_rss:.2f} | {statistics.median(ft_cpu):.0f} / {statistics.median(pt_cpu):.0f} ms | "
             f"{statistics.median(cpu_ratios):.2f} |"

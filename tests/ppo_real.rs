@@ -253,12 +253,37 @@ fn tiny_ppo_trains_checkpoints_and_resumes_bit_identical() {
             })
             .collect()
     };
-    assert_eq!(strip(train_lines(&s.run_dir)), strip(lines));
+    assert_eq!(strip(train_lines(&s.run_dir)), strip(lines.clone()));
     // The value head is checkpointed: the step-2 checkpoint holds the LoRA
     // tensors plus the head's weight and bias.
     let lora_tensors = 2 * 2 * 2; // 2 layers × (q, v) × (A, B)
     let ck = ft_runtime::train::checkpoint::load(&s.run_dir.join("checkpoints/last")).unwrap();
     assert_eq!(ck.params.len(), lora_tensors + 2);
+
+    // With the policy's layers recomputed in the backward pass: the first
+    // step (same rollouts: the policy is still the reference) has the same
+    // losses and gradient norm, to rounding. Later steps sample from
+    // policies that differ by rounding, so they are only checked to run.
+    let mut recomputed = plan.clone();
+    recomputed.train.gradient_checkpointing = true;
+    let s = train::run(
+        &recomputed,
+        &RunOptions::new(dir.join("runs-c")),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(s.steps, 4);
+    let again = train_lines(&s.run_dir);
+    for k in ["loss", "policy_loss", "value_loss", "grad_norm", "kl"] {
+        let (a, b) = (lines[0][k].as_f64().unwrap(), again[0][k].as_f64().unwrap());
+        assert!(
+            (a - b).abs() <= 1e-5 * a.abs().max(1e-3),
+            "step 1 `{k}`: {a} vs {b} with gradient checkpointing"
+        );
+    }
+    assert!(again
+        .iter()
+        .all(|l| l["loss"].as_f64().is_some_and(f64::is_finite)));
 }
 
 #[test]

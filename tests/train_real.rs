@@ -3,7 +3,9 @@
 //! on chatterbot questions (validation loss falls; the adapter generates),
 //! and SmolLM2 with DPO on chatterbot preference pairs (the implicit reward
 //! margin grows from zero); and `precision = bf16` against f32 on the same
-//! run (the losses agree to bfloat16's precision).
+//! run (the losses agree to bfloat16's precision); and
+//! `gradient_checkpointing = true` against the ordinary run (the same
+//! losses, to rounding).
 
 mod common;
 
@@ -193,6 +195,68 @@ evaluate {{ on = val, metrics = [loss] }}
     );
     assert!(runs[1].join("adapter/adapter_model.safetensors").is_file());
     eprintln!("train losses f32 {f32_losses:?} bf16 {bf16_losses:?}; val {f32_val} / {bf16_val}");
+}
+
+#[test]
+fn smollm2_gradient_checkpointing_trains_as_the_ordinary_run() {
+    // LoRA dropout on: the recomputed layers must draw the masks of the
+    // first forward pass, or the losses part after the first step.
+    let data = format!("{}/*.yml", asset("data/chatterbot"));
+    let recipe = |checkpointing: bool| {
+        format!(
+            r#"model base = gguf("{model}")
+
+dataset faq = yaml_pairs("{data}") {{
+  prompt     = chat([user: "{{question}}"])
+  completion = "{{answer}}"
+  split      = {{ train = 85%, val = 15%, seed = 7 }}
+  filter     = len(question) < 24 and len(answer) < 48
+  on_bad_row = skip
+}}
+
+peft lora {{ rank = 8, alpha = 16, dropout = 0.1, targets = [q_proj, v_proj, down_proj] }}
+
+train {{
+  steps     = 3
+  batch     = 4
+  max_len   = 64
+  optimizer = adamw(lr = 1e-3)
+  gradient_checkpointing = {checkpointing}
+}}
+
+evaluate {{ on = val, metrics = [loss] }}
+"#,
+            model = asset("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        )
+    };
+    let mut runs = Vec::new();
+    for checkpointing in [false, true] {
+        let dir = workdir(
+            &format!("smollm2-checkpointing-{checkpointing}"),
+            &recipe(checkpointing),
+        );
+        let o = ft(&dir, &["run", "recipe.ft", "--runs", "runs", "--no-cache"]);
+        assert!(o.status.success(), "{}", text(&o));
+        runs.push(dir.join("runs/recipe/0001"));
+    }
+    let (plain, recomputed) = (train_losses(&runs[0]), train_losses(&runs[1]));
+    assert_eq!(plain.len(), 3);
+    assert_eq!(recomputed.len(), 3);
+    // Gradients agree to rounding (the order of a few sums differs), so
+    // the losses after two updates do too.
+    for (a, b) in plain.iter().zip(&recomputed) {
+        assert!(
+            (a - b).abs() / a < 1e-4,
+            "plain {plain:?} vs recomputed {recomputed:?}"
+        );
+    }
+    assert!(
+        plain[2] < plain[0],
+        "training did not lower the loss: {plain:?}"
+    );
+    let (a, b) = (final_loss(&runs[0]), final_loss(&runs[1]));
+    assert!((a - b).abs() / a < 1e-4, "final val loss {a} vs {b}");
+    eprintln!("train losses {plain:?} / {recomputed:?}; val {a} / {b}");
 }
 
 #[test]

@@ -166,7 +166,10 @@ fn least_memory(text: &str) -> u64 {
 #[test]
 fn gradient_checkpointing_lowers_the_estimate_and_is_suggested_when_it_fits() {
     let plain = fixture_text();
-    let recomputed = plain.replace("max_len = 32", "max_len = 32\n  gradient_checkpointing = true");
+    let recomputed = plain.replace(
+        "max_len = 32",
+        "max_len = 32\n  gradient_checkpointing = true",
+    );
     assert!(recomputed.contains("gradient_checkpointing = true"));
     let (need_plain, need_recomputed) = (least_memory(&plain), least_memory(&recomputed));
     // Two layers kept at 68 bytes per hidden unit and token each, against

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 use ft_plan::method::{Lora, LoraBias, LoraModule, TargetModule};
@@ -21,6 +21,7 @@ use ft_plan::Method;
 use ft_runtime::peft::{
     apply, new_classifier, trainable_parameters, Adaptable, ApplyOptions, ForwardCtx,
 };
+use ft_runtime::recompute::RecomputeTape;
 use ft_runtime::train::task::lm_loss;
 use ft_runtime::CpuBackend;
 
@@ -61,15 +62,26 @@ fn lora<M: Adaptable<AB>>(m: &M, suffixes: &[&str]) -> Method {
     })
 }
 
-/// One AdamW step on `loss(model)`; returns the loss.
+/// One AdamW step on `loss(model, tape)`; returns the loss. With
+/// `recompute`, the layers are recomputed in the backward pass (gradient
+/// checkpointing) as the trainer does.
 fn step<M: AutodiffModule<AB> + Adaptable<AB>, O: Optimizer<M, AB>>(
     model: M,
     optim: &mut O,
-    loss: impl Fn(&M) -> Tensor<AB, 1>,
+    recompute: bool,
+    loss: impl Fn(&M, Option<&RecomputeTape<AB>>) -> Tensor<AB, 1>,
 ) -> (M, f32) {
-    let l = loss(&model);
+    let tape = recompute.then(RecomputeTape::new);
+    let l = loss(&model, tape.as_ref());
     let value = l.clone().into_scalar();
-    let grads = GradientsParams::from_grads(l.backward(), &model);
+    let grads = match tape {
+        Some(tape) => {
+            let mut accum = GradientsAccumulator::new();
+            tape.backward(l.backward(), &model, &mut accum);
+            accum.grads()
+        }
+        None => GradientsParams::from_grads(l.backward(), &model),
+    };
     (optim.step(1e-4, model, grads), value)
 }
 
@@ -102,13 +114,14 @@ fn main() {
     ft_runtime::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
     if !(5..=6).contains(&args.len()) {
-        eprintln!("usage: step_worker minilm|smollm2 PATH BATCH SEQ [f32|bf16]");
+        eprintln!("usage: step_worker minilm|smollm2 PATH BATCH SEQ [f32|bf16][+recompute]");
         std::process::exit(2);
     }
     let (kind, path) = (args[1].as_str(), &args[2]);
     let b: usize = args[3].parse().expect("BATCH");
     let s: usize = args[4].parse().expect("SEQ");
-    let bf16 = args.get(5).is_some_and(|p| p == "bf16");
+    let bf16 = args.get(5).is_some_and(|p| p.starts_with("bf16"));
+    let recompute = args.get(5).is_some_and(|p| p.ends_with("+recompute"));
     let frozen_bf16 = |n: usize| {
         if bf16 {
             eprintln!(
@@ -149,8 +162,9 @@ fn main() {
                 trainable_parameters(&model, &method)
             );
             serve(|n| {
-                let (m, loss) = step(model.clone(), &mut optim, |m| {
-                    let logits = m.forward_with(ids.clone(), None, None, &ForwardCtx::train(0, n));
+                let (m, loss) = step(model.clone(), &mut optim, recompute, |m, tape| {
+                    let ctx = ForwardCtx::train(0, n);
+                    let logits = m.forward_taped(ids.clone(), None, None, &ctx, tape);
                     log_softmax(logits, 1)
                         .gather(1, labels.clone())
                         .mean()
@@ -179,9 +193,9 @@ fn main() {
             // computed as ft's trainer computes it.
             let labels: Vec<i64> = ids.to_data().to_vec().expect("ids");
             serve(|n| {
-                let (m, loss) = step(model.clone(), &mut optim, |m| {
+                let (m, loss) = step(model.clone(), &mut optim, recompute, |m, tape| {
                     let ctx = ForwardCtx::train(0, n);
-                    let hidden = m.forward_hidden_with(ids.clone(), None, None, &ctx);
+                    let hidden = m.forward_hidden_taped(ids.clone(), None, None, &ctx, tape);
                     lm_loss(m.token_logits(hidden), &labels).0
                 });
                 model = m;

@@ -46,6 +46,7 @@ use super::{Event, RunOptions, RunSummary, TrainError};
 use crate::generate::SamplingOptions;
 use crate::llama::LlamaForCausalLM;
 use crate::peft;
+use crate::recompute::RecomputeTape;
 
 /// Passes over each step's rollouts.
 pub const PPO_EPOCHS: usize = 2;
@@ -79,8 +80,9 @@ impl<B: Backend> PolicyValue<B> {
         grid: &Grid,
         temperature: f64,
         device: &B::Device,
+        tape: Option<&RecomputeTape<B>>,
     ) -> (Tensor<B, 2>, Tensor<B, 2>) {
-        let (hidden, lp) = grid_logprobs(&self.policy, grid, temperature, device);
+        let (hidden, lp) = grid_logprobs(&self.policy, grid, temperature, device, tape);
         let values = self
             .value
             .forward(hidden.detach())
@@ -121,6 +123,8 @@ struct Settings {
     sampling: SamplingOptions,
     temperature: f64,
     seed: u64,
+    /// Gradient checkpointing of the policy's layers.
+    recompute: bool,
 }
 
 /// Trains `policy` (the PEFT method already injected) with PPO.
@@ -167,6 +171,7 @@ pub(super) fn train<B: AutodiffBackend>(
             stop_ids: tok.eos_id.into_iter().collect(),
         },
         seed: plan.seed,
+        recompute: plan.train.gradient_checkpointing,
     };
 
     let (mut run, mut model) = Driver::<B>::open(
@@ -305,7 +310,7 @@ fn ppo_step<B: AutodiffBackend>(
             .collect();
         let scores = rm.score(&texts, device)?;
         let grid = Grid::new(&prompts, &responses, tok.pad_id);
-        let (_, ref_lp) = grid_logprobs(reference, &grid, s.temperature, device);
+        let (_, ref_lp) = grid_logprobs(reference, &grid, s.temperature, device, None);
         rollouts += prompts.len();
         tokens += prompts
             .iter()
@@ -331,7 +336,8 @@ fn ppo_step<B: AutodiffBackend>(
         let mut accum = GradientsAccumulator::<PolicyValue<B>>::new();
         for e in exps.iter_mut() {
             let g = &e.grid;
-            let (lp, values) = model.outputs(g, s.temperature, device);
+            let tape = s.recompute.then(RecomputeTape::new);
+            let (lp, values) = model.outputs(g, s.temperature, device, tape.as_ref());
             if epoch == 0 {
                 e.old_lp = to_vec(lp.clone().inner());
                 e.old_values = to_vec(values.clone().inner());
@@ -364,8 +370,12 @@ fn ppo_step<B: AutodiffBackend>(
             loss_sum += pv + VALUE_COEF * vv;
             passes += 1.0;
             let loss = (policy + value.mul_scalar(VALUE_COEF)).div_scalar(k);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            accum.accumulate(&model, grads);
+            match tape {
+                Some(tape) => tape.backward(loss.backward(), &model, &mut accum),
+                None => {
+                    accum.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model))
+                }
+            }
         }
         let (m, info) = optim::step(model, opt, accum.grads(), lr, grad_clip);
         model = m;

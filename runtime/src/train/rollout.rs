@@ -22,6 +22,7 @@ use crate::bert::BertForSequenceClassification;
 use crate::generate::{generate, SamplingOptions};
 use crate::llama::LlamaForCausalLM;
 use crate::peft::{self, rng, ForwardCtx};
+use crate::recompute::RecomputeTape;
 
 /// The prompts of a pipeline batch: each row's tokens before its first
 /// trained position (for PPO data, the rendered prompt; the EOS or
@@ -269,6 +270,7 @@ pub fn grid_logprobs<B: Backend>(
     grid: &Grid,
     temperature: f64,
     device: &B::Device,
+    tape: Option<&RecomputeTape<B>>,
 ) -> (Tensor<B, 3>, Tensor<B, 2>) {
     let (rows, seq, width) = (grid.rows, grid.seq, grid.width);
     let ids =
@@ -276,7 +278,7 @@ pub fn grid_logprobs<B: Backend>(
     let mask =
         Tensor::<B, 2>::from_data(TensorData::new(grid.attention.clone(), [rows, seq]), device);
     let hidden = lm
-        .forward_hidden_with(ids, Some(mask), None, &ForwardCtx::EVAL)
+        .forward_hidden_taped(ids, Some(mask), None, &ForwardCtx::EVAL, tape)
         .narrow(1, grid.start, width);
     let mut logits = lm.head(hidden.clone());
     if temperature != 1.0 {
@@ -330,7 +332,7 @@ mod tests {
         let prompts = vec![vec![1, 4, 9], vec![1, 3]];
         let responses = vec![vec![20, 30], vec![40, 2]];
         let g = Grid::new(&prompts, &responses, 0);
-        let (_, lp) = grid_logprobs(&lm, &g, 1.0, &device);
+        let (_, lp) = grid_logprobs(&lm, &g, 1.0, &device, None);
         let lp = to_vec(lp);
         // Row 1 alone, unpadded: position 1 predicts 40, position 2 predicts 2.
         let ids =
