@@ -400,14 +400,9 @@ impl<B: Backend> BertModel<B> {
         match tape {
             Some(tape) => {
                 let ctx = *ctx;
-                let extras = |i: usize| {
-                    prefix
-                        .as_ref()
-                        .map_or_else(Vec::new, |p| vec![p[i].0.clone(), p[i].1.clone()])
-                };
-                x = tape.run(x, &self.layers, extras, move |layer, i, x, e| {
-                    let kv = (e.len() == 2).then(|| (e[0].clone(), e[1].clone()));
-                    layer.forward(x, kept(i), &bias, kv.as_ref(), &ctx)
+                let kv = |i: usize| prefix.as_ref().map(|p| p[i].clone());
+                x = tape.run(x, &self.layers, kv, move |layer, i, x, kv| {
+                    layer.forward(x, kept(i), &bias, kv, &ctx)
                 });
             }
             None => {

@@ -378,14 +378,9 @@ impl<B: Backend> LlamaForCausalLM<B> {
             // Gradient checkpointing (training: there is no cache).
             (Some(tape), true) => {
                 let ctx = *ctx;
-                let extras = |i: usize| {
-                    prefix
-                        .as_ref()
-                        .map_or_else(Vec::new, |p| vec![p[i].0.clone(), p[i].1.clone()])
-                };
-                x = tape.run(x, &self.model.layers, extras, move |layer, _, x, e| {
-                    let kv = (e.len() == 2).then(|| (e[0].clone(), e[1].clone()));
-                    layer.forward(x, &cos, &sin, &bias, None, kv.as_ref(), &ctx)
+                let kv = |i: usize| prefix.as_ref().map(|p| p[i].clone());
+                x = tape.run(x, &self.model.layers, kv, move |layer, _, x, kv| {
+                    layer.forward(x, &cos, &sin, &bias, None, kv, &ctx)
                 });
             }
             _ => {

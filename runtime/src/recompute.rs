@@ -35,17 +35,20 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 
-/// A layer rerun in the backward pass: the input and the extra inputs
-/// (prefix keys and values) in, the output out.
-type LayerFn<B> = Box<dyn Fn(Tensor<B, 3>, &[Tensor<B, 4>]) -> Tensor<B, 3>>;
+/// A layer's prefix keys and values (prefix tuning), `[batch, heads, n, d]`.
+pub type KeyValues<B> = (Tensor<B, 4>, Tensor<B, 4>);
+
+/// A layer rerun in the backward pass: the input and the prefix in, the
+/// output out.
+type LayerFn<B> = Box<dyn Fn(Tensor<B, 3>, Option<&KeyValues<B>>) -> Tensor<B, 3>>;
 
 struct Segment<B: Backend> {
     /// The layer's input, untracked.
     input: Tensor<B, 3>,
-    /// Extra inputs, untracked copies…
-    extra: Vec<Tensor<B, 4>>,
-    /// …and the tracked originals, whose gradients go below the layers.
-    extra_tracked: Vec<Tensor<B, 4>>,
+    /// The prefix, an untracked copy…
+    prefix: Option<KeyValues<B>>,
+    /// …and the tracked original, whose gradients go below the layers.
+    prefix_tracked: Option<KeyValues<B>>,
     layer: LayerFn<B>,
 }
 
@@ -84,33 +87,35 @@ impl<B: Backend> RecomputeTape<B> {
     }
 
     /// Runs `layers` in order from `x` and returns the last one's output as
-    /// a leaf of the graph. `extras(i)` are layer `i`'s extra inputs (prefix
-    /// keys and values, possibly tracked); `f(layer, i, x, extras)` is one
-    /// layer's forward. `f` is kept (with a clone of each layer) to rerun
-    /// the layers in the backward pass, so it owns what it captures.
+    /// a leaf of the graph. `prefix(i)` is layer `i`'s prefix (possibly
+    /// tracked); `f(layer, i, x, prefix)` is one layer's forward. `f` is
+    /// kept (with a clone of each layer) to rerun the layers in the
+    /// backward pass, so it owns what it captures.
     pub fn run<L, F>(
         &self,
         x: Tensor<B, 3>,
         layers: &[L],
-        extras: impl Fn(usize) -> Vec<Tensor<B, 4>>,
+        prefix: impl Fn(usize) -> Option<KeyValues<B>>,
         f: F,
     ) -> Tensor<B, 3>
     where
         L: Module<B> + 'static,
-        F: Fn(&L, usize, Tensor<B, 3>, &[Tensor<B, 4>]) -> Tensor<B, 3> + Clone + 'static,
+        F: Fn(&L, usize, Tensor<B, 3>, Option<&KeyValues<B>>) -> Tensor<B, 3> + Clone + 'static,
     {
         let mut h = untracked(&x);
         let mut segments = Vec::with_capacity(layers.len());
         for (i, layer) in layers.iter().enumerate() {
-            let extra_tracked = extras(i);
-            let extra: Vec<_> = extra_tracked.iter().map(untracked).collect();
-            let y = f(&layer.clone().no_grad(), i, h.clone(), &extra);
+            let prefix_tracked = prefix(i);
+            let kv = prefix_tracked
+                .as_ref()
+                .map(|(k, v)| (untracked(k), untracked(v)));
+            let y = f(&layer.clone().no_grad(), i, h.clone(), kv.as_ref());
             let (owned, g) = (layer.clone(), f.clone());
             segments.push(Segment {
                 input: h,
-                extra,
-                extra_tracked,
-                layer: Box::new(move |x, e| g(&owned, i, x, e)),
+                prefix: kv,
+                prefix_tracked,
+                layer: Box::new(move |x, kv| g(&owned, i, x, kv)),
             });
             h = y;
         }
@@ -154,19 +159,18 @@ impl<B: AutodiffBackend> RecomputeTape<B> {
             let mut below: Vec<Tensor<B, 1>> = Vec::new();
             for seg in pass.segments.into_iter().rev() {
                 let x = Tensor::<B, 3>::from_inner(seg.input.inner()).require_grad();
-                let extra: Vec<Tensor<B, 4>> = seg
-                    .extra
-                    .iter()
-                    .map(|e| Tensor::from_inner(e.clone().inner()).require_grad())
-                    .collect();
-                let y = (seg.layer)(x.clone(), &extra);
+                let leaf = |t: &Tensor<B, 4>| Tensor::from_inner(t.clone().inner()).require_grad();
+                let kv = seg.prefix.as_ref().map(|(k, v)| (leaf(k), leaf(v)));
+                let y = (seg.layer)(x.clone(), kv.as_ref());
                 let layer_grads = (y * Tensor::from_inner(g)).sum().backward();
                 g = x
                     .grad(&layer_grads)
                     .expect("a layer's output depends on its input");
-                for (leaf, tracked) in extra.iter().zip(seg.extra_tracked) {
-                    if let Some(ge) = leaf.grad(&layer_grads) {
-                        below.push((tracked * Tensor::from_inner(ge)).sum());
+                if let (Some((k, v)), Some((tk, tv))) = (kv, seg.prefix_tracked) {
+                    for (leaf, tracked) in [(k, tk), (v, tv)] {
+                        if let Some(g) = leaf.grad(&layer_grads) {
+                            below.push((tracked * Tensor::from_inner(g)).sum());
+                        }
                     }
                 }
                 accum.accumulate(model, GradientsParams::from_grads(layer_grads, model));
