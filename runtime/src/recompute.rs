@@ -168,8 +168,8 @@ impl<B: AutodiffBackend> RecomputeTape<B> {
                     .expect("a layer's output depends on its input");
                 if let (Some((k, v)), Some((tk, tv))) = (kv, seg.prefix_tracked) {
                     for (leaf, tracked) in [(k, tk), (v, tv)] {
-                        if let Some(g) = leaf.grad(&layer_grads) {
-                            below.push((tracked * Tensor::from_inner(g)).sum());
+                        if let Some(g_kv) = leaf.grad(&layer_grads) {
+                            below.push((tracked * Tensor::from_inner(g_kv)).sum());
                         }
                     }
                 }
