@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{AdamWConfig, GradientsAccumulator, Optimizer};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 use ft_plan::method::{Lora, LoraBias, LoraModule, TargetModule};
@@ -74,15 +74,9 @@ fn step<M: AutodiffModule<AB> + Adaptable<AB>, O: Optimizer<M, AB>>(
     let tape = recompute.then(RecomputeTape::new);
     let l = loss(&model, tape.as_ref());
     let value = l.clone().into_scalar();
-    let grads = match tape {
-        Some(tape) => {
-            let mut accum = GradientsAccumulator::new();
-            tape.backward(l.backward(), &model, &mut accum);
-            accum.grads()
-        }
-        None => GradientsParams::from_grads(l.backward(), &model),
-    };
-    (optim.step(1e-4, model, grads), value)
+    let mut accum = GradientsAccumulator::new();
+    ft_runtime::recompute::accumulate(tape, l.backward(), &model, &mut accum);
+    (optim.step(1e-4, model, accum.grads()), value)
 }
 
 fn vm_hwm_kib() -> u64 {

@@ -186,3 +186,17 @@ impl<B: AutodiffBackend> RecomputeTape<B> {
         }
     }
 }
+
+/// A micro-batch's gradients into `accum`: through the tape when its
+/// layers are to be recomputed, straight from `grads` otherwise.
+pub fn accumulate<B: AutodiffBackend, M: AutodiffModule<B>>(
+    tape: Option<RecomputeTape<B>>,
+    grads: B::Gradients,
+    model: &M,
+    accum: &mut GradientsAccumulator<M>,
+) {
+    match tape {
+        Some(tape) => tape.backward(grads, model, accum),
+        None => accum.accumulate(model, GradientsParams::from_grads(grads, model)),
+    }
+}

@@ -26,7 +26,7 @@ use std::path::Path;
 
 use burn::module::{AutodiffModule, Module};
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::optim::GradientsAccumulator;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 use ft_pipeline::{BatchData, DataPipeline};
@@ -370,12 +370,7 @@ fn ppo_step<B: AutodiffBackend>(
             loss_sum += pv + VALUE_COEF * vv;
             passes += 1.0;
             let loss = (policy + value.mul_scalar(VALUE_COEF)).div_scalar(k);
-            match tape {
-                Some(tape) => tape.backward(loss.backward(), &model, &mut accum),
-                None => {
-                    accum.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model))
-                }
-            }
+            crate::recompute::accumulate(tape, loss.backward(), &model, &mut accum);
         }
         let (m, info) = optim::step(model, opt, accum.grads(), lr, grad_clip);
         model = m;

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::optim::GradientsAccumulator;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 use ft_pipeline::{BatchData, BuildOptions, DataPipeline, TextTokenizer};
@@ -261,12 +261,7 @@ where
                 return Err(run.non_finite("loss"));
             }
             loss_sum += value;
-            match tape {
-                Some(tape) => tape.backward(loss.backward(), &model, &mut accum),
-                None => {
-                    accum.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model))
-                }
-            }
+            crate::recompute::accumulate(tape, loss.backward(), &model, &mut accum);
             examples += tb.data.main().tasks.len() as u64;
             tokens += n;
             micro += 1;
