@@ -1,6 +1,7 @@
 //! `ft run` on real weights and real data (the assets of
 //! `scripts/fetch-assets.sh`), kept short for CI: SmolLM2-135M with LoRA
-//! on chatterbot questions (validation loss falls; the adapter generates),
+//! on chatterbot questions (validation loss falls; generation metrics are
+//! scored; the adapter generates),
 //! and SmolLM2 with DPO on chatterbot preference pairs (the implicit reward
 //! margin grows from zero); and `precision = bf16` against f32 on the same
 //! run (the losses agree to bfloat16's precision); and
@@ -60,7 +61,7 @@ train {{
   eval_every = 6
 }}
 
-evaluate {{ on = val, metrics = [loss, perplexity] }}
+evaluate {{ on = val, metrics = [loss, perplexity, rouge_l, exact_match], max_new_tokens = 12, batch = 3 }}
 "#,
         model = asset("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
     );
@@ -73,6 +74,19 @@ evaluate {{ on = val, metrics = [loss, perplexity] }}
     assert!(
         curve[1].1 < curve[0].1,
         "validation loss did not fall: {curve:?}"
+    );
+    // Generation metrics (final evaluation): the validation prompts
+    // generated three at a time (left-padded batches), scored against the
+    // answers.
+    let last = final_metrics(&run);
+    println!("final: {last}");
+    for metric in ["rouge_l", "exact_match"] {
+        let score = last[metric].as_f64().unwrap_or(-1.0);
+        assert!((0.0..=1.0).contains(&score), "{metric}: {last}");
+    }
+    assert!(
+        last["rouge_l"].as_f64() > Some(0.0),
+        "no overlap at all: {last}"
     );
     for f in [
         "adapter/adapter_config.json",
@@ -97,15 +111,20 @@ evaluate {{ on = val, metrics = [loss, perplexity] }}
     assert!(!String::from_utf8_lossy(&o.stdout).trim().is_empty());
 }
 
-/// The final evaluation's loss of a run.
-fn final_loss(run: &Path) -> f64 {
+/// The final evaluation's metrics of a run.
+fn final_metrics(run: &Path) -> serde_json::Value {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .find(|v| v["final"] == true)
-        .and_then(|v| v["metrics"]["loss"].as_f64())
-        .expect("a final loss")
+        .map(|v| v["metrics"].clone())
+        .expect("a final evaluation")
+}
+
+/// The final evaluation's loss of a run.
+fn final_loss(run: &Path) -> f64 {
+    final_metrics(run)["loss"].as_f64().expect("a final loss")
 }
 
 /// Every training loss of a run, in step order.

@@ -4,7 +4,7 @@
 
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
-use crate::llama::LlamaForCausalLM;
+use crate::llama::{KvCache, LlamaForCausalLM};
 
 // Chat templates live in ft-formats (the data pipeline renders prompts
 // with them, without Burn); re-exported for this module's callers.
@@ -144,6 +144,82 @@ pub fn generate<B: Backend>(
             break;
         }
         input.push(next as i64);
+    }
+    out
+}
+
+/// Generates for several prompts at once: one forward pass per new token
+/// for the whole batch, so each step reads the weights once rather than
+/// once per prompt (decoding is bound by reading them). Prompts are padded
+/// on the left, every row gets its own generator (`seeds(i)`), and a row
+/// that has produced a stop token is fed on but no longer extended. Each
+/// row gets what [`generate`] gives it alone, up to the rounding of
+/// products over a longer, padded row (masked columns add exact zeros).
+pub fn generate_batch<B: Backend>(
+    model: &LlamaForCausalLM<B>,
+    prompts: &[Vec<u32>],
+    opts: &SamplingOptions,
+    seeds: impl Fn(usize) -> u64,
+    device: &B::Device,
+) -> Vec<Vec<u32>> {
+    let b = prompts.len();
+    let width = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    if b == 0 || width == 0 || opts.max_new_tokens == 0 {
+        return vec![Vec::new(); b];
+    }
+    let pads: Vec<usize> = prompts.iter().map(|p| width - p.len()).collect();
+    let mut rngs: Vec<Rng> = (0..b).map(|i| Rng::new(seeds(i))).collect();
+    let mut cache = KvCache::left_padded(model.model.layers.len(), pads.clone());
+    // Mask columns per row: padding 0, tokens 1; one column per step after.
+    let mut mask: Vec<Vec<f32>> = pads
+        .iter()
+        .map(|&p| (0..width).map(|c| f32::from(c >= p)).collect())
+        .collect();
+    // The pad id is irrelevant (masked); a row's own first token is a valid id.
+    let mut input: Vec<i64> = prompts
+        .iter()
+        .zip(&pads)
+        .flat_map(|(p, &pad)| {
+            let fill = p.first().copied().unwrap_or(0) as i64;
+            std::iter::repeat_n(fill, pad).chain(p.iter().map(|&t| t as i64))
+        })
+        .collect();
+    let mut out: Vec<Vec<u32>> = vec![Vec::new(); b];
+    let mut done = vec![false; b];
+    for _ in 0..opts.max_new_tokens {
+        let n = input.len() / b;
+        let ids = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(std::mem::take(&mut input), [b, n]),
+            device,
+        );
+        let cols = mask[0].len();
+        let flat: Vec<f32> = mask.iter().flatten().copied().collect();
+        let m = Tensor::<B, 2>::from_data(TensorData::new(flat, [b, cols]), device);
+        let hidden = model.forward_hidden(ids, Some(m), Some(&mut cache));
+        let last = hidden.narrow(1, n - 1, 1);
+        let logits: Vec<f32> = model
+            .head(last)
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("f32 logits");
+        let vocab = logits.len() / b;
+        for r in 0..b {
+            let next = if done[r] {
+                // Fed on so that the batch stays rectangular; never read.
+                out[r].last().copied().unwrap_or(0)
+            } else {
+                let next = sample(&logits[r * vocab..(r + 1) * vocab], opts, &mut rngs[r]);
+                out[r].push(next);
+                done[r] = opts.stop_ids.contains(&next);
+                next
+            };
+            input.push(next as i64);
+            mask[r].push(1.0);
+        }
+        if done.iter().all(|&d| d) {
+            break;
+        }
     }
     out
 }

@@ -133,10 +133,24 @@ impl Rope {
         len: usize,
         device: &B::Device,
     ) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let positions: Vec<usize> = (start..start + len).collect();
+        self.tables_at(&positions, 1, device)
+    }
+
+    /// `(cos, sin)` tables `[rows, 1, len, head_dim]`, row `r` for the
+    /// positions `positions[r·len..(r + 1)·len]` (left-padded batches, whose
+    /// rows start their positions at different columns).
+    pub fn tables_at<B: Backend>(
+        &self,
+        positions: &[usize],
+        rows: usize,
+        device: &B::Device,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let d = self.head_dim;
-        let mut cos = Vec::with_capacity(len * d);
-        let mut sin = Vec::with_capacity(len * d);
-        for p in start..start + len {
+        let len = positions.len() / rows.max(1);
+        let mut cos = Vec::with_capacity(positions.len() * d);
+        let mut sin = Vec::with_capacity(positions.len() * d);
+        for &p in positions {
             // HF duplicates the frequencies: emb = cat(freqs, freqs).
             for _ in 0..2 {
                 for f in &self.inv_freq {
@@ -147,8 +161,8 @@ impl Rope {
             }
         }
         (
-            Tensor::from_data(TensorData::new(cos, [1, 1, len, d]), device),
-            Tensor::from_data(TensorData::new(sin, [1, 1, len, d]), device),
+            Tensor::from_data(TensorData::new(cos, [rows, 1, len, d]), device),
+            Tensor::from_data(TensorData::new(sin, [rows, 1, len, d]), device),
         )
     }
 }

@@ -77,13 +77,44 @@ pub struct LlamaForCausalLM<B: Backend> {
 #[derive(Debug, Clone)]
 pub struct KvCache<B: Backend> {
     pub layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+    /// Left padding of each row (empty: none). A left-padded batch puts
+    /// every row's next token in the same column; a row's positions then
+    /// start after its padding, as transformers' generate derives them
+    /// from the attention mask, so each row computes what it would alone.
+    pub pads: Vec<usize>,
 }
 
 impl<B: Backend> KvCache<B> {
     pub fn new(num_layers: usize) -> Self {
         KvCache {
             layers: vec![None; num_layers],
+            pads: Vec::new(),
         }
+    }
+
+    /// A cache for a batch whose row `r` starts with `pads[r]` padding
+    /// columns (masked by the caller's attention mask).
+    pub fn left_padded(num_layers: usize, pads: Vec<usize>) -> Self {
+        KvCache {
+            layers: vec![None; num_layers],
+            pads,
+        }
+    }
+
+    /// Rotary positions `[rows · len]` of the columns `past..past + len`:
+    /// column `a` of row `r` is position `a − pads[r]`; the first `virt`
+    /// columns (virtual tokens, before any padding) keep theirs, and the
+    /// padding itself — masked — takes position `virt`.
+    fn positions(&self, virt: usize, past: usize, len: usize) -> Vec<usize> {
+        let mut out = Vec::with_capacity(self.pads.len() * len);
+        for &pad in &self.pads {
+            out.extend((past..past + len).map(|a| match a {
+                a if a < virt => a,
+                a if a < virt + pad => virt,
+                a => a - pad,
+            }));
+        }
+        out
     }
 
     /// Number of cached positions.
@@ -368,7 +399,13 @@ impl<B: Backend> LlamaForCausalLM<B> {
                 Tensor::cat(vec![Tensor::ones([b, virt], &device), m], 1)
             }
         });
-        let (cos, sin) = self.model.rope.tables::<B>(past, q_len, &device);
+        let (cos, sin) = match cache.as_ref().filter(|c| !c.pads.is_empty()) {
+            Some(c) => {
+                let positions = c.positions(virt, past, q_len);
+                self.model.rope.tables_at::<B>(&positions, b, &device)
+            }
+            None => self.model.rope.tables::<B>(past, q_len, &device),
+        };
         let bias = attention_bias(b, q_len, past, mask.as_ref(), true, &device);
         let mut x = self.model.embed_tokens.forward(input_ids);
         if let (Some(p), true) = (&self.model.prompt_tuning, first) {

@@ -8,7 +8,9 @@
 
 use burn::tensor::{Int, Tensor, TensorData};
 use ft_formats::{ModelFiles, ModelTokenizer};
-use ft_runtime::generate::{generate, render_chat_template, ChatMessage, SamplingOptions};
+use ft_runtime::generate::{
+    generate, generate_batch, render_chat_template, ChatMessage, SamplingOptions,
+};
 use ft_runtime::CpuBackend as B;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -283,4 +285,33 @@ fn smollm2_matches_pytorch_and_answers_paris() {
         "greedy tokens differ from transformers ({text:?})"
     );
     assert!(text.contains("Paris"), "{text:?}");
+
+    // The same question in a batch with shorter and longer prompts (left
+    // padding, one forward pass per token for all rows): the chat row still
+    // decodes transformers' greedy tokens, the others what they decode alone.
+    let encode = |t: &str| tok.tokenizer.encode(t, true).unwrap().get_ids().to_vec();
+    let prompts = vec![
+        encode("The capital of Italy is"),
+        ids.clone(),
+        encode("Hi"),
+        ids[..ids.len() - 3].to_vec(),
+    ];
+    let t = std::time::Instant::now();
+    let batch = generate_batch(&model, &prompts, &opts, |_| 0, &dev);
+    println!(
+        "greedy, batch of {}: {:.2} s",
+        prompts.len(),
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        batch[1], want,
+        "the chat row of a batch differs from transformers"
+    );
+    for (r, p) in prompts.iter().enumerate() {
+        let alone = generate(&model, p, &opts, &dev, |_| {});
+        assert_eq!(
+            batch[r], alone,
+            "row {r} of the batch differs from its own generation"
+        );
+    }
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics;
 use super::task::{classify_losses, count_targets, sequence_logprobs, Logits, Task};
-use crate::generate::{generate, SamplingOptions};
+use crate::generate::{generate_batch, SamplingOptions};
 use crate::peft::ForwardCtx;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -186,6 +186,7 @@ pub fn evaluate<B: Backend, M: Task<B>>(
             pipe,
             split,
             wanted,
+            batch,
             max_new_tokens,
             device,
             &mut result,
@@ -194,11 +195,15 @@ pub fn evaluate<B: Backend, M: Task<B>>(
     Ok(result)
 }
 
+/// Generates for the split's prompts, `batch` at a time (one pass over the
+/// weights per token for all of them), and scores against the references.
+#[allow(clippy::too_many_arguments)]
 fn generation_metrics<B: Backend, M: Task<B>>(
     model: &M,
     pipe: &DataPipeline,
     split: &str,
     wanted: &[Metric],
+    batch: usize,
     max_new_tokens: usize,
     device: &B::Device,
     result: &mut EvalResult,
@@ -213,16 +218,18 @@ fn generation_metrics<B: Backend, M: Task<B>>(
         stop_ids: tok.eos_id.into_iter().collect(),
         ..Default::default()
     };
-    let mut generated = Vec::new();
-    let mut references = Vec::new();
-    for ex in &examples {
-        let Some(reference) = &ex.reference else {
-            continue;
-        };
-        let ids = generate(lm, &ex.prompt_ids, &opts, device, |_| {});
-        let ids: Vec<u32> = ids.into_iter().filter(|i| Some(*i) != tok.eos_id).collect();
-        generated.push(tok.decode(&ids));
-        references.push(reference.clone());
+    let with_reference: Vec<_> = examples.iter().filter(|e| e.reference.is_some()).collect();
+    let references: Vec<String> = with_reference
+        .iter()
+        .filter_map(|e| e.reference.clone())
+        .collect();
+    let mut generated = Vec::with_capacity(references.len());
+    for chunk in with_reference.chunks(batch.max(1)) {
+        let prompts: Vec<Vec<u32>> = chunk.iter().map(|e| e.prompt_ids.clone()).collect();
+        for ids in generate_batch(lm, &prompts, &opts, |_| opts.seed, device) {
+            let ids: Vec<u32> = ids.into_iter().filter(|i| Some(*i) != tok.eos_id).collect();
+            generated.push(tok.decode(&ids));
+        }
     }
     for m in wanted {
         match m {

@@ -19,7 +19,7 @@ use ft_plan::{Head, ModelPlan};
 use super::ppo_math::reward_score;
 use super::TrainError;
 use crate::bert::BertForSequenceClassification;
-use crate::generate::{generate, SamplingOptions};
+use crate::generate::{generate_batch, SamplingOptions};
 use crate::llama::LlamaForCausalLM;
 use crate::peft::{self, rng, ForwardCtx};
 use crate::recompute::RecomputeTape;
@@ -47,8 +47,9 @@ pub fn rollout_seed(seed: u64, step: u64, micro: u64, index: u64) -> u64 {
     rng::stream_key(&[rng::domain::ROLLOUT, seed, step, micro, index])
 }
 
-/// Samples one response per prompt (KV-cached generation, stop at EOS;
-/// the EOS, when produced, is part of the response).
+/// Samples one response per prompt, all prompts in one batch (KV-cached
+/// generation, stop at EOS; the EOS, when produced, is part of the
+/// response).
 pub fn sample_responses<B: Backend>(
     lm: &LlamaForCausalLM<B>,
     prompts: &[Vec<u32>],
@@ -56,17 +57,7 @@ pub fn sample_responses<B: Backend>(
     seeds: impl Fn(usize) -> u64,
     device: &B::Device,
 ) -> Vec<Vec<u32>> {
-    prompts
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let opts = SamplingOptions {
-                seed: seeds(i),
-                ..base.clone()
-            };
-            generate(lm, p, &opts, device, |_| {})
-        })
-        .collect()
+    generate_batch(lm, prompts, base, seeds, device)
 }
 
 /// The text a reward model reads: prompt and response decoded without

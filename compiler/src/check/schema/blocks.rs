@@ -111,7 +111,7 @@ static EVALUATE_KEYS: [Key; 4] = [
     key("on", Ty::AnyOf(&[&Ty::Enum(SPLIT_NAMES), &Ty::List(&Ty::Enum(SPLIT_NAMES))]), Some("test"), "The split(s) to evaluate on after training."),
     key("metrics", Ty::List(&Ty::Enum(&["loss", "perplexity", "accuracy", "f1", "exact_match", "rouge_l", "margin", "reward"])), Some("[loss]"), "Metrics to report: `loss`, `perplexity`, `accuracy`, `f1`, `exact_match`, `rouge_l`, `margin`, `reward` (PPO)."),
     key("max_new_tokens", int(1), Some("64"), "Tokens generated (greedily) for generation metrics."),
-    key("batch", int(1), Some("train's"), "Batch size during evaluation."),
+    key("batch", int(1), Some("train's"), "Batch size during evaluation; generation metrics generate for this many prompts at once."),
 ];
 
 static SWEEP_KEYS: [Key; 5] = [
