@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use common::{asset, ft, quickstart_into, root, text};
 use ft_compiler::driver::{self, Options};
+use ft_runtime::train::ppo_math::adapt_kl;
 use ft_runtime::train::{self, ErrorKind, Event, RunOptions};
 
 fn workdir(name: &str) -> PathBuf {
@@ -150,7 +151,7 @@ peft lora { rank = 4, alpha = 8, dropout = 0.1, targets = [q_proj, v_proj] }
 
 train {
   model      = policy
-  objective  = ppo(reward = judge, kl = 0.1, clip = 0.2, max_new_tokens = 6)
+  objective  = ppo(reward = judge, kl = 0.1, clip = 0.2, max_new_tokens = 6, kl_target = 0.5, kl_horizon = 20)
   steps      = 4
   batch      = 3
   accumulate = 2
@@ -213,6 +214,16 @@ fn tiny_ppo_trains_checkpoints_and_resumes_bit_identical() {
         "{}",
         lines[3]
     );
+    // Adaptive KL: the coefficient starts at `kl` and each step moves it by
+    // the controller's rule from the step before's KL (6 rollouts a step,
+    // horizon 20: by up to 6 % a step).
+    let coef = |l: &serde_json::Value| l["kl_coef"].as_f64().unwrap();
+    assert_eq!(coef(&lines[0]), 0.1);
+    for w in lines.windows(2) {
+        let want = adapt_kl(coef(&w[0]), w[0]["kl"].as_f64().unwrap(), 0.5, 20.0, 6.0);
+        assert!((coef(&w[1]) - want).abs() < 1e-12, "{} then {}", w[0], w[1]);
+    }
+    assert_ne!(coef(&lines[3]), 0.1, "the coefficient never moved");
     let step_events = events
         .iter()
         .filter(|e| matches!(e, Event::Step { ppo: Some(_), .. }))

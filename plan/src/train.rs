@@ -23,7 +23,19 @@ pub enum Objective {
         /// Sampling temperature of the rollouts (1 samples from the policy
         /// itself; no top-k/top-p).
         temperature: f64,
+        /// Adaptive KL (Ziegler et al. 2019): the KL per response (nats)
+        /// the coefficient is steered towards, starting from `kl`; `None`
+        /// keeps `kl` fixed.
+        #[serde(default)]
+        kl_target: Option<f64>,
+        /// How fast the adaptive coefficient moves (in rollouts).
+        #[serde(default = "default_kl_horizon")]
+        kl_horizon: f64,
     },
+}
+
+fn default_kl_horizon() -> f64 {
+    10_000.0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

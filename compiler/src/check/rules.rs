@@ -91,7 +91,8 @@ crate::declare_codes! {
     ///
     /// `classify` needs a `classify` head; `sft` and `dpo` need `causal_lm`;
     /// `dpo` needs `chosen` and `rejected` in the data; `ppo` needs a reward
-    /// model with a `classify` head.
+    /// model with a `classify` head, and with `kl_target` (which scales the
+    /// KL coefficient up or down from `kl` each step) a `kl` above 0.
     OBJECTIVE_MISMATCH = "FT0502", "objective does not fit";
 
     /// A metric does not apply to this kind of model.
@@ -571,6 +572,21 @@ fn training(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
                 }
             }
             if name == "ppo" {
+                let zero_kl = obj.arg("kl").filter(|v| v.as_f64() == Some(0.0));
+                if let (Some(kl), Some(_)) = (zero_kl, obj.arg("kl_target")) {
+                    diags.push(
+                        Diagnostic::error(
+                            &OBJECTIVE_MISMATCH,
+                            kl.span,
+                            "an adaptive KL cannot start at 0",
+                        )
+                        .in_file(t.file)
+                        .label("`kl_target` scales this coefficient: 0 stays 0")
+                        .help(
+                            "start from a small coefficient, e.g. `kl = 0.05`, or drop `kl_target`",
+                        ),
+                    );
+                }
                 if let Some(Val::ModelRef(id)) = obj.arg("reward").map(|v| &v.val) {
                     if let Some(rm) = recipe.named("model", &id.name) {
                         let is_cls = rm

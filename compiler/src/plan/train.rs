@@ -46,6 +46,8 @@ pub fn train(recipe: &Recipe, model: &ModelPlan) -> Result<TrainPlan, LowerError
                     clip: call_num(v, def, "clip"),
                     max_new_tokens: call_num(v, def, "max_new_tokens") as usize,
                     temperature: call_num(v, def, "temperature"),
+                    kl_target: v.arg("kl_target").and_then(V::as_f64),
+                    kl_horizon: call_num(v, def, "kl_horizon"),
                 },
                 ("classify", _) => Objective::Classify,
                 _ => Objective::Sft,

@@ -118,6 +118,9 @@ pub struct CheckpointState {
     /// Training examples and tokens seen so far.
     pub examples_seen: u64,
     pub tokens_seen: u64,
+    /// PPO's adaptive KL coefficient after the last step (`kl_target`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kl_coef: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

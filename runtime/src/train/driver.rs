@@ -116,6 +116,7 @@ impl<'a, B: AutodiffBackend> Driver<'a, B> {
             early_stop: EarlyStopState::default(),
             examples_seen: 0,
             tokens_seen: 0,
+            kl_coef: None,
         };
         let mut model = model;
         let mut resumed_at = None;

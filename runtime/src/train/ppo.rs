@@ -36,7 +36,7 @@ use serde::Serialize;
 use super::driver::{Driver, StepRecord};
 use super::eval::{evaluate, EvalResult};
 use super::optim::{self, Optim};
-use super::ppo_math::{gae, ppo_losses, shaped_rewards, whiten, PpoInputs};
+use super::ppo_math::{adapt_kl, gae, ppo_losses, shaped_rewards, whiten, PpoInputs};
 use super::rollout::{
     grid_logprobs, prompts_of, reward_text, rollout_seed, sample_responses, to_vec, Grid,
     RewardModel,
@@ -104,6 +104,8 @@ pub struct PpoStats {
     pub clip_frac: f64,
     /// Mean response length in tokens.
     pub response_len: f64,
+    /// The KL coefficient the step's rewards used (moves with `kl_target`).
+    pub kl_coef: f64,
 }
 
 /// One micro-batch of experience.
@@ -118,7 +120,10 @@ struct Experience {
 }
 
 struct Settings {
+    /// The KL coefficient before the first step.
     kl: f64,
+    /// Adaptive KL: target and horizon.
+    kl_target: Option<(f64, f64)>,
     clip: f64,
     sampling: SamplingOptions,
     temperature: f64,
@@ -142,6 +147,8 @@ pub(super) fn train<B: AutodiffBackend>(
         clip,
         max_new_tokens,
         temperature,
+        kl_target,
+        kl_horizon,
     } = &plan.train.objective
     else {
         return Err(TrainError::input("not a PPO plan"));
@@ -161,6 +168,7 @@ pub(super) fn train<B: AutodiffBackend>(
     let tok = pipe.tokenizer();
     let settings = Settings {
         kl: *kl,
+        kl_target: kl_target.map(|t| (t, *kl_horizon)),
         clip: *clip,
         temperature: *temperature,
         sampling: SamplingOptions {
@@ -229,12 +237,14 @@ pub(super) fn train<B: AutodiffBackend>(
         }
         let lr = run.lr(stage_lr);
         let step = run.state.step;
+        let kl_coef = run.state.kl_coef.unwrap_or(settings.kl);
         let out = ppo_step(
             model,
             &reference,
             &rm,
             &batches,
             &settings,
+            kl_coef,
             &mut run.opt,
             lr,
             plan.train.clip,
@@ -248,6 +258,11 @@ pub(super) fn train<B: AutodiffBackend>(
         }
         if !out.grad_norm.is_finite() {
             return Err(run.non_finite("gradient norm"));
+        }
+        if let Some((target, horizon)) = settings.kl_target {
+            // Kept in the checkpoint state: a resumed run goes on with it.
+            let rollouts = batches.iter().map(|b| b.batch).sum::<usize>() as f64;
+            run.state.kl_coef = Some(adapt_kl(kl_coef, out.stats.kl, target, horizon, rollouts));
         }
         let record = StepRecord {
             loss: out.loss,
@@ -282,6 +297,7 @@ fn ppo_step<B: AutodiffBackend>(
     rm: &RewardModel<B::InnerBackend>,
     batches: &[ft_pipeline::Batch],
     s: &Settings,
+    kl_coef: f64,
     opt: &mut Optim<B::InnerBackend>,
     lr: f64,
     grad_clip: Option<f64>,
@@ -341,7 +357,7 @@ fn ppo_step<B: AutodiffBackend>(
             if epoch == 0 {
                 e.old_lp = to_vec(lp.clone().inner());
                 e.old_values = to_vec(values.clone().inner());
-                let (adv, ret, kl) = advantages(e, s.kl);
+                let (adv, ret, kl) = advantages(e, kl_coef);
                 stats.kl += kl;
                 e.advantages = adv;
                 e.returns = ret;
@@ -386,6 +402,7 @@ fn ppo_step<B: AutodiffBackend>(
     stats.policy_loss /= passes;
     stats.value_loss /= passes;
     stats.clip_frac /= passes;
+    stats.kl_coef = kl_coef;
     Ok(StepOut {
         model,
         loss: loss_sum / passes,

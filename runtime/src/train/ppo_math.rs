@@ -123,6 +123,16 @@ pub fn ppo_losses<B: Backend>(x: PpoInputs<B>, clip: f64) -> (Tensor<B, 1>, Tens
     (policy, value, outside / n)
 }
 
+/// The adaptive KL controller's next coefficient (Ziegler et al. 2019, as
+/// TRL's `AdaptiveKLController`): the KL's relative error to the target,
+/// clipped to ±0.2, moves the coefficient by that fraction per `horizon`
+/// rollouts — up when the policy drifts further than the target, down when
+/// it stays closer.
+pub fn adapt_kl(coef: f64, kl: f64, target: f64, horizon: f64, rollouts: f64) -> f64 {
+    let error = (kl / target - 1.0).clamp(-0.2, 0.2);
+    coef * (1.0 + error * rollouts / horizon)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,5 +277,17 @@ mod tests {
             .unwrap();
         assert_eq!(g[0], 0.0);
         assert!(close(g[1] as f64, 0.1 / 2.0), "{g:?}");
+    }
+
+    #[test]
+    fn the_kl_coefficient_moves_towards_the_target_by_at_most_a_fifth_per_horizon() {
+        // KL above the target: the coefficient grows; by 20 % of a horizon's
+        // worth at most, however far off the KL is.
+        assert!((adapt_kl(0.1, 7.2, 6.0, 100.0, 10.0) - 0.1 * 1.02).abs() < 1e-12);
+        assert!((adapt_kl(0.1, 600.0, 6.0, 100.0, 10.0) - 0.1 * 1.02).abs() < 1e-12);
+        // Below it: shrinks; at it: unchanged.
+        assert!((adapt_kl(0.1, 5.4, 6.0, 100.0, 10.0) - 0.1 * 0.99).abs() < 1e-12);
+        assert!((adapt_kl(0.1, 0.0, 6.0, 100.0, 100.0) - 0.1 * 0.8).abs() < 1e-12);
+        assert_eq!(adapt_kl(0.1, 6.0, 6.0, 100.0, 10.0), 0.1);
     }
 }

@@ -263,6 +263,8 @@ pub static OBJECTIVES: &[CallDef] = &[
             key("clip", positive(), Some("0.2"), "PPO clip range."),
             key("max_new_tokens", int(1), Some("64"), "Tokens generated per rollout."),
             key("temperature", positive(), Some("1.0"), "Sampling temperature of the rollouts (1 samples the policy itself)."),
+            key("kl_target", positive(), Some("none (a fixed kl)"), "Adaptive KL penalty: steer the coefficient, starting from `kl`, so that the rollouts' KL to the initial policy (nats per response) approaches this (Ziegler et al. 2019; TRL's `adap_kl_ctrl`)."),
+            key("kl_horizon", int(1), Some("10000"), "How fast the adaptive coefficient moves: after each step it is multiplied by 1 + clip(KL / kl_target − 1, ±0.2) × rollouts / kl_horizon."),
         ],
     },
 ];
