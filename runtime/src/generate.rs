@@ -109,6 +109,17 @@ pub fn sample(logits: &[f32], opts: &SamplingOptions, rng: &mut Rng) -> u32 {
     probs.last().map_or_else(argmax, |p| p.0)
 }
 
+/// Each row's logits at its last position, `[rows · vocab]`.
+fn last_logits<B: Backend>(model: &LlamaForCausalLM<B>, hidden: Tensor<B, 3>) -> Vec<f32> {
+    let n = hidden.dims()[1];
+    model
+        .head(hidden.narrow(1, n - 1, 1))
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .expect("f32 logits")
+}
+
 /// Generates up to `max_new_tokens` after `prompt` (token ids), calling
 /// `on_token` for each new token; returns the new tokens (including the stop
 /// token if one was produced).
@@ -130,13 +141,7 @@ pub fn generate<B: Backend>(
             device,
         );
         let hidden = model.forward_hidden(ids, None, Some(&mut cache));
-        let last = hidden.narrow(1, n - 1, 1);
-        let logits: Vec<f32> = model
-            .head(last)
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .expect("f32 logits");
+        let logits = last_logits(model, hidden);
         let next = sample(&logits, opts, &mut rng);
         out.push(next);
         on_token(next);
@@ -196,13 +201,7 @@ pub fn generate_batch<B: Backend>(
         let flat: Vec<f32> = mask.iter().flatten().copied().collect();
         let m = Tensor::<B, 2>::from_data(TensorData::new(flat, [b, cols]), device);
         let hidden = model.forward_hidden(ids, Some(m), Some(&mut cache));
-        let last = hidden.narrow(1, n - 1, 1);
-        let logits: Vec<f32> = model
-            .head(last)
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .expect("f32 logits");
+        let logits = last_logits(model, hidden);
         let vocab = logits.len() / b;
         for r in 0..b {
             let next = if done[r] {

@@ -38,12 +38,11 @@ use super::eval::{evaluate, EvalResult};
 use super::optim::{self, Optim};
 use super::ppo_math::{adapt_kl, gae, ppo_losses, shaped_rewards, whiten, PpoInputs};
 use super::rollout::{
-    grid_logprobs, prompts_of, reward_text, rollout_seed, sample_responses, to_vec, Grid,
-    RewardModel,
+    grid_logprobs, prompts_of, reward_text, rollout_seed, to_vec, Grid, RewardModel,
 };
 use super::session::{export, scalar};
 use super::{Event, RunOptions, RunSummary, TrainError};
-use crate::generate::SamplingOptions;
+use crate::generate::{generate_batch, SamplingOptions};
 use crate::llama::LlamaForCausalLM;
 use crate::peft;
 use crate::recompute::RecomputeTape;
@@ -312,7 +311,7 @@ fn ppo_step<B: AutodiffBackend>(
     let (mut rollouts, mut tokens) = (0usize, 0usize);
     for (m, b) in batches.iter().enumerate() {
         let prompts = prompts_of(b);
-        let responses = sample_responses(
+        let responses = generate_batch(
             &inner.policy,
             &prompts,
             &s.sampling,
@@ -505,7 +504,7 @@ fn greedy_reward<B: Backend>(
         ..s.sampling.clone()
     };
     let prompts: Vec<Vec<u32>> = examples.into_iter().map(|e| e.prompt_ids).collect();
-    let responses = sample_responses(lm, &prompts, &greedy, |_| 0, device);
+    let responses = generate_batch(lm, &prompts, &greedy, |_| 0, device);
     let texts: Vec<String> = prompts
         .iter()
         .zip(&responses)

@@ -19,7 +19,6 @@ use ft_plan::{Head, ModelPlan};
 use super::ppo_math::reward_score;
 use super::TrainError;
 use crate::bert::BertForSequenceClassification;
-use crate::generate::{generate_batch, SamplingOptions};
 use crate::llama::LlamaForCausalLM;
 use crate::peft::{self, rng, ForwardCtx};
 use crate::recompute::RecomputeTape;
@@ -45,19 +44,6 @@ pub fn prompts_of(b: &Batch) -> Vec<Vec<u32>> {
 /// The seed of one rollout.
 pub fn rollout_seed(seed: u64, step: u64, micro: u64, index: u64) -> u64 {
     rng::stream_key(&[rng::domain::ROLLOUT, seed, step, micro, index])
-}
-
-/// Samples one response per prompt, all prompts in one batch (KV-cached
-/// generation, stop at EOS; the EOS, when produced, is part of the
-/// response).
-pub fn sample_responses<B: Backend>(
-    lm: &LlamaForCausalLM<B>,
-    prompts: &[Vec<u32>],
-    base: &SamplingOptions,
-    seeds: impl Fn(usize) -> u64,
-    device: &B::Device,
-) -> Vec<Vec<u32>> {
-    generate_batch(lm, prompts, base, seeds, device)
 }
 
 /// The text a reward model reads: prompt and response decoded without
@@ -290,6 +276,7 @@ pub fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generate::{generate_batch, SamplingOptions};
     use crate::tiny::tiny_llama_config;
     use crate::weights::RandomSource;
 
@@ -349,7 +336,7 @@ mod tests {
             ..Default::default()
         };
         let draw = |step| {
-            sample_responses(
+            generate_batch(
                 &lm,
                 &prompts,
                 &opts,
