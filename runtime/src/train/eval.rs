@@ -218,15 +218,13 @@ fn generation_metrics<B: Backend, M: Task<B>>(
         stop_ids: tok.eos_id.into_iter().collect(),
         ..Default::default()
     };
-    let with_reference: Vec<_> = examples.iter().filter(|e| e.reference.is_some()).collect();
-    let references: Vec<String> = with_reference
+    let (prompts, references): (Vec<Vec<u32>>, Vec<String>) = examples
         .iter()
-        .filter_map(|e| e.reference.clone())
-        .collect();
+        .filter_map(|e| Some((e.prompt_ids.clone(), e.reference.clone()?)))
+        .unzip();
     let mut generated = Vec::with_capacity(references.len());
-    for chunk in with_reference.chunks(batch.max(1)) {
-        let prompts: Vec<Vec<u32>> = chunk.iter().map(|e| e.prompt_ids.clone()).collect();
-        for ids in generate_batch(lm, &prompts, &opts, |_| opts.seed, device) {
+    for prompts in prompts.chunks(batch.max(1)) {
+        for ids in generate_batch(lm, prompts, &opts, |_| opts.seed, device) {
             let ids: Vec<u32> = ids.into_iter().filter(|i| Some(*i) != tok.eos_id).collect();
             generated.push(tok.decode(&ids));
         }

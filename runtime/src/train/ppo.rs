@@ -258,10 +258,11 @@ pub(super) fn train<B: AutodiffBackend>(
         if !out.grad_norm.is_finite() {
             return Err(run.non_finite("gradient norm"));
         }
+        let rollouts: usize = batches.iter().map(|b| b.batch).sum();
         if let Some((target, horizon)) = settings.kl_target {
             // Kept in the checkpoint state: a resumed run goes on with it.
-            let rollouts = batches.iter().map(|b| b.batch).sum::<usize>() as f64;
-            run.state.kl_coef = Some(adapt_kl(kl_coef, out.stats.kl, target, horizon, rollouts));
+            let next = adapt_kl(kl_coef, out.stats.kl, target, horizon, rollouts as f64);
+            run.state.kl_coef = Some(next);
         }
         let record = StepRecord {
             loss: out.loss,
@@ -269,7 +270,7 @@ pub(super) fn train<B: AutodiffBackend>(
             grad_norm: out.grad_norm,
             stage,
             tokens: out.tokens,
-            examples: batches.iter().map(|b| b.batch as u64).sum(),
+            examples: rollouts as u64,
             ppo: Some(out.stats),
         };
         run.record_step(record, on_event)?;
