@@ -2,13 +2,14 @@
 # Tests of the editor support, for CI and by hand:
 #   1. VS Code: the TextMate grammar (tokenized with vscode-textmate, as in
 #      VS Code) and the client's wiring, with `node --test`.
-#   2. tree-sitter, if a `tree-sitter` binary is on PATH (or $TREE_SITTER):
+#   2. tree-sitter, with tree-sitter-cli 0.27.1 on PATH (or $TREE_SITTER):
 #      the committed parser matches grammar.js, the corpus passes, and every
 #      sample recipe parses without ERROR or MISSING nodes.
 #   3. Neovim and Helix: their copies of the highlight queries match the
 #      grammar's; with nvim >= 0.10 on PATH (or $NVIM) and a C compiler,
 #      headless checks of filetype, ftplugin, LSP start-up and tree-sitter
 #      highlighting (nvim/test/check.lua; no real server needed).
+# A missing tool is a failure, never a skip: scripts/test.sh installs both.
 # Prints "N passed, M failed" last; exits non-zero if anything failed.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -38,20 +39,21 @@ echo "vscode: ${n_pass:-0} passed, ${n_fail:-0} failed (node --test)"
 
 # ── 2. tree-sitter ───────────────────────────────────────────────────────
 ts="${TREE_SITTER:-$(command -v tree-sitter || true)}"
+generated_by="0.27.1"
 cd "$here/tree-sitter-ft"
 if [ -n "$ts" ]; then
   # Regenerating must not change the committed files (grammar.js edited
   # without `tree-sitter generate` is a mistake CI should catch). ABI 14
   # keeps the parser loadable by Neovim 0.10 and Helix. parser.c's tables
-  # may differ between CLI versions, so it is compared only with the
-  # version that generated the committed one; grammar.json always.
-  generated_by="0.27.1"
+  # differ between CLI versions, so the comparison needs the version that
+  # generated the committed one.
   tmp="$(mktemp -d)"
   cp -r grammar.js tree-sitter.json src "$tmp/"
-  compare="src/grammar.json src/node-types.json"
-  "$ts" --version | grep -qF " $generated_by" && compare="$compare src/parser.c"
+  compare="src/grammar.json src/node-types.json src/parser.c"
   stale=""
-  if (cd "$tmp" && "$ts" generate --abi 14 >/dev/null 2>&1); then
+  if ! "$ts" --version | grep -qF " $generated_by"; then
+    stale=" (tree-sitter $generated_by generated the committed parser; this is $("$ts" --version))"
+  elif (cd "$tmp" && "$ts" generate --abi 14 >/dev/null 2>&1); then
     for f in $compare; do cmp -s "$tmp/$f" "$f" || stale="$stale $f"; done
   else
     stale=" (generate failed)"
@@ -88,7 +90,7 @@ if [ -n "$ts" ]; then
     fi
   done
 else
-  echo "tree-sitter: no binary (set TREE_SITTER or put tree-sitter on PATH); skipped"
+  fail "tree-sitter: no binary (set TREE_SITTER, or run scripts/test.sh, which installs tree-sitter-cli $generated_by)"
 fi
 
 # ── 3. Neovim and Helix ────────────────────────────────────────────────────
@@ -124,7 +126,7 @@ if [ -n "$nvim" ] && [ "${nvim_minor:-0}" -ge 10 ] && command -v "$cc" >/dev/nul
   fi
   rm -rf "$tmp"
 else
-  echo "nvim: no nvim >= 0.10 (set NVIM) or no C compiler; skipped"
+  fail "nvim: no nvim >= 0.10 (set NVIM, or run scripts/test.sh, which installs one) or no C compiler"
 fi
 
 echo "$passed passed, $failed failed"

@@ -22,24 +22,20 @@ fn lora(targets: &[&str]) -> Method {
     }
 }
 
-fn shape(rel: &str) -> Option<ft_ide::figures::Shape> {
+fn shape(rel: &str) -> ft_ide::figures::Shape {
     let path = common::repo().join(".cache/models").join(rel);
-    if !path.exists() {
-        eprintln!(
-            "skipped: {} missing (scripts/fetch-assets.sh)",
-            path.display()
-        );
-        return None;
-    }
+    assert!(
+        path.exists(),
+        "missing {}: run `scripts/fetch-assets.sh` first",
+        path.display()
+    );
     let inv = ModelFiles::open(&path).unwrap().inventory().unwrap();
-    Some(shape_of(&inv))
+    shape_of(&inv)
 }
 
 #[test]
 fn minilm_lora_query_value_with_two_labels() {
-    let Some(s) = shape("all-MiniLM-L6-v2") else {
-        return;
-    };
+    let s = shape("all-MiniLM-L6-v2");
     let f = compute(&s, &lora(&["query", "value"]), Some(2));
     assert_eq!(f.trainable, 74_498);
     assert_eq!(f.modules, 12);
@@ -48,9 +44,7 @@ fn minilm_lora_query_value_with_two_labels() {
 
 #[test]
 fn smollm2_lora_q_v() {
-    let Some(s) = shape("SmolLM2-135M-Instruct.Q4_1.gguf") else {
-        return;
-    };
+    let s = shape("SmolLM2-135M-Instruct.Q4_1.gguf");
     let f = compute(&s, &lora(&["q_proj", "v_proj"]), None);
     assert_eq!(f.trainable, 460_800);
     assert_eq!(f.modules, 60);

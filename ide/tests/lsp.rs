@@ -4,13 +4,14 @@
 
 mod common;
 
-use common::{have_assets, labels, pos, recipe_uri, tdp, Client};
+use common::{labels, pos, recipe_uri, tdp, Client};
 use lsp_types::{self as lsp, request as req, Position, Range};
 
 const RECIPE: &str = include_str!("../../recipes/sentiment-minilm.ft");
 
 #[test]
 fn diagnostics_on_open_change_and_close() {
+    common::require_assets();
     let mut c = Client::start();
     let uri = recipe_uri("diag-test.ft");
     let text = RECIPE.replace(
@@ -50,13 +51,7 @@ fn diagnostics_on_open_change_and_close() {
     // Fixed: no diagnostics for the new version.
     let v = c.change(&uri, RECIPE);
     let left = c.diagnostics(&uri, Some(v));
-    if have_assets() {
-        assert_eq!(left, vec![]);
-    } else {
-        // Only the world checks complain: the model and data are missing.
-        assert!(left.iter().all(|d| matches!(&d.code,
-            Some(lsp::NumberOrString::String(s)) if s.starts_with("FT06"))));
-    }
+    assert_eq!(left, vec![]);
 
     // Closing clears them.
     c.notify(
@@ -75,10 +70,7 @@ fn diagnostics_on_open_change_and_close() {
 
 #[test]
 fn world_checks_are_reported() {
-    if !have_assets() {
-        eprintln!("skipped: run scripts/fetch-assets.sh");
-        return;
-    }
+    common::require_assets();
     let mut c = Client::start();
     let uri = recipe_uri("world-test.ft");
     let text = RECIPE
@@ -162,10 +154,7 @@ fn hover_on_keys_calls_values_and_names() {
 
 #[test]
 fn hover_on_peft_shows_plan_figures() {
-    if !have_assets() {
-        eprintln!("skipped: run scripts/fetch-assets.sh");
-        return;
-    }
+    common::require_assets();
     let mut c = Client::start();
     let uri = recipe_uri("plan-test.ft");
     c.open(&uri, RECIPE);
@@ -261,10 +250,7 @@ fn completion_of_keys_blocks_enums_and_names() {
 
 #[test]
 fn completion_of_targets_and_fields_from_real_files() {
-    if !have_assets() {
-        eprintln!("skipped: run scripts/fetch-assets.sh");
-        return;
-    }
+    common::require_assets();
     let mut c = Client::start();
     let uri = recipe_uri("world-complete-test.ft");
     c.open(&uri, RECIPE);

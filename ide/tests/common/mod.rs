@@ -31,12 +31,20 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Whether the real model and data (scripts/fetch-assets.sh) are present.
-pub fn have_assets() -> bool {
+/// Fails the test, naming the command that fetches them, when the real
+/// model and data (scripts/fetch-assets.sh) are missing: a test on real
+/// files never passes without them.
+pub fn require_assets() {
     let r = repo();
-    r.join(".cache/models/all-MiniLM-L6-v2/config.json")
-        .exists()
-        && r.join(".cache/data/movie_snippets.tsv").exists()
+    for rel in [
+        ".cache/models/all-MiniLM-L6-v2/config.json",
+        ".cache/data/movie_snippets.tsv",
+    ] {
+        assert!(
+            r.join(rel).exists(),
+            "missing {rel}: run `scripts/fetch-assets.sh` first"
+        );
+    }
 }
 
 /// A URI for a (possibly unsaved) file in `recipes/`, so that the paths of
