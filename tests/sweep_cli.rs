@@ -208,12 +208,25 @@ fn a_sweep_killed_during_trial_3_resumes_with_trials_3_to_6_only() {
         }
     }
     assert!(seen.contains("trial 2/6"), "{seen}");
-    // Give trial 3 a moment to start training, then kill the sweep outright;
-    // its trial gets SIGTERM from the kernel (parent-death signal).
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Kill the sweep outright as soon as trial 3 reports its first step (a
+    // line in its metrics.jsonl), 39 steps before its end; the trial gets
+    // SIGTERM from the kernel (parent-death signal).
+    let sw = sweep_dir(&dir, "recipe");
+    let metrics = sw.join("trial-03/metrics.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !std::fs::read_to_string(&metrics).is_ok_and(|m| m.contains("\"split\":\"train\"")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "trial 3 reported no step"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sweep ended before it was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
     child.kill().unwrap();
     child.wait().unwrap();
-    let sw = sweep_dir(&dir, "recipe");
     // Wait for the orphaned trial to checkpoint and exit.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let log = sw.join("trial-03.log");

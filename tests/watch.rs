@@ -91,6 +91,16 @@ impl Watch {
             }
         }
     }
+    /// The checks, starts and stops printed so far, in order.
+    fn events(&self) -> Vec<&'static str> {
+        let lines = self.lines.lock().unwrap();
+        let kind = |l: &String| {
+            [("── check", "check"), ("▶ starting", "start"), ("■ stopping", "stop")]
+                .into_iter()
+                .find_map(|(prefix, kind)| l.starts_with(prefix).then_some(kind))
+        };
+        lines.iter().filter_map(kind).collect()
+    }
     fn interrupt(&mut self) {
         // SAFETY: signals our own child process.
         unsafe {
@@ -111,6 +121,19 @@ impl Drop for Watch {
             }
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Waits (bounded) until `n` processes carry the marker.
+fn await_processes(marker: &str, n: usize) {
+    let t = Instant::now();
+    while processes_with(marker) != n {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{} processes with {marker}, not {n}",
+            processes_with(marker)
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -156,6 +179,9 @@ fn rapid_saves_end_in_one_run_of_the_last_content() {
         }
         std::thread::sleep(Duration::from_millis(3));
     }
+    // The last content runs (its run prints the batch), then nothing else:
+    // a run of an older content would print after it.
+    w.wait_for("batch = 101", 1);
     w.settle(Duration::from_millis(1500));
     let lines = w.lines.lock().unwrap().clone();
     let batches: Vec<&String> = lines.iter().filter(|l| l.starts_with("batch = ")).collect();
@@ -168,10 +194,9 @@ fn rapid_saves_end_in_one_run_of_the_last_content() {
     let checks = lines.iter().filter(|l| l.starts_with("── check")).count();
     assert!(checks < 20, "{checks} checks for 100 saves");
     // Exactly one run is alive.
-    assert_eq!(processes_with(marker), 1, "{lines:#?}");
+    await_processes(marker, 1);
     w.interrupt();
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(processes_with(marker), 0, "a run outlived ft watch");
+    await_processes(marker, 0);
 }
 
 #[test]
@@ -184,20 +209,20 @@ fn comment_edit_does_not_restart_but_a_change_does() {
     w.wait_for("▶ starting the run", 1);
     std::fs::write(&r, recipe(4, "only the comment changed")).unwrap();
     w.wait_for("── check", 2);
-    w.settle(Duration::from_millis(600));
+    std::fs::write(&r, recipe(8, "only the comment changed")).unwrap();
+    w.wait_for("── check", 3);
+    w.wait_for("▶ starting the run", 2);
+    // One loop checks and starts or stops, in order: the comment's check
+    // (#2) started nothing, the change's (#3) stopped and restarted.
     assert_eq!(
-        w.count("▶ starting the run"),
-        1,
+        w.events(),
+        ["check", "start", "check", "check", "stop", "start"],
         "{:#?}",
         w.lines.lock().unwrap()
     );
-    std::fs::write(&r, recipe(8, "only the comment changed")).unwrap();
-    w.wait_for("▶ starting the run", 2);
-    assert_eq!(w.count("■ stopping the run"), 1);
-    assert_eq!(processes_with(marker), 1);
+    await_processes(marker, 1);
     w.interrupt();
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(processes_with(marker), 0);
+    await_processes(marker, 0);
 }
 
 #[test]
@@ -210,13 +235,21 @@ fn errors_do_not_stop_a_good_run() {
     w.wait_for("▶ starting the run", 1);
     std::fs::write(&r, recipe(4, "mid-edit").replace("batch = 4", "batch = ")).unwrap();
     w.wait_for("── check", 2);
-    w.settle(Duration::from_millis(500));
+    // Fixed again (only a comment differs from the running recipe): the
+    // third check comes after everything the second one did.
+    std::fs::write(&r, recipe(4, "fixed")).unwrap();
+    w.wait_for("── check", 3);
     assert!(
         w.lines.lock().unwrap().iter().any(|l| l.contains("error")),
         "{:#?}",
         w.lines.lock().unwrap()
     );
-    assert_eq!(w.count("■ stopping the run"), 0);
+    assert_eq!(
+        w.events(),
+        ["check", "start", "check", "check"],
+        "{:#?}",
+        w.lines.lock().unwrap()
+    );
     assert_eq!(processes_with(marker), 1);
     w.interrupt();
 }
