@@ -6,7 +6,6 @@
 //! embedding also trains below the layers, and two forward passes in one
 //! loss (as DPO's chosen and rejected sequences).
 
-mod peft_common;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
@@ -23,7 +22,7 @@ use ft_runtime::peft::{apply, Adaptable, ApplyOptions, ForwardCtx};
 use ft_runtime::recompute::RecomputeTape;
 use ft_runtime::tiny::{tiny_bert_classifier, tiny_llama_config};
 use ft_runtime::weights::RandomSource;
-use peft_common::*;
+use crate::peft_common::*;
 
 type AB = Autodiff<NdArray<f32>>;
 

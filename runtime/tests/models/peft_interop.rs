@@ -10,7 +10,6 @@
 //! transformers loading ft's merged weights) is checked by the script's
 //! `check-ft` command on the output of `examples/peft_export.rs`.
 
-mod peft_common;
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +21,7 @@ use ft_runtime::llama::LlamaForCausalLM;
 use ft_runtime::peft::adapter::{adapter_tensors, load_adapter, read_safetensors, WEIGHTS_FILE};
 use ft_runtime::peft::{apply, new_classifier, trainable_parameters, ApplyOptions};
 use ft_runtime::CpuBackend as B;
-use peft_common::*;
+use crate::peft_common::*;
 use serde_json::Value;
 
 const TOL: f32 = 1e-4;

@@ -3,7 +3,6 @@
 //! every trainable one; the trainable count equals the parameters with
 //! `require_grad`; dropout is deterministic and resumable.
 
-mod peft_common;
 
 use std::collections::BTreeMap;
 
@@ -19,7 +18,7 @@ use ft_runtime::peft::adapter::{load_adapter, save_adapter};
 use ft_runtime::peft::{apply, parameter_counts, Adaptable, ApplyOptions, ForwardCtx};
 use ft_runtime::tiny::{tiny_bert_classifier, tiny_llama_config};
 use ft_runtime::weights::RandomSource;
-use peft_common::*;
+use crate::peft_common::*;
 
 type AB = Autodiff<NdArray<f32>>;
 

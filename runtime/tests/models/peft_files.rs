@@ -2,7 +2,6 @@
 //! mismatch listed; merged weights reload as plain models and give the
 //! adapted model's outputs; non-mergeable methods are refused.
 
-mod peft_common;
 
 use std::path::PathBuf;
 
@@ -20,7 +19,7 @@ use ft_runtime::peft::{apply, Adaptable, ApplyOptions, Mismatch, PeftError};
 use ft_runtime::tiny::{tiny_bert_classifier, tiny_llama_config};
 use ft_runtime::weights::RandomSource;
 use ft_runtime::CpuBackend as B;
-use peft_common::*;
+use crate::peft_common::*;
 use serde_json::Value;
 
 fn bert() -> BertForSequenceClassification<B> {
