@@ -95,9 +95,13 @@ impl Watch {
     fn events(&self) -> Vec<&'static str> {
         let lines = self.lines.lock().unwrap();
         let kind = |l: &String| {
-            [("── check", "check"), ("▶ starting", "start"), ("■ stopping", "stop")]
-                .into_iter()
-                .find_map(|(prefix, kind)| l.starts_with(prefix).then_some(kind))
+            [
+                ("── check", "check"),
+                ("▶ starting", "start"),
+                ("■ stopping", "stop"),
+            ]
+            .into_iter()
+            .find_map(|(prefix, kind)| l.starts_with(prefix).then_some(kind))
         };
         lines.iter().filter_map(kind).collect()
     }

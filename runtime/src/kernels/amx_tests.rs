@@ -28,7 +28,6 @@ fn rounds_to_nearest_even() {
     assert_eq!(f32_of(bf16(f32::INFINITY)), f32::INFINITY);
 }
 
-
 /// Pseudo-random values in [−0.5, 0.5) from a linear congruential stream.
 fn uniform(mut seed: u32) -> impl FnMut() -> f32 {
     move || {

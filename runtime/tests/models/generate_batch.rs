@@ -5,7 +5,7 @@
 //! a past), whose rotary positions must skip each row's padding. The real
 //! model's case is in `parity.rs` (SmolLM2 against transformers).
 
-
+use crate::peft_common::*;
 use burn::backend::NdArray;
 use burn::tensor::{Int, Tensor, TensorData};
 use ft_plan::method::PromptInit;
@@ -15,7 +15,6 @@ use ft_runtime::llama::LlamaForCausalLM;
 use ft_runtime::peft::{apply, ApplyOptions};
 use ft_runtime::tiny::tiny_llama_config;
 use ft_runtime::weights::RandomSource;
-use crate::peft_common::*;
 
 type B = NdArray<f32>;
 

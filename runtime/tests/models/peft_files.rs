@@ -2,9 +2,9 @@
 //! mismatch listed; merged weights reload as plain models and give the
 //! adapted model's outputs; non-mergeable methods are refused.
 
-
 use std::path::PathBuf;
 
+use crate::peft_common::*;
 use burn::module::Param;
 use burn::tensor::{Int, Tensor, TensorData};
 use ft_plan::method::{PromptInit, TargetPattern};
@@ -19,7 +19,6 @@ use ft_runtime::peft::{apply, Adaptable, ApplyOptions, Mismatch, PeftError};
 use ft_runtime::tiny::{tiny_bert_classifier, tiny_llama_config};
 use ft_runtime::weights::RandomSource;
 use ft_runtime::CpuBackend as B;
-use crate::peft_common::*;
 use serde_json::Value;
 
 fn bert() -> BertForSequenceClassification<B> {

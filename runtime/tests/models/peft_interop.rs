@@ -10,9 +10,9 @@
 //! transformers loading ft's merged weights) is checked by the script's
 //! `check-ft` command on the output of `examples/peft_export.rs`.
 
-
 use std::path::{Path, PathBuf};
 
+use crate::peft_common::*;
 use burn::tensor::{Int, Tensor, TensorData};
 use ft_plan::method::PromptInit;
 use ft_plan::Method;
@@ -21,7 +21,6 @@ use ft_runtime::llama::LlamaForCausalLM;
 use ft_runtime::peft::adapter::{adapter_tensors, load_adapter, read_safetensors, WEIGHTS_FILE};
 use ft_runtime::peft::{apply, new_classifier, trainable_parameters, ApplyOptions};
 use ft_runtime::CpuBackend as B;
-use crate::peft_common::*;
 use serde_json::Value;
 
 const TOL: f32 = 1e-4;

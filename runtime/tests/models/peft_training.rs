@@ -3,9 +3,9 @@
 //! every trainable one; the trainable count equals the parameters with
 //! `require_grad`; dropout is deterministic and resumable.
 
-
 use std::collections::BTreeMap;
 
+use crate::peft_common::*;
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer, SgdConfig};
@@ -18,7 +18,6 @@ use ft_runtime::peft::adapter::{load_adapter, save_adapter};
 use ft_runtime::peft::{apply, parameter_counts, Adaptable, ApplyOptions, ForwardCtx};
 use ft_runtime::tiny::{tiny_bert_classifier, tiny_llama_config};
 use ft_runtime::weights::RandomSource;
-use crate::peft_common::*;
 
 type AB = Autodiff<NdArray<f32>>;
 

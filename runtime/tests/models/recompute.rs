@@ -6,11 +6,11 @@
 //! embedding also trains below the layers, and two forward passes in one
 //! loss (as DPO's chosen and rejected sequences).
 
-
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
 use std::collections::BTreeMap;
 
+use crate::peft_common::*;
 use burn::module::{ModuleVisitor, Param};
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -22,7 +22,6 @@ use ft_runtime::peft::{apply, Adaptable, ApplyOptions, ForwardCtx};
 use ft_runtime::recompute::RecomputeTape;
 use ft_runtime::tiny::{tiny_bert_classifier, tiny_llama_config};
 use ft_runtime::weights::RandomSource;
-use crate::peft_common::*;
 
 type AB = Autodiff<NdArray<f32>>;
 
