@@ -306,3 +306,34 @@ fn cpu_build_refuses_cuda_and_never_picks_it_by_default() {
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     assert_eq!(plan["train"]["device"], "Cpu");
 }
+
+/// `threads = N` spreads the run's parallel work over N threads, whatever
+/// the machine's core count (the run reports what its pool has), and the
+/// recipe trains to the same numbers: the work is split, not changed.
+#[test]
+fn threads_set_the_runs_pool() {
+    let mut losses = Vec::new();
+    for n in [1, 3] {
+        let dir = workspace(
+            &format!("threads-{n}"),
+            &format!("train {{\n  steps = 4\n  batch = 8\n  threads = {n}\n}}"),
+            "",
+        );
+        let o = ft(&dir, &["run", "recipe.ft", "--runs", "runs", "--no-cache"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let said = if n == 1 {
+            "; 1 thread\n"
+        } else {
+            "; 3 threads\n"
+        };
+        assert!(text(&o).contains(said), "{}", text(&o));
+        let s = summary(&dir.join("runs/recipe/0001"));
+        losses.push(s["final_eval"][0]["metrics"]["loss"].as_f64().unwrap());
+    }
+    // Sums split over other threads may round differently.
+    let (a, b) = (losses[0], losses[1]);
+    assert!(
+        (a - b).abs() <= 1e-4 * a.abs(),
+        "1 thread {a}, 3 threads {b}"
+    );
+}

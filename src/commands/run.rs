@@ -176,18 +176,21 @@ impl Progress {
                 train_examples,
                 resumed_at,
                 precision,
+                threads,
             } => {
                 self.every = (total_steps / 20).max(1);
                 if self.quiet {
                     return;
                 }
                 self.say(format!(
-                    "run {}: {} steps over {} training examples; {} of {} parameters trainable{}",
+                    "run {}: {} steps over {} training examples; {} of {} parameters trainable; {} thread{}{}",
                     run_dir.display(),
                     total_steps,
                     train_examples,
                     trainable,
                     total_params,
+                    threads,
+                    if *threads == 1 { "" } else { "s" },
                     resumed_at
                         .map(|s| format!("; resumed at step {s}"))
                         .unwrap_or_default()

@@ -172,6 +172,7 @@ impl<'a, B: AutodiffBackend> Driver<'a, B> {
             train_examples,
             resumed_at,
             precision,
+            threads: rayon::current_num_threads(),
         });
         let window = (Instant::now(), 0, state.step);
         let driver = Driver {

@@ -27,6 +27,7 @@ mod run;
 pub mod schedule;
 mod session;
 pub mod task;
+mod threads;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -89,6 +90,8 @@ pub enum Event {
         /// The arithmetic of the frozen-weight products, in words (`f32`,
         /// or what `precision = bf16` got).
         precision: String,
+        /// The threads the run's parallel work is spread over.
+        threads: usize,
     },
     Step {
         step: u64,

@@ -19,8 +19,21 @@ use crate::peft::{self, ApplyOptions, ForwardCtx};
 use crate::recompute::RecomputeTape;
 
 /// Runs a Plan on the CPU (or, built with `--features cuda`, on the GPU
-/// the Plan asks for).
+/// the Plan asks for), on `train.threads` threads when the Plan sets them.
 pub fn run(
+    plan: &Plan,
+    opts: &RunOptions,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<RunSummary, TrainError> {
+    match plan.train.threads {
+        Some(n) => super::threads::with_threads(n, on_event, |on_event| {
+            run_on_device(plan, opts, on_event)
+        })?,
+        None => run_on_device(plan, opts, on_event),
+    }
+}
+
+fn run_on_device(
     plan: &Plan,
     opts: &RunOptions,
     on_event: &mut dyn FnMut(&Event),
