@@ -4,6 +4,7 @@
 
 pub mod blocks;
 pub mod names;
+pub mod pending;
 pub mod rules;
 pub mod schema;
 pub mod special;
@@ -144,6 +145,7 @@ pub fn check(files: &[(FileId, &ast::File)], diags: &mut Vec<Diagnostic>) -> Rec
     singletons(&mut recipe, diags);
     names::check_names(&recipe, diags);
     rules::check_rules(&recipe, diags);
+    pending::check_pending(&recipe, diags);
     recipe
 }
 

@@ -13,6 +13,7 @@ pub fn all() -> Vec<&'static Code> {
         crate::check::special::CODES,
         crate::check::names::CODES,
         crate::check::rules::CODES,
+        crate::check::pending::CODES,
         crate::driver::CODES,
         crate::world::CODES,
         crate::sweep::CODES,

@@ -127,6 +127,22 @@ fn head_fits(m: &CBlock, inv: &ModelInventory, diags: &mut Vec<Diagnostic>) {
         .and_then(|h| h.as_call())
         .map(|(n, _)| n)
         .unwrap_or("causal_lm");
+    if inv.config.family == Family::Llama && head == "classify" {
+        let span = m.keys.get("head").map_or(m.keyword.span, |e| e.value.span);
+        diags.push(
+            Diagnostic::error(
+                &crate::check::pending::NOT_YET,
+                span,
+                format!(
+                    "a classification head on `{}` (a decoder) is not supported yet",
+                    inv.config.model_type
+                ),
+            )
+            .in_file(m.file)
+            .label("not supported yet")
+            .help("classifiers are BERT-family encoders for now (e.g. all-MiniLM-L6-v2)"),
+        );
+    }
     if inv.config.family == Family::Bert
         && head == "causal_lm"
         && !(m.has("head") && m.get("head").is_none())

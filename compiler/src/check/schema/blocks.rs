@@ -3,10 +3,10 @@
 use super::*;
 
 static MODEL_KEYS: [Key; 4] = [
-    key("head", Ty::Calls(HEADS), Some("causal_lm"), "What the model is trained to output: `causal_lm` or `classify(labels = [...])`."),
+    key("head", Ty::Calls(HEADS), Some("causal_lm"), "What the model is trained to output: `causal_lm` or `classify(labels = [...])` (on a BERT-family encoder; on a Llama-family model not supported yet, FT0510)."),
     key("chat_template", Ty::Str, Some("the model's own"), "A Jinja chat template that replaces the model's (from `tokenizer_config.json` or GGUF metadata)."),
     key("tokenizer", Ty::Path, Some("the model's own"), "A `tokenizer.json` to use instead of the model's."),
-    key("adapter", Ty::Path, None, "A trained adapter folder (PEFT's `adapter_config.json` + `adapter_model.safetensors`, e.g. a run's `adapter/`) applied on load, with its classifier head: how a PPO reward model gets its training."),
+    key("adapter", Ty::Path, None, "A trained adapter folder (PEFT's `adapter_config.json` + `adapter_model.safetensors`, e.g. a run's `adapter/`) applied on load, with its classifier head: how a PPO reward model gets its training. On other models not supported yet (FT0510)."),
 ];
 
 static DATASET_KEYS: [Key; 12] = [
@@ -99,10 +99,10 @@ static TRAIN_KEYS: [Key; 20] = [
     key("data", Ty::Data, Some("the curriculum, else the only mixture or dataset"), "What to train on."),
     key("model", Ty::ModelRef, Some("the only model"), "Which model to train when the recipe declares several (e.g. a policy and a reward model)."),
     key("objective", Ty::Calls(OBJECTIVES), Some("sft for causal_lm, classify for classify"), "The training objective: `sft`, `classify`, `dpo(beta = 0.1)` or `ppo(reward = rm)`."),
-    key("packing", Ty::Bool, Some("false"), "Pack several short examples into one sequence (attention does not cross example boundaries)."),
+    key("packing", Ty::Bool, Some("false"), "Pack several short examples into one sequence. Not supported yet (FT0510): packed examples would attend to one another."),
     key("group_by_length", Ty::Bool, Some("false"), "Batch examples of similar length together, so that less of each batch is padding: each epoch's shuffled order is cut into windows of 50 batches, and each window is sorted by length (longest first). Faster steps on data of mixed lengths; batches are less random. For shuffled single-dataset training (not mixtures or ordered/paced curricula)."),
     key("backend", Ty::Enum(&["cpu", "cuda"]), Some("cpu"), "Where to train. `cuda` needs a binary built with `--features cuda` and an NVIDIA GPU."),
-    key("threads", int(1), Some("all cores"), "CPU threads to use."),
+    key("threads", int(1), Some("all cores"), "CPU threads the run's parallel work is spread over."),
     key("precision", Ty::Enum(&["f32", "bf16"]), Some("f32"), "Arithmetic of the products with frozen weights (the base model under LoRA and the other adapter methods). `bf16` rounds both inputs of those products to bfloat16 and accumulates in f32 on the CPU's AMX tile unit (Intel Sapphire Rapids and later): several times faster, with results that differ from f32 at the bfloat16 level (as PyTorch's CPU autocast to bfloat16). Adapters, gradients, norms and the optimizer stay f32. Without AMX, or on CUDA, the run says so and uses f32."),
     key("gradient_checkpointing", Ty::Bool, Some("false"), "Keep only each layer's input during the forward pass and recompute the layer, one at a time, in the backward pass: activation memory falls from every layer's intermediates to one layer's plus a `batch × max_len × hidden` input per layer, for one more forward pass of the layers (about a third more compute). For long sequences and large batches. Gradients are those of the ordinary step (dropout masks are redrawn identically)."),
 ];
@@ -128,11 +128,11 @@ static BUDGET_KEYS: [Key; 2] = [
 ];
 
 static OUTPUT_KEYS: [Key; 5] = [
-    key("dir", Ty::Path, Some("\"runs/<recipe name>\""), "Where run folders go."),
-    key("export", Ty::Enum(&["adapter", "merged", "both"]), Some("adapter"), "What to write at the end: the adapter in PEFT's format, the merged full weights (safetensors, Hugging Face layout), or both."),
-    key("save_every", int(1), Some("eval_every"), "Write a checkpoint every this many steps (atomically)."),
-    key("keep", int(1), Some("2"), "How many checkpoints to keep (the best one is always kept)."),
-    key("report", Ty::Bool, Some("true"), "Write the report (curves as SVG and a summary) into the run folder."),
+    key("dir", Ty::Path, Some("\"runs/<recipe name>\""), "Where run folders go. Not supported yet (FT0510): use `ft run --runs DIR`."),
+    key("export", Ty::Enum(&["adapter", "merged", "both"]), Some("adapter"), "What to write at the end: the adapter in PEFT's format, the merged full weights (safetensors, Hugging Face layout), or both. Only the method's own export (`adapter`, or `merged` for `peft full`) is supported yet (FT0510); `ft export` merges an adapter."),
+    key("save_every", int(1), Some("eval_every"), "Write a checkpoint every this many steps (atomically). Not supported yet (FT0510): use `ft run --checkpoint-every N`."),
+    key("keep", int(1), Some("2"), "How many checkpoints to keep (the best one is always kept). Not supported yet (FT0510): a run keeps the last and the best."),
+    key("report", Ty::Bool, Some("true"), "Write the report (curves as SVG and a summary) into the run folder. `false` is not supported yet (FT0510)."),
 ];
 
 pub static BLOCKS: &[BlockDef] = &[
@@ -242,7 +242,7 @@ pub static BLOCKS: &[BlockDef] = &[
     },
     BlockDef {
         keyword: "output",
-        doc: "Where the run folder goes and what is exported.",
+        doc: "Where the run folder goes and what is exported. The run honours only its defaults yet: other settings are refused (FT0510).",
         name: Presence::Forbidden,
         name_is_method: false,
         source: None,
@@ -251,7 +251,7 @@ pub static BLOCKS: &[BlockDef] = &[
         singleton: true,
         dataset_keys: false,
         axes: false,
-        example: "output { dir = \"runs\", export = both }",
+        example: "output { export = adapter, report = true }",
     },
 ];
 
@@ -276,8 +276,8 @@ static LORA_KEYS: [Key; 11] = [
     key("alpha_for", Ty::ModuleMap, Some("{}"), "Per-module alpha overrides."),
     key("rslora", Ty::Bool, Some("false"), "Rank-stabilised scaling α/√r."),
     key("dora", Ty::Bool, Some("false"), "Weight-decomposed LoRA: adds a trainable magnitude vector per output."),
-    key("bias", Ty::Enum(&["none", "all", "lora_only"]), Some("none"), "Which biases are trained."),
-    key("modules_to_save", Ty::List(&Ty::Str), Some("the new head, if any"), "Extra modules trained in full and saved with the adapter."),
+    key("bias", Ty::Enum(&["none", "all", "lora_only"]), Some("none"), "Which biases are trained. Only `none` is supported yet (FT0510)."),
+    key("modules_to_save", Ty::List(&Ty::Str), Some("the new head, if any"), "Extra modules trained in full and saved with the adapter. Only the classification head (`classifier`, `score`) is supported yet (FT0510)."),
 ];
 
 static PREFIX_KEYS: [Key; 3] = [

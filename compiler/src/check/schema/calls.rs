@@ -106,7 +106,7 @@ pub static HEADS: &[CallDef] = &[
     },
     CallDef {
         name: "classify",
-        doc: "A new sequence-classification head `[labels, hidden]` on the pooled output (BERT) or the last token (Llama); trained in full and saved with the adapter (`modules_to_save`).",
+        doc: "A new sequence-classification head `[labels, hidden]` on the pooled output of a BERT-family encoder; trained in full and saved with the adapter (`modules_to_save`). On a Llama-family model not supported yet (FT0510).",
         params: &[req("labels", Ty::List(&Ty::Str), "The class names, in label-id order.")],
     },
 ];
@@ -251,7 +251,7 @@ pub static OBJECTIVES: &[CallDef] = &[
         doc: "Direct Preference Optimization on `chosen`/`rejected` pairs against a frozen reference model.",
         params: &[
             key("beta", positive(), Some("0.1"), "Strength of the KL constraint."),
-            key("reference", Ty::ModelRef, Some("a frozen copy of the policy"), "The reference model."),
+            key("reference", Ty::ModelRef, Some("a frozen copy of the policy"), "The reference model: the policy's own weights (another model is not supported yet, FT0510)."),
         ],
     },
     CallDef {
