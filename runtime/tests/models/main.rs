@@ -4,6 +4,7 @@
 //! each. (`bf16_products` stays apart: the packed-weight registry it fills
 //! is process-wide.)
 
+mod assets;
 mod peft_common;
 
 mod generate_batch;

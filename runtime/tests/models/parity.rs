@@ -13,23 +13,11 @@ use ft_runtime::generate::{
 };
 use ft_runtime::CpuBackend as B;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+
+use crate::assets::{asset, f32s};
+use std::path::Path;
 
 const TOL: f64 = 1e-4;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn asset(rel: &str) -> PathBuf {
-    let p = root().join(".cache/models").join(rel);
-    assert!(
-        p.exists(),
-        "missing test asset {}: run `scripts/fetch-assets.sh` first",
-        p.display()
-    );
-    p
-}
 
 fn fixture(name: &str) -> Value {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,14 +26,6 @@ fn fixture(name: &str) -> Value {
     let text = std::fs::read_to_string(&p)
         .unwrap_or_else(|e| panic!("{}: {e} (run scripts/reference/models.py)", p.display()));
     serde_json::from_str(&text).unwrap()
-}
-
-fn f32s(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
 }
 
 fn ids_of(v: &Value) -> Vec<u32> {

@@ -23,11 +23,9 @@ use ft_runtime::peft::{apply, new_classifier, trainable_parameters, ApplyOptions
 use ft_runtime::CpuBackend as B;
 use serde_json::Value;
 
-const TOL: f32 = 1e-4;
+use crate::assets::{asset, f32s};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+const TOL: f32 = 1e-4;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/peft")
@@ -41,14 +39,6 @@ fn json(p: &Path) -> Value {
         )
     });
     serde_json::from_str(&text).unwrap()
-}
-
-fn f32s(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
 }
 
 fn rows(v: &Value) -> Vec<Vec<i64>> {
@@ -83,16 +73,6 @@ fn float_tensor(rows: &[Vec<i64>]) -> Tensor<B, 2> {
 
 fn vals<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().to_vec().unwrap()
-}
-
-fn asset(rel: &str) -> PathBuf {
-    let p = root().join(".cache/models").join(rel);
-    assert!(
-        p.exists(),
-        "missing test asset {}: run `scripts/fetch-assets.sh` first",
-        p.display()
-    );
-    p
 }
 
 fn minilm_classifier() -> BertForSequenceClassification<B> {
