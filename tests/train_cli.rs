@@ -337,3 +337,83 @@ fn threads_set_the_runs_pool() {
         "1 thread {a}, 3 threads {b}"
     );
 }
+
+/// The `output` block: run folders under `dir`, a checkpoint every
+/// `save_every` steps, no report with `report = false`, and with
+/// `export = both` an adapter and merged weights that give the run's own
+/// final test loss when evaluated again — the adapter on the base model,
+/// the merged folder on its own.
+#[test]
+fn output_block_places_checkpoints_and_exports_both() {
+    let dir = workspace(
+        "output-both",
+        "train {\n  steps = 6\n  batch = 16\n  optimizer = adamw(lr = 5e-3)\n}\n\n\
+         output {\n  dir = \"elsewhere\"\n  export = both\n  save_every = 2\n  report = false\n}",
+        "evaluate { on = test, metrics = [loss] }",
+    );
+    let recipe = std::fs::read_to_string(dir.join("recipe.ft"))
+        .unwrap()
+        .replace(
+            "peft full {}",
+            "peft lora { rank = 4, alpha = 8, targets = [query, value] }",
+        );
+    std::fs::write(dir.join("recipe.ft"), &recipe).unwrap();
+    let o = ft(
+        &dir,
+        &["run", "recipe.ft", "--no-cache", "--format", "json"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let run = dir.join("elsewhere/recipe/0001");
+    assert!(!dir.join("runs").exists(), "run folders go under `dir`");
+    let checkpoints: Vec<u64> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "checkpoint")
+        .filter_map(|e| e["step"].as_u64())
+        .collect();
+    // Step 6 ends the run, whose final checkpoint is written either way.
+    assert_eq!(checkpoints, [2, 4], "{}", text(&o));
+    assert!(run.join("checkpoints/last").is_dir());
+    assert!(!run.join("report.md").exists(), "report = false");
+    assert!(run.join("adapter/adapter_model.safetensors").is_file());
+    assert!(run.join("merged/model.safetensors").is_file());
+
+    let trained = summary(&run)["final_eval"][0]["metrics"]["loss"]
+        .as_f64()
+        .unwrap();
+    let eval_loss = |dir: &Path, args: &[&str]| -> f64 {
+        let mut all = vec!["eval", "recipe.ft", "--split", "test", "--metric", "loss"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--format", "json"]);
+        let o = ft(dir, &all);
+        assert!(o.status.success(), "{}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v[0]["metrics"]["loss"].as_f64().unwrap()
+    };
+    let adapter = run.join("adapter");
+    let with_adapter = eval_loss(&dir, &["--adapter", adapter.to_str().unwrap()]);
+    // The merged folder alone, as the model of a recipe without `peft`.
+    let merged_dir = dir.join("merged-eval");
+    std::fs::create_dir_all(&merged_dir).unwrap();
+    let merged_recipe = recipe
+        .replace(
+            "hf(\"models/tiny-sentiment\")",
+            &format!("hf(\"{}\")", run.join("merged").display()),
+        )
+        .replace(
+            "data/quickstart-snippets.tsv",
+            &dir.join("data/quickstart-snippets.tsv")
+                .display()
+                .to_string(),
+        );
+    let merged_recipe = merged_recipe[..merged_recipe.find("peft lora").unwrap()].to_string()
+        + "train {\n  steps = 6\n  batch = 16\n}\n\nevaluate { on = test, metrics = [loss] }\n";
+    std::fs::write(merged_dir.join("recipe.ft"), merged_recipe).unwrap();
+    let merged = eval_loss(&merged_dir, &[]);
+    for (what, loss) in [("adapter", with_adapter), ("merged", merged)] {
+        assert!(
+            (loss - trained).abs() <= 1e-4 * trained.abs(),
+            "{what}: test loss {loss}, the run's own {trained}"
+        );
+    }
+}

@@ -49,6 +49,55 @@ pub struct Plan {
     pub method: Method,
     pub train: TrainPlan,
     pub evaluate: EvalPlan,
+    /// What a run writes (the recipe's `output` block).
+    #[serde(default)]
+    pub output: OutputPlan,
+}
+
+/// What a run writes besides its metrics and checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputPlan {
+    /// Where run folders go (`<dir>/<recipe>/<id>/`); `None`: `runs/`
+    /// beside the recipe, or the command line's choice.
+    pub dir: Option<PathBuf>,
+    pub export: Export,
+    /// A checkpoint every this many steps, besides those at evaluations.
+    pub save_every: Option<u64>,
+    /// `report.md` and its plots.
+    pub report: bool,
+}
+
+impl Default for OutputPlan {
+    fn default() -> Self {
+        OutputPlan {
+            dir: None,
+            export: Export::Adapter,
+            save_every: None,
+            report: true,
+        }
+    }
+}
+
+/// What a run exports at its end. Full fine-tuning has no adapter: it
+/// always writes merged weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Export {
+    /// PEFT's adapter folder (`adapter/`).
+    Adapter,
+    /// The full weights with the adapter folded in (`merged/`).
+    Merged,
+    Both,
+}
+
+impl Export {
+    /// Whether a run with this method writes `adapter/`.
+    pub fn adapter(self, method: &Method) -> bool {
+        !matches!(method, Method::Full { .. }) && self != Export::Merged
+    }
+    /// Whether a run with this method writes `merged/`.
+    pub fn merged(self, method: &Method) -> bool {
+        matches!(method, Method::Full { .. }) || self != Export::Adapter
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! Shared by the commands that act on a recipe (`plan`, `run`, `eval`,
 //! `data`): check it, print its diagnostics, and lower it to a Plan.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use ft_compiler::diagnostics::render;
@@ -50,4 +50,15 @@ pub fn load(path: &Path) -> Result<(Plan, Analysis), ExitCode> {
             Err(ExitCode::from(1))
         }
     }
+}
+
+/// Where run folders go: the command line's `--runs`, else the recipe's
+/// `output.dir`, else `runs/` beside the recipe.
+pub fn runs_dir(cli: Option<PathBuf>, plan: &Plan) -> PathBuf {
+    cli.or_else(|| plan.output.dir.clone()).unwrap_or_else(|| {
+        plan.recipe
+            .parent()
+            .map(|d| d.join("runs"))
+            .unwrap_or_else(|| PathBuf::from("runs"))
+    })
 }

@@ -79,12 +79,7 @@ pub fn run(args: Args) -> ExitCode {
             Err(code) => return code,
         },
     };
-    let runs = args.runs.clone().unwrap_or_else(|| {
-        plan.recipe
-            .parent()
-            .map(|d| d.join("runs"))
-            .unwrap_or_else(|| PathBuf::from("runs"))
-    });
+    let runs = super::recipe::runs_dir(args.runs.clone(), &plan);
     let mut opts = RunOptions::new(runs.clone());
     opts.resume = args.resume;
     opts.checkpoint_every = args.checkpoint_every;

@@ -4,6 +4,7 @@
 
 pub mod blocks;
 pub mod names;
+pub mod output;
 pub mod pending;
 pub mod rules;
 pub mod schema;
@@ -146,6 +147,7 @@ pub fn check(files: &[(FileId, &ast::File)], diags: &mut Vec<Diagnostic>) -> Rec
     names::check_names(&recipe, diags);
     rules::check_rules(&recipe, diags);
     pending::check_pending(&recipe, diags);
+    output::check_output(&recipe, diags);
     recipe
 }
 

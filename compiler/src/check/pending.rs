@@ -15,13 +15,8 @@ crate::declare_codes! {
     /// A recipe that `ft check` accepts runs exactly as written, so a
     /// setting the runtime would ignore or mishandle is refused instead:
     ///
-    /// - `output { dir, export, save_every, keep, report = false }`: a run
-    ///   writes its folder under `ft run --runs DIR` (default `runs/`
-    ///   beside the recipe), checkpoints at each evaluation (and every N
-    ///   steps with `ft run --checkpoint-every N`), keeps the last and the
-    ///   best checkpoint, writes the report, and exports the adapter (PEFT
-    ///   methods) or the merged weights (`peft full`); `ft export ADAPTER
-    ///   --merged OUT` merges an adapter afterwards;
+    /// - `output { keep = N }`: a run keeps its last and its best
+    ///   checkpoint;
     /// - `train { packing = true }`: packed examples would attend to one
     ///   another; leave it out (batches are padded);
     /// - `dpo(reference = NAME)` naming a model other than the policy: the
@@ -37,7 +32,6 @@ crate::declare_codes! {
 }
 
 pub fn check_pending(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
-    output(recipe, diags);
     training(recipe, diags);
     adapters(recipe, diags);
     peft(recipe, diags);
@@ -48,39 +42,6 @@ fn refuse(b: &CBlock, span: Span, message: String, help: &str) -> Diagnostic {
         .in_file(b.file)
         .label("not supported yet")
         .help(help)
-}
-
-/// The export a run writes: merged weights for full fine-tuning, the
-/// adapter otherwise.
-fn natural_export(recipe: &Recipe) -> &'static str {
-    match recipe.one("peft").and_then(|p| p.method) {
-        Some(m) if m.name != "full" => "adapter",
-        _ => "merged",
-    }
-}
-
-fn output(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
-    let Some(o) = recipe.one("output") else {
-        return;
-    };
-    for (key, entry) in &o.keys {
-        let help = match key.as_str() {
-            "export" if entry.value.as_word() == Some(natural_export(recipe)) => continue,
-            "report" if entry.value.as_bool() == Some(true) => continue,
-            "export" => "a PEFT run writes `adapter/` and full fine-tuning `merged/`; `ft export ADAPTER --merged OUT` merges an adapter afterwards",
-            "dir" => "choose the folder on the command line: `ft run RECIPE --runs DIR`",
-            "save_every" => "checkpoints are written at each evaluation; add more with `ft run RECIPE --checkpoint-every N`",
-            "keep" => "a run keeps its last and its best checkpoint",
-            "report" => "the report is always written: remove `report = false`",
-            _ => continue,
-        };
-        diags.push(refuse(
-            o,
-            entry.key_span,
-            format!("`output.{key}` is not honoured by the run yet"),
-            help,
-        ));
-    }
 }
 
 fn training(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {

@@ -14,6 +14,7 @@ pub fn all() -> Vec<&'static Code> {
         crate::check::names::CODES,
         crate::check::rules::CODES,
         crate::check::pending::CODES,
+        crate::check::output::CODES,
         crate::driver::CODES,
         crate::world::CODES,
         crate::sweep::CODES,

@@ -20,7 +20,7 @@ mod util;
 
 use std::path::PathBuf;
 
-use ft_plan::{Head, ModelFormat, ModelPlan, Plan, PLAN_VERSION};
+use ft_plan::{Export, Head, Method, ModelFormat, ModelPlan, OutputPlan, Plan, PLAN_VERSION};
 
 use crate::check::blocks::CBlock;
 use crate::check::value::Val;
@@ -92,6 +92,7 @@ pub fn lower(a: &Analysis) -> Result<Plan, LowerError> {
     let method = method::lower(recipe.one("peft"), &model, inventory)?;
     let train = train::train(recipe, &model)?;
     let evaluate = train::evaluate(recipe, &train);
+    let output = output(a, &method);
     Ok(Plan {
         version: PLAN_VERSION,
         recipe: path,
@@ -104,7 +105,34 @@ pub fn lower(a: &Analysis) -> Result<Plan, LowerError> {
         method,
         train,
         evaluate,
+        output,
     })
+}
+
+fn output(a: &Analysis, method: &Method) -> OutputPlan {
+    let mut out = OutputPlan::default();
+    if let Method::Full { .. } = method {
+        out.export = Export::Merged;
+    }
+    let Some(o) = a.recipe.one("output") else {
+        return out;
+    };
+    out.dir = o
+        .get("dir")
+        .and_then(|v| v.as_str())
+        .map(|p| util::clean_path(&resolve(&a.sources, o.file, p)));
+    out.export = match o.get("export").and_then(|v| v.as_word()) {
+        Some("merged") => Export::Merged,
+        Some("both") => Export::Both,
+        Some(_) => Export::Adapter,
+        None => out.export,
+    };
+    out.save_every = o
+        .get("save_every")
+        .and_then(|v| v.as_i64())
+        .map(|n| n as u64);
+    out.report = o.get("report").and_then(|v| v.as_bool()).unwrap_or(true);
+    out
 }
 
 fn model_plan(a: &Analysis, m: &CBlock) -> Result<ModelPlan, LowerError> {

@@ -276,6 +276,7 @@ pub fn plan(
             max_new_tokens: 16,
             batch: 4,
         },
+        output: Default::default(),
     }
 }
 

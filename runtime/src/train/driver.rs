@@ -344,6 +344,7 @@ impl<'a, B: AutodiffBackend> Driver<'a, B> {
         let periodic = self
             .opts
             .checkpoint_every
+            .or(self.plan.output.save_every)
             .is_some_and(|n| step % n.max(1) == 0);
         if (at_eval || periodic) && self.running() {
             let path = self.save_last(model)?;
@@ -411,7 +412,9 @@ impl<'a, B: AutodiffBackend> Driver<'a, B> {
             seconds: self.started.elapsed().as_secs_f64(),
             trainable: self.trainable,
         };
-        write_report(plan, &summary, &self.metrics_path, &self.run_dir)?;
+        if plan.output.report {
+            write_report(plan, &summary, &self.metrics_path, &self.run_dir)?;
+        }
         folder::write_atomic(
             &self.run_dir.join("summary.json"),
             serde_json::to_string_pretty(&summary)

@@ -135,7 +135,8 @@ pub struct RunSummary {
     pub best_step: Option<u64>,
     pub stopped_early: bool,
     pub final_eval: Vec<EvalResult>,
-    /// The exported adapter (PEFT format) or merged weights.
+    /// The exported adapter (PEFT format), else the merged weights (with
+    /// `export = both`, `merged/` is beside `adapter/`).
     pub export: Option<PathBuf>,
     pub seconds: f64,
     pub trainable: usize,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use ft_pipeline::DataPipeline;
-use ft_plan::{Head, Method, Plan};
+use ft_plan::{Head, Plan};
 
 use super::checkpoint;
 use super::eval::EvalResult;
@@ -163,19 +163,23 @@ pub(super) fn export<B: Backend, M: Task<B>>(
     pipe: &DataPipeline,
     run_dir: &Path,
 ) -> Result<Option<PathBuf>, TrainError> {
-    if let Method::Full { .. } = plan.method {
+    let export = plan.output.export;
+    let mut written = None;
+    if export.merged(&plan.method) {
         let dir = run_dir.join("merged");
         peft::merge::save_merged(model, &dir)
-            .map_err(|e| TrainError::io(format!("writing the trained weights: {e}")))?;
+            .map_err(|e| TrainError::io(format!("writing the merged weights: {e}")))?;
         complete_merged(&dir, plan, pipe)?;
-        return Ok(Some(dir));
+        written = Some(dir);
     }
-    let dir = run_dir.join("adapter");
-    let base = plan.model.path.display().to_string();
-    match peft::adapter::save_adapter(model, &plan.method, &base, &dir) {
-        Ok(()) => Ok(Some(dir)),
-        Err(e) => Err(TrainError::io(format!("exporting the adapter: {e}"))),
+    if export.adapter(&plan.method) {
+        let dir = run_dir.join("adapter");
+        let base = plan.model.path.display().to_string();
+        peft::adapter::save_adapter(model, &plan.method, &base, &dir)
+            .map_err(|e| TrainError::io(format!("exporting the adapter: {e}")))?;
+        written = Some(dir);
     }
+    Ok(written)
 }
 
 /// Makes a merged folder usable on its own: the tokenizer beside the

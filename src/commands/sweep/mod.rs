@@ -96,12 +96,7 @@ pub fn run(args: Args) -> ExitCode {
         return ExitCode::SUCCESS;
     }
 
-    let runs = args.runs.clone().unwrap_or_else(|| {
-        base.recipe
-            .parent()
-            .map(|d| d.join("runs"))
-            .unwrap_or_else(|| PathBuf::from("runs"))
-    });
+    let runs = super::recipe::runs_dir(args.runs.clone(), &base);
     let dir = match open_sweep(&runs.join(&base.name), &sweep, args.resume) {
         Ok(d) => d,
         Err(e) => {

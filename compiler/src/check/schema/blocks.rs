@@ -128,11 +128,11 @@ static BUDGET_KEYS: [Key; 2] = [
 ];
 
 static OUTPUT_KEYS: [Key; 5] = [
-    key("dir", Ty::Path, Some("\"runs/<recipe name>\""), "Where run folders go. Not supported yet (FT0510): use `ft run --runs DIR`."),
-    key("export", Ty::Enum(&["adapter", "merged", "both"]), Some("adapter"), "What to write at the end: the adapter in PEFT's format, the merged full weights (safetensors, Hugging Face layout), or both. Only the method's own export (`adapter`, or `merged` for `peft full`) is supported yet (FT0510); `ft export` merges an adapter."),
-    key("save_every", int(1), Some("eval_every"), "Write a checkpoint every this many steps (atomically). Not supported yet (FT0510): use `ft run --checkpoint-every N`."),
+    key("dir", Ty::Path, Some("\"runs\" beside the recipe"), "Where run folders go (`<dir>/<recipe name>/<id>/`), relative to the recipe; `ft run --runs DIR` overrides it."),
+    key("export", Ty::Enum(&["adapter", "merged", "both"]), Some("adapter (`merged` for `peft full`)"), "What to write at the end: the adapter in PEFT's format, the merged full weights (safetensors, Hugging Face layout), or both. `peft full` writes `merged` (it has no adapter); prefix, prompt and bottleneck adapters write `adapter` (they cannot be merged; FT0511)."),
+    key("save_every", int(1), None, "Also write a checkpoint every this many steps (atomically), besides those at evaluations; `ft run --checkpoint-every N` overrides it."),
     key("keep", int(1), Some("2"), "How many checkpoints to keep (the best one is always kept). Not supported yet (FT0510): a run keeps the last and the best."),
-    key("report", Ty::Bool, Some("true"), "Write the report (curves as SVG and a summary) into the run folder. `false` is not supported yet (FT0510)."),
+    key("report", Ty::Bool, Some("true"), "Write the report (curves as SVG and a summary) into the run folder."),
 ];
 
 pub static BLOCKS: &[BlockDef] = &[
@@ -242,7 +242,7 @@ pub static BLOCKS: &[BlockDef] = &[
     },
     BlockDef {
         keyword: "output",
-        doc: "Where the run folder goes and what is exported. The run honours only its defaults yet: other settings are refused (FT0510).",
+        doc: "Where the run folder goes, what is exported, how often checkpoints are written.",
         name: Presence::Forbidden,
         name_is_method: false,
         source: None,
@@ -251,7 +251,7 @@ pub static BLOCKS: &[BlockDef] = &[
         singleton: true,
         dataset_keys: false,
         axes: false,
-        example: "output { export = adapter, report = true }",
+        example: "output { dir = \"runs\", export = both }",
     },
 ];
 
