@@ -128,6 +128,9 @@ fn source_error(e: &SourceError, span: Span) -> Diagnostic {
             }
             d
         }
+        SourceError::BadHeader { .. } => Diagnostic::error(&DATA_UNREADABLE, span, e.to_string())
+            .label("while reading this file's header")
+            .help("name the columns in the recipe: `columns = [\"id\", \"text\", …]`, with `header = true` to skip the file's own header line"),
         _ => Diagnostic::error(&DATA_UNREADABLE, span, e.to_string())
             .label("while reading this file"),
     }
