@@ -417,3 +417,19 @@ fn output_block_places_checkpoints_and_exports_both() {
         );
     }
 }
+
+/// When the last periodic validation is also the final evaluation (same
+/// step, same split), the run prints it once.
+#[test]
+fn the_final_evaluation_is_printed_once() {
+    let dir = workspace(
+        "final-eval-once",
+        "train {\n  steps = 4\n  batch = 16\n  eval_every = 2\n}",
+        "evaluate { on = val, metrics = [loss] }",
+    );
+    let o = ft(&dir, &["run", "recipe.ft", "--runs", "runs", "--no-cache"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let said = text(&o);
+    assert_eq!(said.matches("eval val at step 2 ").count(), 1, "{said}");
+    assert_eq!(said.matches("eval val at step 4 ").count(), 1, "{said}");
+}

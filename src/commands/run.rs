@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use ft_runtime::train::eval::EvalResult;
 use ft_runtime::train::{self, ErrorKind, Event, RunOptions};
 
 use super::OutputFormat;
@@ -119,6 +120,9 @@ pub struct Progress {
     terminal: bool,
     drawn: bool,
     every: u64,
+    /// The last evaluation printed: the final evaluation repeats the last
+    /// periodic one when they fall on the same step and split.
+    last_eval: Option<(u64, EvalResult)>,
 }
 
 fn duration(secs: f64) -> String {
@@ -134,6 +138,7 @@ impl Progress {
             terminal: std::io::stderr().is_terminal(),
             drawn: false,
             every: 1,
+            last_eval: None,
         }
     }
 
@@ -229,6 +234,11 @@ impl Progress {
                 if self.quiet && !result.split.eq("test") {
                     return;
                 }
+                let seen = Some((*step, result.clone()));
+                if self.last_eval == seen {
+                    return;
+                }
+                self.last_eval = seen;
                 let metrics: Vec<String> = result
                     .metrics
                     .iter()
