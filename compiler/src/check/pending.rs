@@ -73,19 +73,15 @@ fn training(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
                 .named("model", &id.name)
                 .is_some_and(|r| same_weights(r, policy));
             if !same {
-                diags.push(
-                    Diagnostic::error(
-                        &NOT_YET,
-                        id.span,
-                        format!(
-                            "a DPO reference other than the policy's own weights is not supported yet (`{}`)",
-                            id.name
-                        ),
-                    )
-                    .in_file(t.file)
-                    .label("not supported yet")
-                    .help("remove `reference`: the reference is a frozen copy of the policy as it starts"),
-                );
+                diags.push(refuse(
+                    t,
+                    id.span,
+                    format!(
+                        "a DPO reference other than the policy's own weights is not supported yet (`{}`)",
+                        id.name
+                    ),
+                    "remove `reference`: the reference is a frozen copy of the policy as it starts",
+                ));
             }
         }
     }
@@ -149,16 +145,12 @@ fn peft(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
                 continue;
             };
             if !["classifier", "score"].contains(&name) {
-                diags.push(
-                    Diagnostic::error(
-                        &NOT_YET,
-                        item.span,
-                        format!("`{name}` in modules_to_save is not supported yet: only the classification head is trained in full"),
-                    )
-                    .in_file(p.file)
-                    .label("not supported yet")
-                    .help("remove it: a `classify` head is trained and saved under every method"),
-                );
+                diags.push(refuse(
+                    p,
+                    item.span,
+                    format!("`{name}` in modules_to_save is not supported yet: only the classification head is trained in full"),
+                    "remove it: a `classify` head is trained and saved under every method",
+                ));
             }
         }
     }
