@@ -277,6 +277,60 @@ evaluate {{ on = val, metrics = [loss] }}
     eprintln!("train losses {plain:?} / {recomputed:?}; val {a} / {b}");
 }
 
+/// `packing = true`: the batch's examples share rows, each attending only
+/// to itself with positions from 0, so the run trains as the padded one
+/// (to f32 rounding) on fewer, fuller rows.
+#[test]
+fn smollm2_packed_batches_train_as_padded_ones() {
+    let data = format!("{}/*.yml", asset("data/chatterbot"));
+    let recipe = |packing: bool| {
+        format!(
+            r#"model base = gguf("{model}")
+
+dataset faq = yaml_pairs("{data}") {{
+  prompt     = chat([user: "{{question}}"])
+  completion = "{{answer}}"
+  split      = {{ train = 85%, val = 15%, seed = 7 }}
+  filter     = len(question) < 24 and len(answer) < 48
+  on_bad_row = skip
+}}
+
+peft lora {{ rank = 8, alpha = 16, targets = [q_proj, v_proj] }}
+
+train {{
+  steps     = 3
+  batch     = 8
+  max_len   = 96
+  optimizer = adamw(lr = 1e-3)
+  packing   = {packing}
+}}
+
+evaluate {{ on = val, metrics = [loss] }}
+"#,
+            model = asset("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        )
+    };
+    let mut runs = Vec::new();
+    for packing in [false, true] {
+        let dir = workdir(&format!("smollm2-packing-{packing}"), &recipe(packing));
+        let o = ft(&dir, &["run", "recipe.ft", "--runs", "runs", "--no-cache"]);
+        assert!(o.status.success(), "{}", text(&o));
+        runs.push(dir.join("runs/recipe/0001"));
+    }
+    let (padded, packed) = (train_losses(&runs[0]), train_losses(&runs[1]));
+    assert_eq!(padded.len(), 3);
+    assert_eq!(packed.len(), 3);
+    for (a, b) in padded.iter().zip(&packed) {
+        assert!(
+            (a - b).abs() / a < 1e-4,
+            "padded {padded:?} vs packed {packed:?}"
+        );
+    }
+    let (a, b) = (final_loss(&runs[0]), final_loss(&runs[1]));
+    assert!((a - b).abs() / a < 1e-4, "final val loss {a} vs {b}");
+    eprintln!("train losses {padded:?} / {packed:?}; val {a} / {b}");
+}
+
 #[test]
 fn smollm2_dpo_margin_grows() {
     dpo_margin_grows("f32");

@@ -189,7 +189,9 @@ pub fn collate(items: &[Item], pad_id: u32, pack: Option<usize>) -> Batch {
             for (p, (&id, &t)) in s.ids.iter().zip(&s.trained).enumerate() {
                 out.input_ids[at] = id;
                 out.attention_mask[at] = 1;
-                if !classify && t {
+                // A packed example's first token is no target: it would be
+                // predicted from the end of the example before it.
+                if !classify && t && (pack.is_none() || p > 0) {
                     out.labels[at] = id as i64;
                 }
                 if let Some(seg) = &mut out.segment_ids {
@@ -255,7 +257,8 @@ mod tests {
 
     #[test]
     fn packing_restarts_positions_and_numbers_segments() {
-        let (a, b, c) = (seq(3, 1), seq(2, 1), seq(4, 2));
+        // b has no prompt: its first token, packed after a, is still no target.
+        let (a, b, c) = (seq(3, 1), seq(2, 0), seq(4, 2));
         let items = [
             Item {
                 seq: &a,
@@ -298,7 +301,8 @@ mod tests {
         let plain = collate(&items, 7, None);
         assert_eq!((plain.batch, plain.seq), (3, 4));
         assert_eq!(&plain.input_ids[4..8], &[1, 2, 7, 7]);
-        assert_eq!(&plain.labels[4..8], &[-100, 2, -100, -100]);
+        // Alone in its row, b's first label is never read (the shift).
+        assert_eq!(&plain.labels[4..8], &[1, 2, -100, -100]);
         assert!(plain.segment_ids.is_none());
     }
 }

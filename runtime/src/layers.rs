@@ -193,6 +193,41 @@ pub fn apply_rope_composite<B: Backend>(
     x * cos.clone() + rotated * sin.clone()
 }
 
+/// Additive mask `[batch, 1, virt + seq, past + virt + seq]` of a packed
+/// batch. `segments` (`[batch · seq]`) numbers the examples of each row
+/// (0 on padding). Columns are `past` keys (prefix tuning), then `virt`
+/// prompt-tuning tokens, then the row's tokens. A token attends to every
+/// virtual column and, causally, to its own example; virtual tokens attend
+/// causally among themselves. Padding attends to earlier padding, so no
+/// row is empty.
+pub fn packed_attention_bias<B: Backend>(
+    segments: &[u32],
+    batch: usize,
+    virt: usize,
+    past: usize,
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let seq = segments.len() / batch.max(1);
+    let (q_len, k_len) = (virt + seq, past + virt + seq);
+    let mut m = vec![MASKED; batch * q_len * k_len];
+    for (r, seg) in segments.chunks(seq.max(1)).enumerate() {
+        let rows = &mut m[r * q_len * k_len..(r + 1) * q_len * k_len];
+        for (i, row) in rows.chunks_mut(k_len).enumerate() {
+            // Everything before the row's own tokens is virtual.
+            let shared = (past + i + 1).min(past + virt);
+            row[..shared].fill(0.0);
+            if let Some(a) = i.checked_sub(virt) {
+                // Earlier tokens of the same example, and this one.
+                let start = (0..=a).rev().take_while(|&j| seg[j] == seg[a]).last();
+                for j in start.unwrap_or(a)..=a {
+                    row[past + virt + j] = 0.0;
+                }
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(m, [batch, 1, q_len, k_len]), device)
+}
+
 /// Additive mask `[batch, 1, q_len, past + q_len]`: 0 where attending is
 /// allowed, [`MASKED`] elsewhere. `attention_mask` (`[batch, past + q_len]`,
 /// 1 = token, 0 = padding) masks padded keys; `causal` masks the future.

@@ -11,7 +11,7 @@ use burn::tensor::{backend::Backend, Int, Tensor};
 use ft_formats::{Family, FormatError, FormatErrorKind, ModelConfig};
 
 use crate::kernels::{self, matmul, reshape, softmax_scaled};
-use crate::layers::{apply_rope, attention_bias, RmsNorm, Rope};
+use crate::layers::{apply_rope, attention_bias, packed_attention_bias, RmsNorm, Rope};
 use crate::peft::bottleneck::{adapt, Bottleneck};
 use crate::peft::prompt::{PrefixTuning, PromptTuning};
 use crate::peft::{AdaptedLinear, ForwardCtx};
@@ -127,6 +127,31 @@ impl<B: Backend> KvCache<B> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A packed batch's layout, per token (`[batch · seq]`, row-major): the
+/// 1-based example it belongs to within its row (0 on padding) and its
+/// position within that example (the pipeline's `segment_ids` and
+/// `position_ids`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packed {
+    pub segments: Vec<u32>,
+    pub positions: Vec<u32>,
+}
+
+impl Packed {
+    /// Rotary positions of a row's `prompt_n + seq` columns: prompt-tuning
+    /// columns keep `past..past + prompt_n`; an example's tokens follow at
+    /// `past + prompt_n + position`, as they would alone.
+    fn positions_with(&self, rows: usize, past: usize, prompt_n: usize) -> Vec<usize> {
+        let seq = self.positions.len() / rows.max(1);
+        let mut out = Vec::with_capacity(rows * (prompt_n + seq));
+        for row in self.positions.chunks(seq.max(1)) {
+            out.extend(past..past + prompt_n);
+            out.extend(row.iter().map(|&p| past + prompt_n + p as usize));
+        }
+        out
     }
 }
 
@@ -363,6 +388,33 @@ impl<B: Backend> LlamaForCausalLM<B> {
         &self,
         input_ids: Tensor<B, 2, Int>,
         attention_mask: Option<Tensor<B, 2>>,
+        cache: Option<&mut KvCache<B>>,
+        ctx: &ForwardCtx,
+        tape: Option<&RecomputeTape<B>>,
+    ) -> Tensor<B, 3> {
+        self.hidden(input_ids, attention_mask, None, cache, ctx, tape)
+    }
+
+    /// [`Self::forward_hidden_taped`] for a packed batch (training: no
+    /// cache): each example attends causally within itself only, and its
+    /// positions restart at 0, so every token computes what it would in an
+    /// unpacked row. Virtual tokens (prompt or prefix tuning) are shared by
+    /// every example of a row, as each would see them alone.
+    pub fn forward_hidden_packed(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        packed: &Packed,
+        ctx: &ForwardCtx,
+        tape: Option<&RecomputeTape<B>>,
+    ) -> Tensor<B, 3> {
+        self.hidden(input_ids, None, Some(packed), None, ctx, tape)
+    }
+
+    fn hidden(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2>>,
+        packed: Option<&Packed>,
         mut cache: Option<&mut KvCache<B>>,
         ctx: &ForwardCtx,
         tape: Option<&RecomputeTape<B>>,
@@ -399,14 +451,21 @@ impl<B: Backend> LlamaForCausalLM<B> {
                 Tensor::cat(vec![Tensor::ones([b, virt], &device), m], 1)
             }
         });
-        let (cos, sin) = match cache.as_ref().filter(|c| !c.pads.is_empty()) {
-            Some(c) => {
+        let (cos, sin) = match (packed, cache.as_ref().filter(|c| !c.pads.is_empty())) {
+            (Some(p), _) => {
+                let positions = p.positions_with(b, past, prompt_n);
+                self.model.rope.tables_at::<B>(&positions, b, &device)
+            }
+            (None, Some(c)) => {
                 let positions = c.positions(virt, past, q_len);
                 self.model.rope.tables_at::<B>(&positions, b, &device)
             }
-            None => self.model.rope.tables::<B>(past, q_len, &device),
+            (None, None) => self.model.rope.tables::<B>(past, q_len, &device),
         };
-        let bias = attention_bias(b, q_len, past, mask.as_ref(), true, &device);
+        let bias = match packed {
+            Some(p) => packed_attention_bias(&p.segments, b, prompt_n, past, &device),
+            None => attention_bias(b, q_len, past, mask.as_ref(), true, &device),
+        };
         let mut x = self.model.embed_tokens.forward(input_ids);
         if let (Some(p), true) = (&self.model.prompt_tuning, first) {
             x = p.prepend(x);

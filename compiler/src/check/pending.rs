@@ -17,8 +17,6 @@ crate::declare_codes! {
     ///
     /// - `output { keep = N }`: a run keeps its last and its best
     ///   checkpoint;
-    /// - `train { packing = true }`: packed examples would attend to one
-    ///   another; leave it out (batches are padded);
     /// - `dpo(reference = NAME)` naming a model other than the policy: the
     ///   reference is the policy's own frozen weights;
     /// - `model { adapter = "…" }` on a model other than a PPO reward model:
@@ -48,22 +46,6 @@ fn training(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
     let Some(t) = recipe.one("train") else {
         return;
     };
-    let classify = recipe
-        .model()
-        .and_then(|m| m.get("head"))
-        .and_then(V::as_call)
-        .is_some_and(|(n, _)| n == "classify");
-    // With a classification head, packing is refused by its own rule.
-    if let (Some(e), false) = (t.keys.get("packing"), classify) {
-        if e.value.as_bool() == Some(true) {
-            diags.push(refuse(
-                t,
-                e.key_span,
-                "packing is not supported yet: packed examples would attend to one another".into(),
-                "remove `packing = true`; batches are padded instead",
-            ));
-        }
-    }
     let objective = t.get("objective");
     if let Some(("dpo", _)) = objective.and_then(V::as_call) {
         let reference = objective.and_then(|o| o.arg("reference"));

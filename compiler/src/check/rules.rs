@@ -122,11 +122,15 @@ crate::declare_codes! {
     /// Add `model = name` to the `train` block.
     WHICH_MODEL = "FT0506", "which model to train";
 
-    /// Packing is requested for a classification head.
+    /// Packing is requested where it does not apply: a classification
+    /// head, or a DPO or PPO objective.
     ///
-    /// Packing joins several examples into one sequence, which only makes
-    /// sense for language-model objectives.
-    PACKING_CLASSIFY = "FT0507", "packing with classification";
+    /// Packing lays several short examples into one row for supervised
+    /// language-model training (`objective = sft`), each attending only to
+    /// itself. A classifier pools one sequence per row, DPO compares a
+    /// chosen and a rejected row of the same prompt, and PPO generates its
+    /// own rows, so none of them can be packed: remove `packing = true`.
+    PACKING_UNFIT = "FT0507", "packing does not apply";
 
     /// `group_by_length = true` where the training data has no shuffled
     /// epoch to group: a mixture (examples are drawn task by task), or a
@@ -620,17 +624,26 @@ fn training(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
                 }
             }
         }
-        if t.get("packing").and_then(V::as_bool) == Some(true) && matches!(head, Some(Some(_))) {
-            diags.push(
-                Diagnostic::error(
-                    &PACKING_CLASSIFY,
-                    t.keys["packing"].key_span,
-                    "packing with a classification head",
-                )
-                .in_file(t.file)
-                .label("packing is for language-model objectives")
-                .help("remove `packing = true`"),
-            );
+        if t.get("packing").and_then(V::as_bool) == Some(true) {
+            let objective = t.get("objective").and_then(V::as_call).map(|(n, _)| n);
+            let unfit = match (objective, &head) {
+                (_, Some(Some(_))) | (Some("classify"), _) => Some("a classification head"),
+                (Some("dpo"), _) => Some("DPO's preference pairs"),
+                (Some("ppo"), _) => Some("PPO's generated rows"),
+                _ => None,
+            };
+            if let Some(what) = unfit {
+                diags.push(
+                    Diagnostic::error(
+                        &PACKING_UNFIT,
+                        t.keys["packing"].key_span,
+                        format!("packing does not apply to {what}"),
+                    )
+                    .in_file(t.file)
+                    .label("packing is for supervised language-model training")
+                    .help("remove `packing = true`"),
+                );
+            }
         }
         if t.get("group_by_length").and_then(V::as_bool) == Some(true) {
             let curriculum = recipe.one("curriculum");

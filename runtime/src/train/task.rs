@@ -9,7 +9,7 @@ use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use ft_pipeline::batch::{Batch, IGNORE};
 
 use crate::bert::BertForSequenceClassification;
-use crate::llama::{LlamaForCausalLM, TokenLogits};
+use crate::llama::{LlamaForCausalLM, Packed, TokenLogits};
 use crate::peft::merge::Mergeable;
 use crate::peft::{Adaptable, ForwardCtx};
 use crate::recompute::RecomputeTape;
@@ -75,7 +75,16 @@ impl<B: Backend> Task<B> for LlamaForCausalLM<B> {
     ) -> Logits<B> {
         let device = self.model.embed_tokens.weight.device();
         let (ids, mask) = input_tensors::<B>(batch, &device);
-        let hidden = self.forward_hidden_taped(ids, Some(mask), None, ctx, tape);
+        let hidden = match (&batch.segment_ids, &batch.position_ids) {
+            (Some(segments), Some(positions)) => {
+                let packed = Packed {
+                    segments: segments.clone(),
+                    positions: positions.clone(),
+                };
+                self.forward_hidden_packed(ids, &packed, ctx, tape)
+            }
+            _ => self.forward_hidden_taped(ids, Some(mask), None, ctx, tape),
+        };
         Logits::Tokens(self.token_logits(hidden))
     }
 

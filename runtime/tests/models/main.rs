@@ -8,6 +8,7 @@ mod assets;
 mod peft_common;
 
 mod generate_batch;
+mod packing;
 mod parity;
 mod peft_files;
 mod peft_interop;

@@ -149,6 +149,7 @@ fn trainable_paths<M: Loss<AB>>(model: &M, _method: &Method) -> Vec<String> {
 
 #[test]
 fn every_method_trains_only_its_parameters_on_tiny_bert() {
+    let _serial = crate::peft_common::autodiff_lock();
     let m = bert();
     let methods = vec![
         ("lora", lora(&m, &["query", "value"], LORA8)),
@@ -241,6 +242,7 @@ fn every_method_trains_only_its_parameters_on_tiny_bert() {
 
 #[test]
 fn every_method_trains_only_its_parameters_on_tiny_llama() {
+    let _serial = crate::peft_common::autodiff_lock();
     let m = llama();
     let methods = vec![
         ("lora", lora(&m, &["q_proj", "v_proj"], LORA8)),
@@ -300,6 +302,7 @@ fn every_method_trains_only_its_parameters_on_tiny_llama() {
 /// magnitude = ‖W‖, IA3 = 1, bottleneck up = 0).
 #[test]
 fn fresh_adapters_are_the_identity() {
+    let _serial = crate::peft_common::autodiff_lock();
     let x = || ids::<AB>(&[&[1, 5, 9, 2, 7]]);
     let base = llama().forward(x(), None, None);
     let m = llama();
@@ -334,6 +337,7 @@ fn vals<const D: usize>(t: Tensor<AB, D>) -> Vec<f32> {
 
 #[test]
 fn dropout_masks_are_a_function_of_seed_and_step() {
+    let _serial = crate::peft_common::autodiff_lock();
     let m = llama();
     let method = lora(
         &m,
@@ -363,6 +367,7 @@ fn dropout_masks_are_a_function_of_seed_and_step() {
 /// load it into a fresh model, and 2 more: the adapters are bit-identical.
 #[test]
 fn a_resumed_run_reproduces_an_uninterrupted_one() {
+    let _serial = crate::peft_common::autodiff_lock();
     let m = bert();
     let method = lora(
         &m,
@@ -418,6 +423,7 @@ pub fn tempdir(name: &str) -> std::path::PathBuf {
 /// the virtual tokens enter once and the caller's mask covers real tokens.
 #[test]
 fn virtual_tokens_work_with_the_kv_cache_and_padding() {
+    let _serial = crate::peft_common::autodiff_lock();
     for method in [
         Method::Prompt {
             virtual_tokens: 3,
@@ -473,6 +479,7 @@ fn virtual_tokens_work_with_the_kv_cache_and_padding() {
 /// change the positions (prompt and prefix tuning).
 #[test]
 fn the_classifier_shortcut_matches_the_whole_last_layer() {
+    let _serial = crate::peft_common::autodiff_lock();
     let m = bert();
     let every = ["query", "key", "value", "dense"];
     let methods = vec![

@@ -8,10 +8,8 @@
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
-use std::collections::BTreeMap;
 
 use crate::peft_common::*;
-use burn::module::{ModuleVisitor, Param};
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Int, Tensor, TensorData};
 use ft_plan::method::{Activation, AdapterStyle, PromptInit};
@@ -125,38 +123,6 @@ fn methods<M: Adaptable<AB>>(
     ]
 }
 
-/// Every parameter's gradient by path (empty for parameters without one).
-fn gradients<M: AutodiffModule<AB>>(
-    model: &M,
-    grads: &GradientsParams,
-) -> BTreeMap<String, Vec<f32>> {
-    struct Collect<'a> {
-        path: Vec<String>,
-        grads: &'a GradientsParams,
-        out: BTreeMap<String, Vec<f32>>,
-    }
-    impl ModuleVisitor<AB> for Collect<'_> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<AB, D>>) {
-            let g = self.grads.get::<NdArray<f32>, D>(p.id);
-            let values = g.map_or_else(Vec::new, |g| g.into_data().to_vec::<f32>().unwrap());
-            self.out.insert(self.path.join("."), values);
-        }
-    }
-    let mut c = Collect {
-        path: Vec::new(),
-        grads,
-        out: BTreeMap::new(),
-    };
-    model.visit(&mut c);
-    c.out
-}
-
 /// The ordinary step's gradients against the recomputed step's, each
 /// parameter relative to its own gradient's scale.
 fn check<M: TwoPassLoss>(model: M, methods: Vec<(&str, Method)>, family: &str) {
@@ -229,6 +195,7 @@ fn check<M: TwoPassLoss>(model: M, methods: Vec<(&str, Method)>, family: &str) {
 
 #[test]
 fn recomputed_layers_give_the_gradients_of_the_ordinary_step_on_bert() {
+    let _serial = crate::peft_common::autodiff_lock();
     let m = tiny_bert_classifier::<AB>();
     let every = ["query", "key", "value", "dense"];
     let ia3_names: [&[&str]; 2] = [&["key", "value", "output.dense"], &["output.dense"]];
@@ -238,6 +205,7 @@ fn recomputed_layers_give_the_gradients_of_the_ordinary_step_on_bert() {
 
 #[test]
 fn recomputed_layers_give_the_gradients_of_the_ordinary_step_on_llama() {
+    let _serial = crate::peft_common::autodiff_lock();
     let every = [
         "q_proj",
         "k_proj",

@@ -73,6 +73,7 @@ fn sgd(lr: f64) -> Optimizer {
 
 #[test]
 fn clipping_scales_every_gradient_by_one_global_factor() {
+    let _serial = crate::peft_common::autodiff_lock();
     let m = model();
     let g = grads(&m);
     let gv = grad_values(&m, &g);
@@ -111,6 +112,7 @@ fn clipping_scales_every_gradient_by_one_global_factor() {
 
 #[test]
 fn adamw_first_step_matches_torch_formula() {
+    let _serial = crate::peft_common::autodiff_lock();
     let m = model();
     let g = grads(&m);
     let gv = grad_values(&m, &g);

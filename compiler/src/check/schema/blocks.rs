@@ -99,7 +99,7 @@ static TRAIN_KEYS: [Key; 20] = [
     key("data", Ty::Data, Some("the curriculum, else the only mixture or dataset"), "What to train on."),
     key("model", Ty::ModelRef, Some("the only model"), "Which model to train when the recipe declares several (e.g. a policy and a reward model)."),
     key("objective", Ty::Calls(OBJECTIVES), Some("sft for causal_lm, classify for classify"), "The training objective: `sft`, `classify`, `dpo(beta = 0.1)` or `ppo(reward = rm)`."),
-    key("packing", Ty::Bool, Some("false"), "Pack several short examples into one sequence. Not supported yet (FT0510): packed examples would attend to one another."),
+    key("packing", Ty::Bool, Some("false"), "Pack several short examples into each row (supervised language-model training only, FT0507). Each example attends only to itself and its positions restart at 0, so a packed step computes what a padded one would, with less padding."),
     key("group_by_length", Ty::Bool, Some("false"), "Batch examples of similar length together, so that less of each batch is padding: each epoch's shuffled order is cut into windows of 50 batches, and each window is sorted by length (longest first). Faster steps on data of mixed lengths; batches are less random. For shuffled single-dataset training (not mixtures or ordered/paced curricula)."),
     key("backend", Ty::Enum(&["cpu", "cuda"]), Some("cpu"), "Where to train. `cuda` needs a binary built with `--features cuda` and an NVIDIA GPU."),
     key("threads", int(1), Some("all cores"), "CPU threads the run's parallel work is spread over."),

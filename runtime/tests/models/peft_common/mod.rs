@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{backend::Backend, Tensor};
 use ft_plan::method::{Ia3Module, Lora, LoraBias, LoraModule, TargetModule, TargetPattern};
 use ft_plan::Method;
@@ -154,4 +156,47 @@ pub fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
         / scale
+}
+
+/// Every parameter's gradient by path (empty for parameters without one).
+pub fn gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    grads: &GradientsParams,
+) -> BTreeMap<String, Vec<f32>> {
+    struct Collect<'a> {
+        path: Vec<String>,
+        grads: &'a GradientsParams,
+        out: BTreeMap<String, Vec<f32>>,
+    }
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+            let g = self.grads.get::<B::InnerBackend, D>(p.id);
+            let values = g.map_or_else(Vec::new, |g| {
+                g.into_data().convert::<f32>().to_vec::<f32>().unwrap()
+            });
+            self.out.insert(self.path.join("."), values);
+        }
+    }
+    let mut c = Collect {
+        path: Vec::new(),
+        grads,
+        out: BTreeMap::new(),
+    };
+    model.visit(&mut c);
+    c.out
+}
+
+/// Burn's autodiff bookkeeping is process-wide, and a backward pass on one
+/// thread can free graph steps that another thread's pass still needs
+/// (tracel-ai/burn#5573), which loses part of a gradient without an error.
+/// The tests that differentiate take this lock, so they run one at a time.
+pub fn autodiff_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
