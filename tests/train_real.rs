@@ -94,6 +94,15 @@ evaluate {{ on = val, metrics = [loss, perplexity, rouge_l, exact_match], max_ne
     ] {
         assert!(run.join(f).is_file(), "missing {f}");
     }
+    // The targets as PEFT writes the user's, not one entry per layer.
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("adapter/adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        config["target_modules"],
+        serde_json::json!(["q_proj", "v_proj"])
+    );
     let o = ft(
         &dir,
         &[

@@ -9,7 +9,7 @@
 //! the model, listing every one ([`PeftError::Mismatched`]); PEFT itself
 //! only warns about missing keys.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
@@ -184,9 +184,72 @@ pub(crate) fn activation_name(a: Activation) -> &'static str {
     }
 }
 
+/// Whether PEFT's `target_modules` entry `entry` selects module `name`.
+fn selects(entry: &str, name: &str) -> bool {
+    name == entry
+        || name
+            .strip_suffix(entry)
+            .is_some_and(|rest| rest.ends_with('.'))
+}
+
+/// The names PEFT writes for `chosen` among `universe` (module names):
+/// the fewest trailing components (`q_proj`, `output.dense`), with no layer
+/// number among them, that select exactly `chosen`. A layer subset has no
+/// such names, so its full list is kept.
+fn peft_names(chosen: &[String], universe: &[String]) -> Vec<String> {
+    let want: BTreeSet<&str> = chosen.iter().map(String::as_str).collect();
+    let depth = chosen
+        .iter()
+        .map(|c| c.split('.').count())
+        .max()
+        .unwrap_or(0);
+    for k in 1..depth {
+        let mut short: Vec<String> = Vec::new();
+        for c in chosen {
+            let parts: Vec<&str> = c.split('.').collect();
+            let tail = &parts[parts.len().saturating_sub(k)..];
+            if tail.iter().any(|p| p.parse::<usize>().is_ok()) {
+                return chosen.to_vec();
+            }
+            let tail = tail.join(".");
+            if !short.contains(&tail) {
+                short.push(tail);
+            }
+        }
+        let selected: BTreeSet<&str> = universe
+            .iter()
+            .map(String::as_str)
+            .filter(|u| short.iter().any(|t| selects(t, u)))
+            .collect();
+        if selected == want {
+            return short;
+        }
+    }
+    chosen.to_vec()
+}
+
+/// IA3's `target_modules` and `feedforward_modules` (which PEFT requires
+/// to be a subset of the former): short names where each of them selects
+/// only feed-forward or only other modules, the full names otherwise.
+fn ia3_names(names: &[String], ff: &[String], universe: &[String]) -> (Vec<String>, Vec<String>) {
+    let targets = peft_names(names, universe);
+    let is_ff = |n: &String| ff.contains(n);
+    let mut short_ff = Vec::new();
+    for t in &targets {
+        let hits: Vec<&String> = names.iter().filter(|n| selects(t, n)).collect();
+        match (hits.iter().all(|n| is_ff(n)), hits.iter().any(|n| is_ff(n))) {
+            (true, true) => short_ff.push(t.clone()),
+            (false, false) => {}
+            _ => return (names.to_vec(), ff.to_vec()),
+        }
+    }
+    (targets, short_ff)
+}
+
 /// `adapter_config.json`: only the fields ft uses (older PEFT versions
-/// refuse unknown keys). Targets are written as the resolved module names,
-/// so PEFT adapts exactly the modules ft adapted.
+/// refuse unknown keys). Targets are written as PEFT writes the user's
+/// (`q_proj`, `v_proj`), as short as still selects exactly the modules ft
+/// adapted; the full module names where only they do (a layer subset).
 pub fn adapter_config<B: Backend, M: Adaptable<B>>(
     model: &M,
     method: &Method,
@@ -194,6 +257,11 @@ pub fn adapter_config<B: Backend, M: Adaptable<B>>(
 ) -> Value {
     let g = model.geometry();
     let task = model.task_type();
+    let universe: Vec<String> = model
+        .target_paths()
+        .iter()
+        .map(|p| model.module_name(p))
+        .collect();
     let to_save = model
         .head()
         .map(|_| json!(["classifier"]))
@@ -205,6 +273,7 @@ pub fn adapter_config<B: Backend, M: Adaptable<B>>(
                 .iter()
                 .map(|m| model.module_name(&m.target.path))
                 .collect();
+            let targets = peft_names(&names, &universe);
             let r = lora.modules.first().map_or(lora.rank, |m| m.rank);
             let alpha = lora.modules.first().map_or(lora.alpha, |m| m.alpha);
             let mut rank_pattern = serde_json::Map::new();
@@ -224,7 +293,7 @@ pub fn adapter_config<B: Backend, M: Adaptable<B>>(
                 "r": r,
                 "lora_alpha": number(alpha),
                 "lora_dropout": lora.dropout,
-                "target_modules": names,
+                "target_modules": targets,
                 "rank_pattern": rank_pattern,
                 "alpha_pattern": alpha_pattern,
                 "bias": "none",
@@ -246,6 +315,7 @@ pub fn adapter_config<B: Backend, M: Adaptable<B>>(
                 .filter(|m| m.feedforward)
                 .map(|m| model.module_name(&m.target.path))
                 .collect();
+            let (names, ff) = ia3_names(&names, &ff, &universe);
             json!({
                 "peft_type": "IA3",
                 "task_type": task,
@@ -378,3 +448,69 @@ pub fn save_adapter<B: Backend, M: Adaptable<B>>(
 }
 
 pub use super::adapter_import::{load_adapter, read_safetensors, tensor_map};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn llama(layers: usize) -> Vec<String> {
+        let kinds = ["q_proj", "k_proj", "v_proj", "o_proj"];
+        (0..layers)
+            .flat_map(|i| kinds.map(|k| format!("model.layers.{i}.self_attn.{k}")))
+            .chain((0..layers).flat_map(|i| {
+                ["gate_proj", "up_proj", "down_proj"].map(|k| format!("model.layers.{i}.mlp.{k}"))
+            }))
+            .collect()
+    }
+
+    fn pick(universe: &[String], ends: &[&str]) -> Vec<String> {
+        universe
+            .iter()
+            .filter(|u| ends.iter().any(|e| u.ends_with(e)))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn every_layer_gets_the_short_names_peft_writes() {
+        let u = llama(3);
+        let chosen = pick(&u, &[".q_proj", ".v_proj"]);
+        assert_eq!(peft_names(&chosen, &u), ["q_proj", "v_proj"]);
+    }
+
+    #[test]
+    fn a_layer_subset_keeps_its_full_names() {
+        let u = llama(3);
+        let chosen = pick(&u, &["layers.1.self_attn.q_proj"]);
+        assert_eq!(peft_names(&chosen, &u), chosen);
+    }
+
+    #[test]
+    fn short_names_that_would_select_more_are_lengthened() {
+        // BERT: `dense` alone would also select the attention's and the
+        // intermediate's; `attention.output.dense` is the one chosen.
+        let u: Vec<String> = (0..2)
+            .flat_map(|i| {
+                [
+                    "attention.self.query",
+                    "attention.output.dense",
+                    "intermediate.dense",
+                    "output.dense",
+                ]
+                .map(|k| format!("encoder.layer.{i}.{k}"))
+            })
+            .collect();
+        let chosen = pick(&u, &["attention.output.dense"]);
+        assert_eq!(peft_names(&chosen, &u), ["attention.output.dense"]);
+    }
+
+    #[test]
+    fn ia3_feedforward_names_are_among_the_targets() {
+        let u = llama(2);
+        let names = pick(&u, &[".k_proj", ".v_proj", ".down_proj"]);
+        let ff = pick(&u, &[".down_proj"]);
+        let (targets, short_ff) = ia3_names(&names, &ff, &u);
+        assert_eq!(targets, ["k_proj", "v_proj", "down_proj"]);
+        assert_eq!(short_ff, ["down_proj"]);
+    }
+}
