@@ -433,3 +433,45 @@ fn the_final_evaluation_is_printed_once() {
     assert_eq!(said.matches("eval val at step 2 ").count(), 1, "{said}");
     assert_eq!(said.matches("eval val at step 4 ").count(), 1, "{said}");
 }
+
+/// FT0619: texts in more than one split are named by `ft check` and by
+/// `ft run` (not only by `ft data`); splitting by the text keeps equal
+/// texts together and the warning goes.
+#[test]
+fn check_and_run_warn_of_texts_in_two_splits() {
+    let dir = workspace("leakage", "train {\n  steps = 1\n  batch = 8\n}", "");
+    let data = dir.join("data/quickstart-snippets.tsv");
+    let mut rows = std::fs::read_to_string(&data).unwrap();
+    for i in 0..30 {
+        rows.push_str(&format!(
+            "dup-{i}\t2.0\tAn utterly unforgettable duplicate.\n"
+        ));
+    }
+    std::fs::write(&data, rows).unwrap();
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check", "recipe.ft"];
+        args.extend_from_slice(extra);
+        ft(&dir, &args)
+    };
+    let o = check(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let said = text(&o);
+    assert!(said.contains("FT0619"), "{said}");
+    assert!(
+        said.contains("an utterly unforgettable duplicate")
+            && said.contains("quickstart-snippets.tsv:"),
+        "the text and where it is: {said}"
+    );
+    assert_eq!(check(&["--deny-warnings"]).status.code(), Some(1));
+    let o = ft(&dir, &["run", "recipe.ft", "--runs", "runs", "--no-cache"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("FT0619"), "{}", text(&o));
+    // Rows with the same text now share a split.
+    let recipe = std::fs::read_to_string(dir.join("recipe.ft"))
+        .unwrap()
+        .replace("stratify = label }", "stratify = label, key = text }");
+    std::fs::write(dir.join("recipe.ft"), recipe).unwrap();
+    let o = check(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("FT0619"), "{}", text(&o));
+}

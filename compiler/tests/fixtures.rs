@@ -109,6 +109,10 @@ fn bad_fixtures_cover_every_code() {
     for path in bad_fixtures() {
         seen.extend(codes(&analyze(&path)));
     }
+    // Raised once the data is built (the pipeline finds the texts), so no
+    // recipe alone raises it: `leakage_is_placed_at_the_split` below and
+    // `tests/train_cli.rs` (`ft check` and `ft run`) cover it.
+    seen.insert(ft_compiler::leakage::LEAKAGE.id);
     let missing: Vec<String> = registry::all()
         .into_iter()
         .filter(|c| !seen.contains(c.id))
@@ -210,4 +214,36 @@ fn generated_binary_fixtures_are_committed_as_generated() {
         let on_disk = std::fs::read(common::fixtures().join(rel)).expect("fixture written");
         assert_eq!(on_disk, bytes, "{rel}");
     }
+}
+
+/// FT0619 points at the dataset's `split`, names each shared text with its
+/// place in every split, and sends the rest to `ft data`.
+#[test]
+fn leakage_is_placed_at_the_split() {
+    use ft_data::split::{Leak, Location};
+    common::ensure_world_fixtures();
+    let path = common::fixtures().join("good/classify-tiny-bert.ft");
+    let mut a = analyze(&path);
+    let leak = |i: usize| Leak {
+        text: format!("shared   text {i}"),
+        locations: vec![
+            Location {
+                split: "train".into(),
+                file: "reviews.csv".into(),
+                line: 2 + i,
+            },
+            Location {
+                split: "test".into(),
+                file: "reviews.csv".into(),
+                line: 40 + i,
+            },
+        ],
+    };
+    let leaks: Vec<Leak> = (0..7).map(leak).collect();
+    assert!(ft_compiler::leakage::leakage(&a, "reviews", &[]).is_none());
+    assert!(ft_compiler::leakage::leakage(&a, "nothing", &leaks).is_none());
+    let d = ft_compiler::leakage::leakage(&a, "reviews", &leaks).expect("a warning");
+    assert_eq!(d.severity, Severity::Warning);
+    a.diagnostics.push(d);
+    insta::assert_snapshot!(render(&path, &a));
 }

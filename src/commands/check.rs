@@ -38,7 +38,11 @@ pub fn run(args: Args) -> ExitCode {
             unreadable = true;
             continue;
         }
-        let analysis = driver::analyze_path(path, opts);
+        let mut analysis = driver::analyze_path(path, opts);
+        if opts.world && !analysis.has_errors() {
+            let found = super::recipe::data_diagnostics(&analysis);
+            analysis.diagnostics.extend(found);
+        }
         let bad = analysis.has_errors() || (args.deny_warnings && !analysis.diagnostics.is_empty());
         failed |= bad;
         match args.format {

@@ -62,3 +62,27 @@ pub fn runs_dir(cli: Option<PathBuf>, plan: &Plan) -> PathBuf {
             .unwrap_or_else(|| PathBuf::from("runs"))
     })
 }
+
+/// What only the built data shows (texts in more than one split, FT0619),
+/// for `ft check`. The data is built as `ft data` builds it, from the cache
+/// when nothing changed. Nothing is said when the tokenizer or the data
+/// cannot be read: `ft data` and `ft run` report those.
+pub fn data_diagnostics(analysis: &Analysis) -> Vec<ft_compiler::diagnostics::Diagnostic> {
+    let Ok(plan) = plan::lower(analysis) else {
+        return Vec::new();
+    };
+    let Ok(tok) = ft_pipeline::TextTokenizer::load(&plan.model) else {
+        return Vec::new();
+    };
+    let opts = ft_pipeline::BuildOptions {
+        cache_dir: super::data::default_cache_dir(),
+    };
+    let Ok(data) = ft_pipeline::DataPipeline::build(&plan, tok, &opts) else {
+        return Vec::new();
+    };
+    data.report()
+        .datasets
+        .iter()
+        .filter_map(|d| ft_compiler::leakage::leakage(analysis, &d.name, &d.leaks))
+        .collect()
+}

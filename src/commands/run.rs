@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use ft_compiler::diagnostics::render;
+use ft_compiler::driver::Analysis;
 use ft_runtime::train::eval::EvalResult;
 use ft_runtime::train::{self, ErrorKind, Event, RunOptions};
 
@@ -67,16 +69,16 @@ fn cache_dir(runs: &std::path::Path) -> PathBuf {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let (plan, recipe_text) = match &args.plan {
+    let (plan, recipe_text, analysis) = match &args.plan {
         Some(p) => match trial_plan(p, &args.recipe) {
-            Ok((plan, text)) => (plan, Some(text)),
+            Ok((plan, text)) => (plan, Some(text), None),
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
         },
         None => match super::recipe::load(&args.recipe) {
-            Ok((p, _)) => (p, None),
+            Ok((p, analysis)) => (p, None, Some(analysis)),
             Err(code) => return code,
         },
     };
@@ -98,6 +100,9 @@ pub fn run(args: Args) -> ExitCode {
         eprintln!("\nstopping after this step (Ctrl-C again to quit at once)…");
     });
     let mut progress = Progress::new(args.format, args.quiet);
+    if let Some(analysis) = analysis {
+        progress = progress.with_analysis(analysis);
+    }
     match train::run(&plan, &opts, &mut |e| progress.event(e)) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
@@ -123,6 +128,8 @@ pub struct Progress {
     /// The last evaluation printed: the final evaluation repeats the last
     /// periodic one when they fall on the same step and split.
     last_eval: Option<(u64, EvalResult)>,
+    /// The recipe's analysis, to place warnings about its data.
+    analysis: Option<Analysis>,
 }
 
 fn duration(secs: f64) -> String {
@@ -139,7 +146,14 @@ impl Progress {
             drawn: false,
             every: 1,
             last_eval: None,
+            analysis: None,
         }
+    }
+
+    /// Warnings about the data point into the recipe.
+    pub fn with_analysis(mut self, analysis: Analysis) -> Self {
+        self.analysis = Some(analysis);
+        self
     }
 
     pub fn clear(&mut self) {
@@ -267,6 +281,24 @@ impl Progress {
                 "interrupted at step {step}; checkpoint {}",
                 checkpoint.display()
             )),
+            Event::Leakage { dataset, leaks } => {
+                self.clear();
+                let found = self
+                    .analysis
+                    .as_ref()
+                    .and_then(|a| Some((a, ft_compiler::leakage::leakage(a, dataset, leaks)?)));
+                match found {
+                    Some((a, d)) => eprint!(
+                        "{}",
+                        render::terminal(&[d], &a.sources, super::stderr_style())
+                    ),
+                    None => eprintln!(
+                        "warning[{}]: {} text(s) of dataset `{dataset}` are in more than one split (`ft data` lists them)",
+                        ft_compiler::leakage::LEAKAGE.id,
+                        leaks.len()
+                    ),
+                }
+            }
             Event::Done { summary } => self.say(format!(
                 "done: {} steps in {:.1} s; {}; report {}",
                 summary.steps,

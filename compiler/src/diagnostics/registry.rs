@@ -19,6 +19,7 @@ pub fn all() -> Vec<&'static Code> {
         crate::world::CODES,
         crate::sweep::CODES,
         crate::plan::memory::CODES,
+        crate::leakage::CODES,
     ] {
         v.extend_from_slice(group);
     }

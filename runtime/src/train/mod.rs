@@ -123,6 +123,12 @@ pub enum Event {
         step: u64,
         checkpoint: PathBuf,
     },
+    /// Texts of a dataset that the split assignment put in more than one
+    /// split (sent once the data is built, before training).
+    Leakage {
+        dataset: String,
+        leaks: Vec<ft_data::split::Leak>,
+    },
     Done {
         summary: RunSummary,
     },

@@ -100,6 +100,14 @@ pub fn run_on<B: AutodiffBackend>(
         },
     )
     .map_err(|e| TrainError::input(e.to_string()))?;
+    for d in &pipe.report().datasets {
+        if !d.leaks.is_empty() {
+            on_event(&Event::Leakage {
+                dataset: d.name.clone(),
+                leaks: d.leaks.clone(),
+            });
+        }
+    }
     let apply_opts = ApplyOptions {
         seed: plan.seed,
         prompt_init_ids,
