@@ -410,6 +410,25 @@ fn output_block_places_checkpoints_and_exports_both() {
         + "train {\n  steps = 6\n  batch = 16\n}\n\nevaluate { on = test, metrics = [loss] }\n";
     std::fs::write(merged_dir.join("recipe.ft"), merged_recipe).unwrap();
     let merged = eval_loss(&merged_dir, &[]);
+    // `ft export` merges the run's adapter as the run itself did.
+    let exported = dir.join("exported");
+    let o = ft(
+        &dir,
+        &[
+            "export",
+            adapter.to_str().unwrap(),
+            "--merged",
+            exported.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(exported.join("model.safetensors")).unwrap(),
+        std::fs::read(run.join("merged/model.safetensors")).unwrap(),
+        "ft export's merged weights differ from the run's"
+    );
+    let o = ft(&dir, &["export", adapter.to_str().unwrap(), "--check"]);
+    assert!(o.status.success(), "{}", text(&o));
     for (what, loss) in [("adapter", with_adapter), ("merged", merged)] {
         assert!(
             (loss - trained).abs() <= 1e-4 * trained.abs(),
@@ -474,4 +493,41 @@ fn check_and_run_warn_of_texts_in_two_splits() {
     let o = check(&[]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(!text(&o).contains("FT0619"), "{}", text(&o));
+}
+
+/// A loss or gradient that becomes NaN or infinite stops the run at that
+/// step (exit 1), naming the last good checkpoint and what to change.
+#[test]
+fn a_non_finite_loss_stops_the_run_and_names_the_last_checkpoint() {
+    let dir = workspace(
+        "non-finite",
+        "train {\n  steps = 6\n  batch = 8\n  optimizer = sgd(lr = 1e30)\n}",
+        "",
+    );
+    let o = ft(
+        &dir,
+        &[
+            "run",
+            "recipe.ft",
+            "--runs",
+            "runs",
+            "--no-cache",
+            "--checkpoint-every",
+            "1",
+        ],
+    );
+    let said = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{said}");
+    assert!(said.contains("became NaN or infinite at step"), "{said}");
+    assert!(said.contains("the last good checkpoint is"), "{said}");
+    assert!(said.contains("Lower the learning rate"), "{said}");
+    let named = said
+        .split("the last good checkpoint is ")
+        .nth(1)
+        .and_then(|rest| rest.split(". Lower").next())
+        .unwrap();
+    assert!(
+        dir.join(named).join("params.safetensors").is_file(),
+        "the named checkpoint {named} is not there"
+    );
 }

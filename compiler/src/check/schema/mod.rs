@@ -293,3 +293,70 @@ pub const METRICS: &[(&str, &str)] = &[
 pub fn metric_names() -> impl Iterator<Item = &'static str> + Clone {
     METRICS.iter().map(|(n, _)| *n)
 }
+
+/// Every setting a recipe can write, named as the conformance table names
+/// it: `block.key` (records and sub-blocks continue the path:
+/// `train.early_stop.metric`, `curriculum.stage.epochs`), `peft METHOD.key`
+/// for a method's keys, and `call(param)` for a call's parameters
+/// (`adamw(lr)`, `hf(path)`), each once, in schema order.
+pub fn settings() -> Vec<String> {
+    fn ty(t: &Ty, path: &str, out: &mut Vec<String>) {
+        match t {
+            Ty::Record(keys) => {
+                for k in keys.iter() {
+                    setting(k, &format!("{path}.{}", k.name), out);
+                }
+            }
+            Ty::Calls(cs) => call_params(cs, out),
+            Ty::List(inner) => ty(inner, path, out),
+            Ty::AnyOf(tys) => tys.iter().for_each(|t| ty(t, path, out)),
+            // The split record's options besides the shares.
+            Ty::Split => {
+                for option in ["seed", "stratify", "key"] {
+                    push(format!("{path}.{option}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    fn push(name: String, out: &mut Vec<String>) {
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    fn setting(k: &Key, path: &str, out: &mut Vec<String>) {
+        push(path.to_string(), out);
+        ty(&k.ty, path, out);
+    }
+    fn call_params(cs: &[CallDef], out: &mut Vec<String>) {
+        for c in cs {
+            for p in c.params {
+                let name = format!("{}({})", c.name, p.name);
+                push(name.clone(), out);
+                ty(&p.ty, &name, out);
+            }
+        }
+    }
+    fn block(b: &BlockDef, prefix: &str, out: &mut Vec<String>) {
+        let path = format!("{prefix}{}", b.keyword);
+        if let Some(sources) = b.source {
+            call_params(sources, out);
+        }
+        for k in b.keys {
+            setting(k, &format!("{path}.{}", k.name), out);
+        }
+        for sub in b.sub_blocks {
+            block(sub, &format!("{path}."), out);
+        }
+    }
+    let mut out = Vec::new();
+    for b in BLOCKS {
+        block(b, "", &mut out);
+    }
+    for m in PEFT_METHODS {
+        for k in m.keys {
+            setting(k, &format!("peft {}.{}", m.name, k.name), &mut out);
+        }
+    }
+    out
+}
