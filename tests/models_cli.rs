@@ -59,7 +59,7 @@ fn generate_sampling_is_seeded() {
             "--prompt",
             "Tell me a story",
             "--max-tokens",
-            "6",
+            "24",
             "--temperature",
             "1.0",
             "--top-p",
@@ -72,6 +72,10 @@ fn generate_sampling_is_seeded() {
         out
     };
     assert_eq!(run("3"), run("3"));
+    // Other seeds draw other samples (24 tokens at temperature 1: three
+    // equal stories would mean the seed is not used).
+    let (a, b, c) = (run("1"), run("2"), run("3"));
+    assert!(a != b || b != c, "seeds 1, 2 and 3 gave the same text: {a:?}");
 }
 
 #[test]
