@@ -75,7 +75,10 @@ fn generate_sampling_is_seeded() {
     // Other seeds draw other samples (24 tokens at temperature 1: three
     // equal stories would mean the seed is not used).
     let (a, b, c) = (run("1"), run("2"), run("3"));
-    assert!(a != b || b != c, "seeds 1, 2 and 3 gave the same text: {a:?}");
+    assert!(
+        a != b || b != c,
+        "seeds 1, 2 and 3 gave the same text: {a:?}"
+    );
 }
 
 #[test]

@@ -10,16 +10,8 @@
 
 mod common;
 
-use common::{asset, ft, root, text};
-use std::path::{Path, PathBuf};
-
-fn workdir(name: &str, recipe: &str) -> PathBuf {
-    let dir = root().join("target/train-tests").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("recipe.ft"), recipe).unwrap();
-    dir
-}
+use common::{asset, final_loss, final_metrics, ft, root, text, train_losses, workdir};
+use std::path::Path;
 
 /// `(step, value)` of every non-final validation metric `name`.
 fn val_curve(run: &Path, name: &str) -> Vec<(u64, f64)> {
@@ -118,33 +110,6 @@ evaluate {{ on = val, metrics = [loss, perplexity, rouge_l, exact_match], max_ne
     );
     assert!(o.status.success(), "{}", text(&o));
     assert!(!String::from_utf8_lossy(&o.stdout).trim().is_empty());
-}
-
-/// The final evaluation's metrics of a run.
-fn final_metrics(run: &Path) -> serde_json::Value {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|v| v["final"] == true)
-        .map(|v| v["metrics"].clone())
-        .expect("a final evaluation")
-}
-
-/// The final evaluation's loss of a run.
-fn final_loss(run: &Path) -> f64 {
-    final_metrics(run)["loss"].as_f64().expect("a final loss")
-}
-
-/// Every training loss of a run, in step order.
-fn train_losses(run: &Path) -> Vec<f64> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["split"] == "train")
-        .filter_map(|v| v["loss"].as_f64())
-        .collect()
 }
 
 #[test]

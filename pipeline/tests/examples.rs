@@ -139,7 +139,10 @@ fn dpo_pairs_share_the_prompt_and_train_each_completion() {
         16,
         Length::Steps(1),
     );
-    p.train.objective = Objective::Dpo { beta: 0.1 };
+    p.train.objective = Objective::Dpo {
+        beta: 0.1,
+        reference: None,
+    };
     let data = build(
         &p,
         word_tokenizer(&["hi there hello friend go away now"], false),
@@ -394,7 +397,10 @@ fn a_truncated_dpo_pair_keeps_the_same_prompt_on_both_sides() {
         7,
         Length::Steps(1),
     );
-    p.train.objective = Objective::Dpo { beta: 0.1 };
+    p.train.objective = Objective::Dpo {
+        beta: 0.1,
+        reference: None,
+    };
     p.train.packing = true;
     let data = build(&p, word_tokenizer(&["a b c d e f x y"], false)).unwrap();
     let BatchData::Pair(pair) = data.train_sampler().unwrap().next().unwrap().data else {

@@ -289,7 +289,10 @@ fn preference_pairs_for_dpo_with_smollm2() {
         192,
         Length::Steps(100),
     );
-    p.train.objective = Objective::Dpo { beta: 0.1 };
+    p.train.objective = Objective::Dpo {
+        beta: 0.1,
+        reference: None,
+    };
     let data = build(&p, smollm2()).unwrap();
     let BatchData::Pair(pair) = data.train_sampler().unwrap().next().unwrap().data else {
         panic!()

@@ -9,8 +9,14 @@ pub enum Objective {
     Sft,
     /// Sequence classification with cross-entropy over the head's labels.
     Classify,
-    /// Direct preference optimisation against the frozen base model.
-    Dpo { beta: f64 },
+    /// Direct preference optimisation against a frozen reference.
+    Dpo {
+        beta: f64,
+        /// The reference: a model of `Plan::other_models`, by name (with
+        /// its adapter, if it has one); `None`, the policy as it starts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
     /// PPO against a reward model (named in `Plan::other_models`): the
     /// reward is the model's first-label log-odds on prompt + response;
     /// `kl` weighs the per-token KL penalty against the frozen base, `clip`

@@ -73,3 +73,39 @@ pub fn finished_run_dir(o: &Output) -> PathBuf {
         .and_then(|v| v["summary"]["run_dir"].as_str().map(PathBuf::from))
         .unwrap_or_else(|| panic!("no `done` event in the output:\n{}", text(o)))
 }
+
+/// A fresh folder under `target/train-tests` holding `recipe.ft`.
+pub fn workdir(name: &str, recipe: &str) -> PathBuf {
+    let dir = root().join("target/train-tests").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("recipe.ft"), recipe).unwrap();
+    dir
+}
+
+/// The final evaluation's metrics of a run.
+pub fn final_metrics(run: &Path) -> serde_json::Value {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["final"] == true)
+        .map(|v| v["metrics"].clone())
+        .expect("a final evaluation")
+}
+
+/// The final evaluation's loss of a run.
+pub fn final_loss(run: &Path) -> f64 {
+    final_metrics(run)["loss"].as_f64().expect("a final loss")
+}
+
+/// Every training loss of a run, in step order.
+pub fn train_losses(run: &Path) -> Vec<f64> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["split"] == "train")
+        .filter_map(|v| v["loss"].as_f64())
+        .collect()
+}

@@ -3,7 +3,7 @@
 //! with what to do instead, until the run honours it.
 
 use super::blocks::CBlock;
-use super::value::{Val, V};
+use super::value::Val;
 use super::Recipe;
 use crate::diagnostics::Diagnostic;
 use crate::syntax::ast::Span;
@@ -17,10 +17,9 @@ crate::declare_codes! {
     ///
     /// - `output { keep = N }`: a run keeps its last and its best
     ///   checkpoint;
-    /// - `dpo(reference = NAME)` naming a model other than the policy: the
-    ///   reference is the policy's own frozen weights;
-    /// - `model { adapter = "…" }` on a model other than a PPO reward model:
-    ///   training does not start from an adapter yet;
+    /// - `model { adapter = "…" }` on a model that is evaluated only (a
+    ///   declared model neither trained, nor a DPO reference, nor a PPO
+    ///   reward model);
     /// - `head = classify(…)` on a Llama-family model: classifiers are
     ///   BERT-family encoders for now;
     /// - LoRA `bias = all` or `bias = lora_only`: only `none`;
@@ -30,7 +29,6 @@ crate::declare_codes! {
 }
 
 pub fn check_pending(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
-    training(recipe, diags);
     adapters(recipe, diags);
     peft(recipe, diags);
 }
@@ -42,66 +40,32 @@ fn refuse(b: &CBlock, span: Span, message: String, help: &str) -> Diagnostic {
         .help(help)
 }
 
-fn training(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
-    let Some(t) = recipe.one("train") else {
-        return;
-    };
-    let objective = t.get("objective");
-    if let Some(("dpo", _)) = objective.and_then(V::as_call) {
-        let reference = objective.and_then(|o| o.arg("reference"));
-        if let (Some(Val::ModelRef(id)), Some(policy)) = (reference.map(|v| &v.val), recipe.model())
-        {
-            let same = recipe
-                .named("model", &id.name)
-                .is_some_and(|r| same_weights(r, policy));
-            if !same {
-                diags.push(refuse(
-                    t,
-                    id.span,
-                    format!(
-                        "a DPO reference other than the policy's own weights is not supported yet (`{}`)",
-                        id.name
-                    ),
-                    "remove `reference`: the reference is a frozen copy of the policy as it starts",
-                ));
-            }
-        }
-    }
-}
-
-/// Whether two model blocks load the same files (same source call, same
-/// path, no adapter on either).
-fn same_weights(a: &CBlock, b: &CBlock) -> bool {
-    let source = |m: &CBlock| {
-        let (name, _) = m.source.as_ref()?.as_call()?;
-        let path = m.source.as_ref()?.arg("path")?.as_str()?.to_string();
-        Some((m.file, name.to_string(), path))
-    };
-    source(a).is_some() && source(a) == source(b) && !a.has("adapter") && !b.has("adapter")
-}
-
-/// `adapter` is applied to a PPO reward model only.
+/// A model's `adapter` is applied where the model is used: the trained
+/// model continues from it, a DPO reference and a PPO reward model load
+/// it. A model used nowhere else would not apply it.
 fn adapters(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
-    let reward = recipe
-        .one("train")
-        .and_then(|t| t.get("objective"))
-        .filter(|o| o.as_call().is_some_and(|(n, _)| n == "ppo"))
-        .and_then(|o| o.arg("reward"))
-        .and_then(|v| match &v.val {
-            Val::ModelRef(id) => Some(id.name.clone()),
-            _ => None,
-        });
+    let objective = recipe.one("train").and_then(|t| t.get("objective"));
+    let named = |arg: &str| match objective.and_then(|o| o.arg(arg)).map(|v| &v.val) {
+        Some(Val::ModelRef(id)) => Some(id.name.clone()),
+        _ => None,
+    };
+    let used: Vec<String> = [named("reward"), named("reference")]
+        .into_iter()
+        .flatten()
+        .collect();
+    let trained = recipe.model();
     for m in recipe.all("model") {
         let Some(e) = m.keys.get("adapter") else {
             continue;
         };
-        if reward.is_some() && m.name_str() == reward.as_deref() {
+        let is_trained = trained.is_some_and(|t| std::ptr::eq(t, m));
+        if is_trained || m.name_str().is_some_and(|n| used.iter().any(|u| u == n)) {
             continue;
         }
         diags.push(refuse(
             m,
             e.key_span,
-            "a model's `adapter` is applied to a PPO reward model only, not yet to a trained or evaluated model".into(),
+            "this model's `adapter` would not be applied: the model is neither trained nor a DPO reference nor a PPO reward model".into(),
             "remove `adapter`; `ft eval RECIPE --adapter DIR` and `ft generate MODEL --adapter DIR` apply a trained adapter",
         ));
     }

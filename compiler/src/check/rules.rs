@@ -90,7 +90,8 @@ crate::declare_codes! {
     /// The objective does not fit the head or the data.
     ///
     /// `classify` needs a `classify` head; `sft` and `dpo` need `causal_lm`;
-    /// `dpo` needs `chosen` and `rejected` in the data; `ppo` needs a reward
+    /// `dpo` needs `chosen` and `rejected` in the data, and its `reference`
+    /// (when named) is a causal LM with the policy's tokenizer; `ppo` needs a reward
     /// model with a `classify` head, and with `kl_target` (which scales the
     /// KL coefficient up or down from `kl` each step) a `kl` above 0.
     OBJECTIVE_MISMATCH = "FT0502", "objective does not fit";
@@ -560,6 +561,27 @@ fn training(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
                 );
             }
             if name == "dpo" {
+                let reference = match obj.arg("reference").map(|v| &v.val) {
+                    Some(Val::ModelRef(id)) => Some(id),
+                    _ => None,
+                };
+                let classifier = reference
+                    .and_then(|id| recipe.named("model", &id.name))
+                    .and_then(|m| m.get("head"))
+                    .and_then(V::as_call)
+                    .is_some_and(|(n, _)| n == "classify");
+                if let (Some(id), true) = (reference, classifier) {
+                    diags.push(
+                        Diagnostic::error(
+                            &OBJECTIVE_MISMATCH,
+                            id.span,
+                            format!("DPO reference `{}` is a classifier", id.name),
+                            )
+                        .in_file(t.file)
+                        .label("the reference scores the pairs' tokens as the policy does")
+                        .help("name a causal LM with the policy's tokenizer, or leave `reference` out (the policy as it starts)"),
+                    );
+                }
                 for d in recipe.all("dataset") {
                     if !(d.has("chosen") && d.has("rejected")) {
                         diags.push(

@@ -36,6 +36,11 @@ pub fn train(recipe: &Recipe, model: &ModelPlan) -> Result<TrainPlan, LowerError
             match (name, def) {
                 ("dpo", Some(def)) => Objective::Dpo {
                     beta: call_num(v, def, "beta"),
+                    // Naming the trained model itself is its own weights.
+                    reference: match v.arg("reference").map(|r| &r.val) {
+                        Some(Val::ModelRef(id)) if id.name != model.name => Some(id.name.clone()),
+                        _ => None,
+                    },
                 },
                 ("ppo", Some(def)) => Objective::Ppo {
                     reward: match v.arg("reward").map(|r| &r.val) {

@@ -159,3 +159,57 @@ fn classifier_labels(path: &Path) -> Option<usize> {
         }
     })
 }
+
+/// The trained model's adapter is where training continues from, so it
+/// must be the method the recipe's `peft` block declares (with its rank,
+/// for LoRA).
+pub fn check_continued(recipe: &Recipe, sources: &SourceMap, diags: &mut Vec<Diagnostic>) {
+    let Some(m) = recipe.model() else { return };
+    let Some(v) = m.get("adapter") else { return };
+    let Some(rel) = v.as_str() else { return };
+    let path = resolve(sources, m.file, rel).join("adapter_config.json");
+    let Some(config) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    else {
+        return; // `check_adapter` says what is wrong with the folder.
+    };
+    let found = match config.get("peft_type").and_then(|t| t.as_str()) {
+        Some("LORA") => "lora",
+        Some("IA3") => "ia3",
+        Some("PROMPT_TUNING") => "prompt",
+        Some("PREFIX_TUNING") => "prefix",
+        Some("FT_BOTTLENECK") => "adapter",
+        _ => return,
+    };
+    let peft = recipe.one("peft");
+    let declared = peft.and_then(|p| p.method).map_or("full", |m| m.name);
+    let mismatch = |message: String| {
+        Diagnostic::error(&ADAPTER_MISMATCH, v.span, message)
+            .in_file(m.file)
+            .label("training continues from this adapter")
+            .help("declare the method the adapter was trained with in `peft`, or remove `adapter`")
+    };
+    if found != declared {
+        diags.push(mismatch(format!(
+            "the adapter is a `{found}` adapter; the recipe trains with `peft {declared}`"
+        )));
+        return;
+    }
+    let default_rank = crate::check::schema::method("lora")
+        .and_then(|l| l.key("rank"))
+        .and_then(|k| k.default)
+        .and_then(|d| d.parse::<i64>().ok());
+    let rank = peft
+        .and_then(|p| p.get("rank"))
+        .and_then(|r| r.as_i64())
+        .or(default_rank);
+    let r = config.get("r").and_then(|r| r.as_i64());
+    if let (Some(rank), Some(r), "lora") = (rank, r, found) {
+        if rank != r {
+            diags.push(mismatch(format!(
+                "the adapter has rank {r}; the recipe declares `rank = {rank}`"
+            )));
+        }
+    }
+}

@@ -153,6 +153,15 @@ crate::declare_codes! {
     /// log-odds. The tensors themselves are checked when training loads
     /// the adapter.
     ADAPTER_MISMATCH = "FT0618", "adapter does not fit the model";
+
+    /// A DPO `reference` whose vocabulary is not the policy's.
+    ///
+    /// DPO compares the log-probabilities the policy and the reference give
+    /// the same token ids, which means the same thing only when both models
+    /// share one tokenizer. Name a reference of the same family and
+    /// vocabulary (the same base model, or a fine-tune of it), or leave
+    /// `reference` out to compare against the policy as it starts.
+    REFERENCE_VOCAB = "FT0620", "reference vocabulary differs";
 }
 
 /// What the world checks learnt: the models' inventories and the data
@@ -166,8 +175,44 @@ pub struct World {
 
 pub fn check(recipe: &Recipe, sources: &SourceMap, diags: &mut Vec<Diagnostic>) -> World {
     let models = model::check_models(recipe, sources, diags);
+    check_reference(recipe, &models, diags);
+    adapter::check_continued(recipe, sources, diags);
     let data = data::check_data(recipe, sources, diags);
     World { models, data }
+}
+
+/// A DPO reference shares the policy's vocabulary.
+fn check_reference(recipe: &Recipe, models: &[ModelInfo], diags: &mut Vec<Diagnostic>) {
+    let Some(t) = recipe.one("train") else { return };
+    let Some(objective) = t.get("objective") else {
+        return;
+    };
+    let Some(crate::check::value::Val::ModelRef(id)) = objective.arg("reference").map(|v| &v.val)
+    else {
+        return;
+    };
+    let vocab = |name: Option<&str>| {
+        models
+            .iter()
+            .find(|m| m.name.as_deref() == name)
+            .and_then(|m| m.inventory.as_ref())
+            .map(|i| i.config.vocab_size)
+    };
+    let policy = recipe.model().and_then(|m| m.name_str());
+    if let (Some(p), Some(r)) = (vocab(policy), vocab(Some(&id.name))) {
+        if p != r {
+            diags.push(
+                Diagnostic::error(
+                    &REFERENCE_VOCAB,
+                    id.span,
+                    format!("DPO reference `{}` has {r} tokens, the policy {p}", id.name),
+                )
+                .in_file(t.file)
+                .label("another vocabulary")
+                .help("name a model with the policy's tokenizer, or leave `reference` out"),
+            );
+        }
+    }
 }
 
 /// A path in a recipe is relative to the recipe's folder.

@@ -155,9 +155,13 @@ pub fn tiny_bert_tensors(layers: usize) -> Vec<TensorDef> {
 
 /// A Llama-style decoder: hidden 16, intermediate 32, `layers` layers.
 pub fn tiny_llama_tensors(layers: usize) -> Vec<TensorDef> {
+    tiny_llama_tensors_with_vocab(layers, 16)
+}
+
+pub fn tiny_llama_tensors_with_vocab(layers: usize, vocab: usize) -> Vec<TensorDef> {
     let mut t: Vec<TensorDef> = vec![
-        ("model.embed_tokens.weight".into(), vec![16, 16]),
-        ("lm_head.weight".into(), vec![16, 16]),
+        ("model.embed_tokens.weight".into(), vec![vocab, 16]),
+        ("lm_head.weight".into(), vec![vocab, 16]),
     ];
     for l in 0..layers {
         let p = format!("model.layers.{l}");
@@ -186,6 +190,10 @@ pub fn generated_files() -> Vec<(&'static str, Vec<u8>)> {
         (
             "world/models/tiny-llama/model.safetensors",
             safetensors(&tiny_llama_tensors(2)),
+        ),
+        (
+            "world/models/tiny-llama-wide/model.safetensors",
+            safetensors(&tiny_llama_tensors_with_vocab(2, 32)),
         ),
         ("world/models/no-tokenizer/model.safetensors", bert),
         ("world/models/truncated/model.safetensors", truncated),

@@ -80,7 +80,7 @@ pub fn evaluate<B: Backend, M: Task<B>>(
         ft_plan::Head::CausalLm => 0,
     };
     let beta = match plan.train.objective {
-        Objective::Dpo { beta } => beta,
+        Objective::Dpo { beta, .. } => beta,
         _ => 0.1,
     };
     let task_names: Vec<String> = plan.datasets.iter().map(|d| d.name.clone()).collect();

@@ -38,6 +38,8 @@ pub fn evaluate_plan(
     )
     .map_err(|e| TrainError::input(e.to_string()))?;
     let model_err = |e: ft_formats::FormatError| TrainError::input(e.to_string());
+    // `--adapter` replaces the model's own `adapter`.
+    let adapter = adapter.or(plan.model.adapter.as_deref());
     let splits: Vec<String> = if splits.is_empty() {
         plan.evaluate.on.clone()
     } else {

@@ -4,10 +4,10 @@ use std::path::Path;
 
 use burn::module::AutodiffModule;
 use burn::optim::GradientsAccumulator;
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 use ft_pipeline::{BatchData, BuildOptions, DataPipeline, TextTokenizer};
-use ft_plan::{Head, Length, Method, Metric, Objective, Plan, Precision};
+use ft_plan::{Head, Length, Method, Metric, ModelPlan, Objective, Plan, Precision};
 
 use super::driver::{Driver, StepRecord};
 use super::eval::evaluate;
@@ -15,6 +15,7 @@ use super::optim;
 use super::session::{export, scalar};
 use super::task::{classify_loss, lm_loss, sequence_logprobs, Logits, Task};
 use super::{Event, RunOptions, RunSummary, TrainError};
+use crate::llama::LlamaForCausalLM;
 use crate::peft::{self, ApplyOptions, ForwardCtx};
 use crate::recompute::RecomputeTape;
 
@@ -113,32 +114,151 @@ pub fn run_on<B: AutodiffBackend>(
         prompt_init_ids,
     };
     let model_err = |e: ft_formats::FormatError| TrainError::input(e.to_string());
-    let peft_err = |e: peft::PeftError| TrainError::input(e.to_string());
     match &plan.model.head {
         Head::Classify { labels } => {
             let (bert, _) = crate::load_bert::<B>(&plan.model.path, device).map_err(model_err)?;
             let model = peft::new_classifier(bert, labels.len(), 0.02, plan.seed);
-            let model = peft::apply(model, &plan.method, &apply_opts).map_err(peft_err)?;
+            let model = start(model, plan, &apply_opts)?;
             train_loop::<B, _>(model, None, plan, &pipe, opts, device, on_event)
         }
         Head::CausalLm => {
-            let (lm, _) =
-                crate::load_causal_lm::<B>(&plan.model.path, device).map_err(model_err)?;
-            let reference = match plan.train.objective {
-                Objective::Dpo { .. } => Some(
-                    crate::load_causal_lm::<B::InnerBackend>(&plan.model.path, device)
-                        .map_err(model_err)?
-                        .0,
-                ),
-                Objective::Ppo { .. } => {
-                    let model = peft::apply(lm, &plan.method, &apply_opts).map_err(peft_err)?;
-                    return super::ppo::train::<B>(model, plan, &pipe, opts, device, on_event);
+            let reference = match &plan.train.objective {
+                Objective::Dpo { reference, .. } => {
+                    // The named model, else the policy as it starts (its
+                    // adapter included).
+                    let named = match reference {
+                        Some(name) => Some(
+                            plan.other_models
+                                .iter()
+                                .find(|m| m.name == *name)
+                                .ok_or_else(|| {
+                                    TrainError::input(format!(
+                                        "DPO reference `{name}` is not declared"
+                                    ))
+                                })?,
+                        ),
+                        None => None,
+                    };
+                    Some(load_lm::<B::InnerBackend>(
+                        named.unwrap_or(&plan.model),
+                        device,
+                    )?)
                 }
                 _ => None,
             };
-            let model = peft::apply(lm, &plan.method, &apply_opts).map_err(peft_err)?;
+            let (lm, _) =
+                crate::load_causal_lm::<B>(&plan.model.path, device).map_err(model_err)?;
+            let model = start(lm, plan, &apply_opts)?;
+            if let Objective::Ppo { .. } = plan.train.objective {
+                return super::ppo::train::<B>(model, plan, &pipe, opts, device, on_event);
+            }
             train_loop::<B, _>(model, reference, plan, &pipe, opts, device, on_event)
         }
+    }
+}
+
+/// A causal LM as the Plan names it: its weights, with its adapter (if it
+/// has one) applied.
+fn load_lm<B: Backend>(
+    m: &ModelPlan,
+    device: &B::Device,
+) -> Result<LlamaForCausalLM<B>, TrainError> {
+    let (lm, _) = crate::load_causal_lm::<B>(&m.path, device)
+        .map_err(|e| TrainError::input(e.to_string()))?;
+    match &m.adapter {
+        Some(dir) => peft::adapter::load_adapter(lm, dir)
+            .map(|(lm, _)| lm)
+            .map_err(|e| TrainError::input(e.to_string())),
+        None => Ok(lm),
+    }
+}
+
+/// The trained model: the recipe's method applied to `model`, or, when the
+/// Plan's model names an adapter, that adapter loaded to continue from (it
+/// must be the method the recipe declares).
+fn start<B: Backend, M: peft::Adaptable<B>>(
+    model: M,
+    plan: &Plan,
+    apply_opts: &ApplyOptions,
+) -> Result<M, TrainError> {
+    let Some(dir) = &plan.model.adapter else {
+        return peft::apply(model, &plan.method, apply_opts)
+            .map_err(|e| TrainError::input(e.to_string()));
+    };
+    let (model, found) =
+        peft::adapter::load_adapter(model, dir).map_err(|e| TrainError::input(e.to_string()))?;
+    if !same_method(&found, &plan.method) {
+        return Err(TrainError::input(format!(
+            "the adapter {} is not the recipe's `peft` method: declare the method it was trained with",
+            dir.display()
+        )));
+    }
+    Ok(model)
+}
+
+/// Whether an adapter's method is the recipe's: the same kind, shape and
+/// modules (dropout and initialisation do not matter once trained).
+fn same_method(found: &Method, planned: &Method) -> bool {
+    let paths = |targets: Vec<&ft_plan::method::TargetModule>| {
+        let mut v: Vec<String> = targets.into_iter().map(|t| t.path.clone()).collect();
+        v.sort();
+        v
+    };
+    match (found, planned) {
+        (Method::Lora(a), Method::Lora(b)) => {
+            let modules = |l: &ft_plan::method::Lora| {
+                let mut v: Vec<(String, usize, String)> = l
+                    .modules
+                    .iter()
+                    .map(|m| (m.target.path.clone(), m.rank, format!("{}", m.alpha)))
+                    .collect();
+                v.sort();
+                v
+            };
+            modules(a) == modules(b) && a.dora == b.dora && a.rslora == b.rslora
+        }
+        (Method::Ia3 { modules: a, .. }, Method::Ia3 { modules: b, .. }) => {
+            let ff = |m: &[ft_plan::method::Ia3Module]| {
+                paths(
+                    m.iter()
+                        .filter(|x| x.feedforward)
+                        .map(|x| &x.target)
+                        .collect(),
+                )
+            };
+            paths(a.iter().map(|x| &x.target).collect())
+                == paths(b.iter().map(|x| &x.target).collect())
+                && ff(a) == ff(b)
+        }
+        (
+            Method::Prompt {
+                virtual_tokens: a, ..
+            },
+            Method::Prompt {
+                virtual_tokens: b, ..
+            },
+        ) => a == b,
+        (
+            Method::Prefix {
+                virtual_tokens: a,
+                projection: pa,
+                ..
+            },
+            Method::Prefix {
+                virtual_tokens: b,
+                projection: pb,
+                ..
+            },
+        ) => a == b && pa == pb,
+        (
+            Method::Adapter {
+                style: sa, size: a, ..
+            },
+            Method::Adapter {
+                style: sb, size: b, ..
+            },
+        ) => sa == sb && a == b,
+        _ => false,
     }
 }
 
@@ -162,7 +282,7 @@ where
             Logits::Tokens(l) => Ok((lm_loss(l, &b.labels).0, tokens(b))),
         },
         BatchData::Pair(p) => {
-            let Objective::Dpo { beta } = objective else {
+            let Objective::Dpo { beta, .. } = objective else {
                 return Err(TrainError::input(
                     "preference pairs need `objective = dpo(…)`",
                 ));

@@ -6,7 +6,7 @@ static MODEL_KEYS: [Key; 4] = [
     key("head", Ty::Calls(HEADS), Some("causal_lm"), "What the model is trained to output: `causal_lm` or `classify(labels = [...])` (on a BERT-family encoder; on a Llama-family model not supported yet, FT0510)."),
     key("chat_template", Ty::Str, Some("the model's own"), "A Jinja chat template that replaces the model's (from `tokenizer_config.json` or GGUF metadata)."),
     key("tokenizer", Ty::Path, Some("the model's own"), "A `tokenizer.json` to use instead of the model's."),
-    key("adapter", Ty::Path, None, "A trained adapter folder (PEFT's `adapter_config.json` + `adapter_model.safetensors`, e.g. a run's `adapter/`) applied on load, with its classifier head: how a PPO reward model gets its training. On other models not supported yet (FT0510)."),
+    key("adapter", Ty::Path, None, "A trained adapter folder (PEFT's `adapter_config.json` + `adapter_model.safetensors`, e.g. a run's `adapter/`) applied on load, with its classifier head. On the trained model, training continues from it (it must be the recipe's `peft` method, FT0618) and `ft eval` applies it; on a DPO reference or a PPO reward model, it is applied to that model. A model used nowhere else is refused (FT0510)."),
 ];
 
 static DATASET_KEYS: [Key; 12] = [

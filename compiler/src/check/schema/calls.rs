@@ -251,7 +251,7 @@ pub static OBJECTIVES: &[CallDef] = &[
         doc: "Direct Preference Optimization on `chosen`/`rejected` pairs against a frozen reference model.",
         params: &[
             key("beta", positive(), Some("0.1"), "Strength of the KL constraint."),
-            key("reference", Ty::ModelRef, Some("a frozen copy of the policy"), "The reference model: the policy's own weights (another model is not supported yet, FT0510)."),
+            key("reference", Ty::ModelRef, Some("the policy as it starts"), "The frozen reference model: a declared causal LM with the policy's tokenizer (FT0620), with its `adapter` applied when it has one. Without it, the policy as it starts (for LoRA-style methods, the base model; with a model `adapter`, the base model with that adapter)."),
         ],
     },
     CallDef {

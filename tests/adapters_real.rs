@@ -1,0 +1,157 @@
+//! A model's `adapter` and DPO's named `reference`, on SmolLM2 and the
+//! chatterbot data: a short supervised run makes an adapter; a DPO run
+//! against that adapter as its reference starts away from ln 2 (policy
+//! and reference differ), one whose policy continues from the adapter
+//! starts at ln 2 against the policy as it starts and away from it against
+//! the plain model; and `ft eval` applies a model's adapter.
+
+mod common;
+
+use common::{asset, final_loss, ft, root, text, train_losses, workdir};
+use std::path::Path;
+
+fn run(dir: &Path) -> std::path::PathBuf {
+    let o = ft(dir, &["run", "recipe.ft", "--runs", "runs", "--no-cache"]);
+    assert!(o.status.success(), "{}", text(&o));
+    dir.join("runs/recipe/0001")
+}
+
+/// A DPO recipe on the preference pairs: `models` declares the models,
+/// `objective` names the reference (or not).
+fn dpo_recipe(models: &str, objective: &str) -> String {
+    format!(
+        r#"{models}
+
+dataset prefs = jsonl("{data}") {{
+  prompt   = chat([user: "{{prompt}}"])
+  chosen   = "{{chosen}}"
+  rejected = "{{rejected}}"
+  split    = {{ train = 90%, val = 10%, seed = 1, key = prompt }}
+}}
+
+peft lora {{ rank = 8, alpha = 16, targets = [q_proj, v_proj] }}
+
+train {{
+  model     = policy
+  objective = {objective}
+  steps     = 1
+  batch     = 2
+  max_len   = 96
+  optimizer = adamw(lr = 1e-3)
+}}
+
+evaluate {{ on = val, metrics = [loss] }}
+"#,
+        data = root().join("recipes/data/preferences.jsonl").display(),
+    )
+}
+
+#[test]
+fn smollm2_adapters_warm_start_and_serve_as_dpo_references() {
+    let model = asset("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let chatterbot = format!("{}/*.yml", asset("data/chatterbot"));
+    // The adapter: a few supervised steps (a large rate, so it moves).
+    let sft = format!(
+        r#"model policy = gguf("{model}")
+
+dataset faq = yaml_pairs("{chatterbot}") {{
+  prompt     = chat([user: "{{question}}"])
+  completion = "{{answer}}"
+  split      = {{ train = 85%, val = 15%, seed = 7, key = question }}
+  filter     = len(question) < 24 and len(answer) < 48
+  on_bad_row = skip
+}}
+
+peft lora {{ rank = 8, alpha = 16, targets = [q_proj, v_proj] }}
+
+train {{
+  steps     = 4
+  batch     = 4
+  max_len   = 64
+  optimizer = adamw(lr = 5e-3)
+}}
+
+evaluate {{ on = val, metrics = [loss] }}
+"#
+    );
+    let sft_dir = workdir("adapters-sft", &sft);
+    let sft_run = run(&sft_dir);
+    let adapter = sft_run.join("adapter");
+    let adapter = adapter.display();
+
+    // `ft eval` applies the model's own adapter: the run's final loss.
+    let with_adapter = sft.replace(
+        &format!("model policy = gguf(\"{model}\")"),
+        &format!("model policy = gguf(\"{model}\") {{\n  adapter = \"{adapter}\"\n}}"),
+    );
+    let eval_dir = workdir("adapters-eval", &with_adapter);
+    let o = ft(
+        &eval_dir,
+        &[
+            "eval",
+            "recipe.ft",
+            "--split",
+            "val",
+            "--metric",
+            "loss",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let evaluated = v[0]["metrics"]["loss"].as_f64().unwrap();
+    let trained = final_loss(&sft_run);
+    assert!(
+        (evaluated - trained).abs() <= 1e-4 * trained,
+        "ft eval with the model's adapter: {evaluated}; the run's own: {trained}"
+    );
+
+    let first_loss = |name: &str, recipe: String| -> f64 {
+        let losses = train_losses(&run(&workdir(name, &recipe)));
+        assert_eq!(losses.len(), 1, "{name}: {losses:?}");
+        losses[0]
+    };
+    let ln2 = std::f64::consts::LN_2;
+    let plain = format!("model policy = gguf(\"{model}\")");
+    let tuned =
+        |name: &str| format!("model {name} = gguf(\"{model}\") {{\n  adapter = \"{adapter}\"\n}}");
+    // LoRA starts as the identity: against itself, every margin is 0.
+    let against_itself = first_loss("adapters-dpo-self", dpo_recipe(&plain, "dpo(beta = 0.1)"));
+    assert!((against_itself - ln2).abs() < 1e-5, "{against_itself}");
+    // The named reference carries the adapter: margins are not 0.
+    let against_tuned = first_loss(
+        "adapters-dpo-named",
+        dpo_recipe(
+            &format!("{plain}\n{}", tuned("sft")),
+            "dpo(beta = 0.1, reference = sft)",
+        ),
+    );
+    assert!(
+        (against_tuned - ln2).abs() > 1e-3,
+        "the named reference was not used: {against_tuned}"
+    );
+    // The policy continues from the adapter; its default reference is the
+    // policy as it starts (the adapter included): margins are 0 again.
+    let continued = first_loss(
+        "adapters-dpo-continued",
+        dpo_recipe(&tuned("policy"), "dpo(beta = 0.1)"),
+    );
+    assert!((continued - ln2).abs() < 1e-5, "{continued}");
+    // …and against the plain model they are not: the policy did start from
+    // the adapter.
+    let continued_vs_plain = first_loss(
+        "adapters-dpo-continued-vs-plain",
+        dpo_recipe(
+            &format!("{}\nmodel base = gguf(\"{model}\")", tuned("policy")),
+            "dpo(beta = 0.1, reference = base)",
+        ),
+    );
+    assert!(
+        (continued_vs_plain - ln2).abs() > 1e-3,
+        "the policy did not start from its adapter: {continued_vs_plain}"
+    );
+    eprintln!(
+        "first DPO losses: self {against_itself}, named {against_tuned}, continued {continued}, continued vs plain {continued_vs_plain}; eval {evaluated} vs {trained}"
+    );
+}
