@@ -163,6 +163,18 @@ pub struct EarlyStop {
     pub patience: u32,
     /// The smallest change that counts as an improvement.
     pub min_delta: f64,
+    /// Whether a larger value is better (`mode = max`); the metric's own
+    /// direction unless the recipe says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximize: Option<bool>,
+}
+
+impl EarlyStop {
+    /// Whether a larger value of the watched metric is an improvement.
+    pub fn maximizes(&self) -> bool {
+        self.maximize
+            .unwrap_or_else(|| self.metric.metric.maximize())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -116,9 +116,14 @@ pub fn train(recipe: &Recipe, model: &ModelPlan) -> Result<TrainPlan, LowerError
                 _ => return fail("`early_stop` needs `metric = val.METRIC`", t),
             };
             Some(EarlyStop {
-                metric,
                 patience: v.arg("patience").and_then(|p| p.as_i64()).unwrap_or(3) as u32,
                 min_delta: v.arg("min_delta").and_then(V::as_f64).unwrap_or(0.0),
+                maximize: v
+                    .arg("mode")
+                    .and_then(|m| m.as_word())
+                    .map(|m| m == "max")
+                    .or(Some(metric.metric.maximize())),
+                metric,
             })
         }
         None => None,

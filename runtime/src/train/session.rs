@@ -337,7 +337,7 @@ pub(super) fn observe_early_stop(
         .unwrap_or(f64::NAN);
     let better = match st.best {
         None => v.is_finite(),
-        Some(b) if es.metric.metric.maximize() => v > b + es.min_delta,
+        Some(b) if es.maximizes() => v > b + es.min_delta,
         Some(b) => v < b - es.min_delta,
     };
     if better {
@@ -359,5 +359,57 @@ pub(super) fn early_stop_event(state: &checkpoint::CheckpointState) -> super::Ev
         step: state.step,
         best_step: state.early_stop.best_step.unwrap_or(0),
         best: state.early_stop.best.unwrap_or(f64::NAN),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ft_plan::{EarlyStop, Metric, MetricRef};
+
+    fn watch(mode: Option<bool>, min_delta: f64) -> EarlyStop {
+        EarlyStop {
+            metric: MetricRef {
+                split: "val".into(),
+                metric: Metric::Loss,
+            },
+            patience: 2,
+            min_delta,
+            maximize: mode,
+        }
+    }
+
+    /// The stopping step of a sequence of validation losses.
+    fn stops_at(es: &EarlyStop, losses: &[f64]) -> Option<u64> {
+        let mut st = checkpoint::EarlyStopState::default();
+        for (i, &l) in losses.iter().enumerate() {
+            let r = EvalResult {
+                split: "val".into(),
+                metrics: [("loss".to_string(), l)].into(),
+                ..Default::default()
+            };
+            if let Observed::Stop = observe_early_stop(&mut st, es, i as u64 + 1, &r) {
+                return Some(i as u64 + 1);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn mode_sets_which_direction_improves() {
+        let rising = [1.0, 1.1, 1.2, 1.3];
+        // A loss is minimised: rising twice stops at the third evaluation.
+        assert_eq!(stops_at(&watch(None, 0.0), &rising), Some(3));
+        assert_eq!(stops_at(&watch(Some(false), 0.0), &rising), Some(3));
+        // `mode = max` on the same metric: every evaluation improves.
+        assert_eq!(stops_at(&watch(Some(true), 0.0), &rising), None);
+    }
+
+    #[test]
+    fn min_delta_is_the_smallest_improvement() {
+        let creeping = [1.0, 0.99, 0.98, 0.97];
+        assert_eq!(stops_at(&watch(None, 0.0), &creeping), None);
+        // Gains of 0.01 are below a min_delta of 0.05: two bad evaluations.
+        assert_eq!(stops_at(&watch(None, 0.05), &creeping), Some(3));
     }
 }
