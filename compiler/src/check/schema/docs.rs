@@ -89,7 +89,28 @@ pub fn reference_markdown() -> String {
     for (f, d) in ROW_FUNCTIONS {
         let _ = writeln!(out, "| `{f}(…)` | {d} |");
     }
+    conformance(&mut out);
     out
+}
+
+/// Every setting with the test that shows it honoured, or its refusal.
+fn conformance(out: &mut String) {
+    use super::conformance::{shown, Shown};
+    let _ = writeln!(
+        out,
+        "\n### Conformance\n\nEvery setting, with the test that shows its effect on a run or the code `ft check` refuses it with (`compiler/tests/conformance.rs` keeps this table complete).\n\n| setting | shown by |\n|---|---|"
+    );
+    for s in settings() {
+        let cell = match shown(&s) {
+            Some(Shown::Test(t)) => format!("`{t}`"),
+            Some(Shown::Refused(code, fixture)) => {
+                format!("refused: {code} (`compiler/tests/fixtures/bad/{fixture}`)")
+            }
+            Some(Shown::Untested(what)) => format!("no test yet; one must show {what}"),
+            None => "—".to_string(),
+        };
+        let _ = writeln!(out, "| `{s}` | {} |", cell.replace('|', "\\|"));
+    }
 }
 
 fn keys(out: &mut String, keys: &[Key]) {

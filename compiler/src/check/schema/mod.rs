@@ -5,6 +5,7 @@
 
 mod blocks;
 mod calls;
+pub mod conformance;
 pub mod docs;
 
 pub use blocks::{block, method, BLOCKS, PEFT_METHODS};
