@@ -58,4 +58,26 @@ mod tests {
         assert_eq!(lr_at(&k, 3e-4, 0, 10), 3e-4);
         assert_eq!(lr_at(&k, 3e-4, 9, 10), 3e-4);
     }
+
+    #[test]
+    fn constant_with_warmup_ramps_then_holds() {
+        let k = sched(ScheduleKind::Constant, Warmup::Steps(4));
+        let lrs: Vec<f64> = (0..8).map(|i| lr_at(&k, 2.0, i, 8)).collect();
+        assert_eq!(lrs, [0.0, 0.5, 1.0, 1.5, 2.0, 2.0, 2.0, 2.0]);
+    }
+
+    #[test]
+    fn cosine_decays_to_its_floor() {
+        let c = Schedule {
+            kind: ScheduleKind::Cosine,
+            warmup: Warmup::Steps(0),
+            min_lr: 0.25,
+        };
+        assert_eq!(lr_at(&c, 1.0, 0, 100), 1.0);
+        // Halfway: halfway between the peak and the floor.
+        assert!((lr_at(&c, 1.0, 50, 100) - 0.625).abs() < 1e-12);
+        // The end is the floor, not zero.
+        assert!((lr_at(&c, 1.0, 100, 100) - 0.25).abs() < 1e-12);
+        assert!(lr_at(&c, 1.0, 99, 100) > 0.25);
+    }
 }

@@ -230,4 +230,32 @@ mod tests {
         let expected = (std::f32::consts::LN_2 + (1.0 + (-10.0f32).exp()).ln()) / 2.0;
         assert!((v - expected).abs() < 1e-5);
     }
+
+    #[test]
+    fn dpo_loss_scales_the_margin_by_beta() {
+        let device = Default::default();
+        let t = |v: Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v, [2]), &device);
+        // Margins (π_c − ref_c) − (π_r − ref_r): 1.5 and −0.5.
+        let (pc, pr, rc, rr) = (
+            t(vec![-1.0, -2.0]),
+            t(vec![-3.0, -1.0]),
+            t(vec![-0.5, -1.5]),
+            t(vec![-1.0, -1.0]),
+        );
+        for beta in [0.1, 2.0] {
+            let (loss, margin) = dpo_loss(pc.clone(), pr.clone(), rc.clone(), rr.clone(), beta);
+            let softplus = |x: f64| (1.0 + x.exp()).ln();
+            let want = (softplus(-beta * 1.5) + softplus(beta * 0.5)) / 2.0;
+            let got: f32 = loss.into_scalar();
+            assert!(
+                (got as f64 - want).abs() < 1e-6,
+                "beta {beta}: {got} vs {want}"
+            );
+            let m: f32 = margin.into_scalar();
+            assert!(
+                (m as f64 - beta * 0.5).abs() < 1e-6,
+                "beta {beta}: margin {m}"
+            );
+        }
+    }
 }

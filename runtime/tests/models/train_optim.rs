@@ -147,3 +147,96 @@ fn adamw_first_step_matches_torch_formula() {
     assert_eq!(opt.updates, 1);
     let _ = m2.valid();
 }
+
+/// Two steps of `optimizer` at `lr`: the values before, the gradients of
+/// each step (by parameter visit index), and the values after.
+type Flat = BTreeMap<usize, Vec<f32>>;
+
+fn two_steps(optimizer: Optimizer, lr: f64) -> (Flat, [Flat; 2], Flat) {
+    let m = model();
+    let flat = |v: ft_runtime::train::checkpoint::Values| -> Flat {
+        v.into_iter().map(|(i, (_, v))| (i, v)).collect()
+    };
+    let before = flat(all_values(&m));
+    let mut opt = Optim::new(optimizer);
+    let g1 = grads(&m);
+    let gv1 = grad_values(&m, &g1);
+    let (m, _) = step(m, &mut opt, g1, lr, None);
+    let g2 = grads(&m);
+    let gv2 = grad_values(&m, &g2);
+    let (m, _) = step(m, &mut opt, g2, lr, None);
+    assert_eq!(opt.updates, 2);
+    (before, [gv1, gv2], flat(all_values(&m)))
+}
+
+/// Every trained value after two steps against `rule(w, g1, g2)`.
+fn check_two_steps(what: &str, optimizer: Optimizer, lr: f64, rule: impl Fn(f64, f64, f64) -> f64) {
+    let (before, [g1, g2], after) = two_steps(optimizer, lr);
+    assert!(!g1.is_empty());
+    for (i, grad1) in &g1 {
+        for (k, &a) in grad1.iter().enumerate() {
+            let expected = rule(before[i][k] as f64, a as f64, g2[i][k] as f64);
+            let got = after[i][k] as f64;
+            assert!(
+                (got - expected).abs() <= 2e-5 * (1.0 + expected.abs()),
+                "{what}: param {i}[{k}]: {got} vs {expected}"
+            );
+        }
+    }
+}
+
+/// torch.optim.AdamW over two steps, with betas and an eps that matter.
+#[test]
+fn adamw_two_steps_match_torch_formula() {
+    let _serial = crate::peft_common::autodiff_lock();
+    let (lr, wd, b1, b2, eps) = (1e-2, 0.1, 0.8, 0.95, 1e-3);
+    let optimizer = Optimizer::AdamW {
+        lr,
+        weight_decay: wd,
+        beta1: b1,
+        beta2: b2,
+        eps,
+    };
+    check_two_steps("adamw", optimizer, lr, |w, g1, g2| {
+        let (mut w, mut m, mut v) = (w, 0.0, 0.0);
+        for (t, g) in [(1, g1), (2, g2)] {
+            w *= 1.0 - lr * wd;
+            m = b1 * m + (1.0 - b1) * g;
+            v = b2 * v + (1.0 - b2) * g * g;
+            let (mh, vh) = (m / (1.0 - b1.powi(t)), v / (1.0 - b2.powi(t)));
+            w -= lr * mh / (vh.sqrt() + eps);
+        }
+        w
+    });
+}
+
+/// torch.optim.SGD over two steps: weight decay added to the gradient,
+/// the momentum buffer (no dampening), and Nesterov's look-ahead.
+#[test]
+fn sgd_two_steps_match_torch_formula() {
+    let _serial = crate::peft_common::autodiff_lock();
+    let (lr, momentum, wd) = (0.05, 0.9, 0.1);
+    for nesterov in [false, true] {
+        let optimizer = Optimizer::Sgd {
+            lr,
+            momentum,
+            nesterov,
+            weight_decay: wd,
+        };
+        check_two_steps(
+            &format!("sgd nesterov={nesterov}"),
+            optimizer,
+            lr,
+            |w, g1, g2| {
+                let (mut w, mut buf) = (w, None::<f64>);
+                for g in [g1, g2] {
+                    let g = g + wd * w;
+                    let b = buf.map_or(g, |b| momentum * b + g);
+                    buf = Some(b);
+                    w -= lr * if nesterov { g + momentum * b } else { b };
+                }
+                w
+            },
+        );
+    }
+}
