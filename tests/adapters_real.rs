@@ -16,7 +16,8 @@ fn run(dir: &Path) -> std::path::PathBuf {
     dir.join("runs/recipe/0001")
 }
 
-/// A DPO recipe on the preference pairs: `models` declares the models,
+/// A one-step DPO recipe on the preference pairs (no evaluation: the first
+/// step's loss is what is compared): `models` declares the models,
 /// `objective` names the reference (or not).
 fn dpo_recipe(models: &str, objective: &str) -> String {
     format!(
@@ -26,7 +27,7 @@ dataset prefs = jsonl("{data}") {{
   prompt   = chat([user: "{{prompt}}"])
   chosen   = "{{chosen}}"
   rejected = "{{rejected}}"
-  split    = {{ train = 90%, val = 10%, seed = 1, key = prompt }}
+  split    = {{ train = 100% }}
 }}
 
 peft lora {{ rank = 8, alpha = 16, targets = [q_proj, v_proj] }}
@@ -39,8 +40,6 @@ train {{
   max_len   = 96
   optimizer = adamw(lr = 1e-3)
 }}
-
-evaluate {{ on = val, metrics = [loss] }}
 "#,
         data = root().join("recipes/data/preferences.jsonl").display(),
     )
