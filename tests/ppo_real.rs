@@ -268,7 +268,9 @@ fn tiny_ppo_trains_checkpoints_and_resumes_bit_identical() {
     // The value head is checkpointed: the step-2 checkpoint holds the LoRA
     // tensors plus the head's weight and bias.
     let lora_tensors = 2 * 2 * 2; // 2 layers × (q, v) × (A, B)
-    let ck = ft_runtime::train::checkpoint::load(&s.run_dir.join("checkpoints/last")).unwrap();
+    let checkpoints = s.run_dir.join("checkpoints");
+    let latest = ft_runtime::train::checkpoint::latest(&checkpoints).expect("a latest checkpoint");
+    let ck = ft_runtime::train::checkpoint::load(&checkpoints.join(latest)).unwrap();
     assert_eq!(ck.params.len(), lora_tensors + 2);
 
     // With the policy's layers recomputed in the backward pass: the first

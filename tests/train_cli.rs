@@ -348,7 +348,7 @@ fn output_block_places_checkpoints_and_exports_both() {
     let dir = workspace(
         "output-both",
         "train {\n  steps = 6\n  batch = 16\n  optimizer = adamw(lr = 5e-3)\n}\n\n\
-         output {\n  dir = \"elsewhere\"\n  export = both\n  save_every = 2\n  report = false\n}",
+         output {\n  dir = \"elsewhere\"\n  export = both\n  save_every = 2\n  keep = 2\n  report = false\n}",
         "evaluate { on = test, metrics = [loss] }",
     );
     let recipe = std::fs::read_to_string(dir.join("recipe.ft"))
@@ -373,7 +373,22 @@ fn output_block_places_checkpoints_and_exports_both() {
         .collect();
     // Step 6 ends the run, whose final checkpoint is written either way.
     assert_eq!(checkpoints, [2, 4], "{}", text(&o));
-    assert!(run.join("checkpoints/last").is_dir());
+    // `keep = 2`: the two newest step checkpoints remain; the latest is
+    // the last step's.
+    let kept: Vec<String> = {
+        let mut v: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("step-"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(kept, ["step-4", "step-6"]);
+    assert_eq!(
+        std::fs::read_to_string(run.join("checkpoints/latest")).unwrap(),
+        "step-6"
+    );
     assert!(!run.join("report.md").exists(), "report = false");
     assert!(run.join("adapter/adapter_model.safetensors").is_file());
     assert!(run.join("merged/model.safetensors").is_file());

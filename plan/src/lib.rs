@@ -65,6 +65,14 @@ pub struct OutputPlan {
     pub save_every: Option<u64>,
     /// `report.md` and its plots.
     pub report: bool,
+    /// How many of the newest step checkpoints stay on disk (the best one,
+    /// kept for early stopping, is apart from these).
+    #[serde(default = "default_keep")]
+    pub keep: u32,
+}
+
+fn default_keep() -> u32 {
+    2
 }
 
 impl Default for OutputPlan {
@@ -74,6 +82,7 @@ impl Default for OutputPlan {
             export: Export::Adapter,
             save_every: None,
             report: true,
+            keep: default_keep(),
         }
     }
 }

@@ -1,6 +1,5 @@
 //! The `output` block against the fine-tuning method: what can be exported.
 
-use super::pending::NOT_YET;
 use super::Recipe;
 use crate::diagnostics::Diagnostic;
 
@@ -19,18 +18,6 @@ pub fn check_output(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
     let Some(o) = recipe.one("output") else {
         return;
     };
-    if let Some(e) = o.keys.get("keep") {
-        diags.push(
-            Diagnostic::error(
-                &NOT_YET,
-                e.key_span,
-                "`output.keep` is not honoured by the run yet",
-            )
-            .in_file(o.file)
-            .label("not supported yet")
-            .help("remove `keep`: a run keeps its last and its best checkpoint"),
-        );
-    }
     let Some(e) = o.keys.get("export") else {
         return;
     };

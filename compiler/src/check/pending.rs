@@ -15,8 +15,6 @@ crate::declare_codes! {
     /// A recipe that `ft check` accepts runs exactly as written, so a
     /// setting the runtime would ignore or mishandle is refused instead:
     ///
-    /// - `output { keep = N }`: a run keeps its last and its best
-    ///   checkpoint;
     /// - `model { adapter = "…" }` on a model that is evaluated only (a
     ///   declared model neither trained, nor a DPO reference, nor a PPO
     ///   reward model);

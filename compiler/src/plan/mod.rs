@@ -132,6 +132,9 @@ fn output(a: &Analysis, method: &Method) -> OutputPlan {
         .and_then(|v| v.as_i64())
         .map(|n| n as u64);
     out.report = o.get("report").and_then(|v| v.as_bool()).unwrap_or(true);
+    if let Some(keep) = o.get("keep").and_then(|v| v.as_i64()) {
+        out.keep = keep.max(1) as u32;
+    }
     out
 }
 

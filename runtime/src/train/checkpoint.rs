@@ -222,6 +222,29 @@ pub fn set_latest(dir: &Path, name: &str) -> Result<(), String> {
     std::fs::rename(&tmp, dir.join("latest")).map_err(|e| io_err(dir, e))
 }
 
+/// Removes the oldest `step-N` checkpoints so that `keep` remain (never
+/// the one `latest` names, nor `best`).
+pub fn prune(dir: &Path, keep: usize) -> Result<(), String> {
+    let latest = latest(dir);
+    let mut steps: Vec<(u64, String)> = std::fs::read_dir(dir)
+        .map_err(|e| io_err(dir, e))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let n = name.strip_prefix("step-")?.parse().ok()?;
+            Some((n, name))
+        })
+        .collect();
+    steps.sort();
+    let excess = steps.len().saturating_sub(keep.max(1));
+    for (_, name) in steps.into_iter().take(excess) {
+        if Some(&name) != latest.as_ref() {
+            std::fs::remove_dir_all(dir.join(&name)).map_err(|e| io_err(&dir.join(&name), e))?;
+        }
+    }
+    Ok(())
+}
+
 pub fn latest(dir: &Path) -> Option<String> {
     std::fs::read_to_string(dir.join("latest"))
         .ok()

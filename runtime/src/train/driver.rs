@@ -236,9 +236,13 @@ impl<'a, B: AutodiffBackend> Driver<'a, B> {
         checkpoint::save(&self.ck_dir, name, &ck).map_err(TrainError::io)
     }
 
+    /// A checkpoint of the current step (`step-N`), named the latest; the
+    /// oldest step checkpoints beyond `output.keep` are removed after it.
     fn save_last<M: AutodiffModule<B>>(&self, model: &M) -> Result<PathBuf, TrainError> {
-        let p = self.save(model, "last")?;
-        checkpoint::set_latest(&self.ck_dir, "last").map_err(TrainError::io)?;
+        let name = format!("step-{}", self.state.step);
+        let p = self.save(model, &name)?;
+        checkpoint::set_latest(&self.ck_dir, &name).map_err(TrainError::io)?;
+        checkpoint::prune(&self.ck_dir, self.plan.output.keep as usize).map_err(TrainError::io)?;
         Ok(p)
     }
 

@@ -131,7 +131,7 @@ static OUTPUT_KEYS: [Key; 5] = [
     key("dir", Ty::Path, Some("\"runs\" beside the recipe"), "Where run folders go (`<dir>/<recipe name>/<id>/`), relative to the recipe; `ft run --runs DIR` overrides it."),
     key("export", Ty::Enum(&["adapter", "merged", "both"]), Some("adapter (`merged` for `peft full`)"), "What to write at the end: the adapter in PEFT's format, the merged full weights (safetensors, Hugging Face layout), or both. `peft full` writes `merged` (it has no adapter); prefix, prompt and bottleneck adapters write `adapter` (they cannot be merged; FT0511)."),
     key("save_every", int(1), None, "Also write a checkpoint every this many steps (atomically), besides those at evaluations; `ft run --checkpoint-every N` overrides it."),
-    key("keep", int(1), Some("2"), "How many checkpoints to keep (the best one is always kept). Not supported yet (FT0510): a run keeps the last and the best."),
+    key("keep", int(1), Some("2"), "How many of the newest step checkpoints (`checkpoints/step-N/`) stay on disk; older ones are removed as new ones are written. The best one (early stopping) is kept apart."),
     key("report", Ty::Bool, Some("true"), "Write the report (curves as SVG and a summary) into the run folder."),
 ];
 

@@ -138,7 +138,7 @@ pub static CONFORMANCE: &[(&str, Shown)] = &[
     ("output.dir", Test("tests/train_cli.rs::output_block_places_checkpoints_and_exports_both")),
     ("output.export", Test("tests/train_cli.rs::output_block_places_checkpoints_and_exports_both")),
     ("output.save_every", Test("tests/train_cli.rs::output_block_places_checkpoints_and_exports_both")),
-    ("output.keep", Refused("FT0510", "output-keep-and-export.ft")),
+    ("output.keep", Test("tests/train_cli.rs::output_block_places_checkpoints_and_exports_both")),
     ("output.report", Test("tests/train_cli.rs::output_block_places_checkpoints_and_exports_both")),
     ("peft full.freeze", Test("runtime/tests/models/peft_training.rs::every_method_trains_only_its_parameters_on_tiny_bert")),
     ("peft lora.rank", Test("runtime/tests/models/peft_interop.rs::trainable_counts_equal_peft_on_minilm")),
