@@ -218,10 +218,13 @@ fn generation_metrics<B: Backend, M: Task<B>>(
         stop_ids: tok.eos_id.into_iter().collect(),
         ..Default::default()
     };
-    let (prompts, references): (Vec<Vec<u32>>, Vec<String>) = examples
+    let scored: Vec<&ft_pipeline::EvalExample> =
+        examples.iter().filter(|e| e.reference.is_some()).collect();
+    let prompts: Vec<Vec<u32>> = scored.iter().map(|e| e.prompt_ids.clone()).collect();
+    let references: Vec<String> = scored
         .iter()
-        .filter_map(|e| Some((e.prompt_ids.clone(), e.reference.clone()?)))
-        .unzip();
+        .map(|e| e.reference.clone().unwrap_or_default())
+        .collect();
     let mut generated = Vec::with_capacity(references.len());
     for prompts in prompts.chunks(batch.max(1)) {
         for ids in generate_batch(lm, prompts, &opts, |_| opts.seed, device) {
@@ -229,21 +232,38 @@ fn generation_metrics<B: Backend, M: Task<B>>(
             generated.push(tok.decode(&ids));
         }
     }
+    let score = |m: &Metric, generated: &[String], references: &[String]| match m {
+        Metric::ExactMatch => Some(metrics::exact_match(generated, references)),
+        Metric::RougeL => Some(metrics::mean_rouge_l(generated, references)),
+        _ => None,
+    };
     for m in wanted {
-        match m {
-            Metric::ExactMatch => {
-                result.metrics.insert(
-                    m.name().into(),
-                    metrics::exact_match(&generated, &references),
-                );
+        if let Some(v) = score(m, &generated, &references) {
+            result.metrics.insert(m.name().into(), v);
+        }
+    }
+    // Per task, as the other metrics are when the split mixes several.
+    if !result.per_task.is_empty() {
+        let names: Vec<String> = pipe.plan().datasets.iter().map(|d| d.name.clone()).collect();
+        let mut tasks: Vec<u16> = scored.iter().map(|e| e.task).collect();
+        tasks.sort();
+        tasks.dedup();
+        for t in tasks {
+            let pick = |v: &[String]| -> Vec<String> {
+                v.iter()
+                    .zip(&scored)
+                    .filter(|(_, e)| e.task == t)
+                    .map(|(s, _)| s.clone())
+                    .collect()
+            };
+            let (g, r) = (pick(&generated), pick(&references));
+            let name = names.get(t as usize).cloned().unwrap_or(t.to_string());
+            let per = result.per_task.entry(name).or_default();
+            for m in wanted {
+                if let Some(v) = score(m, &g, &r) {
+                    per.insert(m.name().into(), v);
+                }
             }
-            Metric::RougeL => {
-                result.metrics.insert(
-                    m.name().into(),
-                    metrics::mean_rouge_l(&generated, &references),
-                );
-            }
-            _ => {}
         }
     }
     Ok(())
