@@ -92,6 +92,9 @@ evaluate {{ on = val, metrics = [loss, exact_match, rouge_l], max_new_tokens = 6
         per_task["papers"]["loss"].as_f64().unwrap(),
     );
     let all = last["loss"].as_f64().unwrap();
-    assert!(all >= a.min(b) - 1e-9 && all <= a.max(b) + 1e-9, "{a} {b} {all}");
+    assert!(
+        all >= a.min(b) - 1e-9 && all <= a.max(b) + 1e-9,
+        "{a} {b} {all}"
+    );
     eprintln!("per task: {per_task}");
 }

@@ -4,6 +4,7 @@
 
 pub mod blocks;
 pub mod names;
+pub mod objectives;
 pub mod output;
 pub mod pending;
 pub mod rules;

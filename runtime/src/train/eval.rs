@@ -244,7 +244,12 @@ fn generation_metrics<B: Backend, M: Task<B>>(
     }
     // Per task, as the other metrics are when the split mixes several.
     if !result.per_task.is_empty() {
-        let names: Vec<String> = pipe.plan().datasets.iter().map(|d| d.name.clone()).collect();
+        let names: Vec<String> = pipe
+            .plan()
+            .datasets
+            .iter()
+            .map(|d| d.name.clone())
+            .collect();
         let mut tasks: Vec<u16> = scored.iter().map(|e| e.task).collect();
         tasks.sort();
         tasks.dedup();
