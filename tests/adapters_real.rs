@@ -7,14 +7,9 @@
 
 mod common;
 
-use common::{asset, final_loss, ft, root, text, train_losses, workdir};
-use std::path::Path;
-
-fn run(dir: &Path) -> std::path::PathBuf {
-    let o = ft(dir, &["run", "recipe.ft", "--runs", "runs", "--no-cache"]);
-    assert!(o.status.success(), "{}", text(&o));
-    dir.join("runs/recipe/0001")
-}
+use common::{
+    asset, chatterbot_recipe, final_loss, ft, root, run_recipe, text, train_losses, workdir,
+};
 
 /// A one-step DPO recipe on the preference pairs (no evaluation: the first
 /// step's loss is what is compared): `models` declares the models,
@@ -48,40 +43,22 @@ train {{
 #[test]
 fn smollm2_adapters_warm_start_and_serve_as_dpo_references() {
     let model = asset("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    let chatterbot = format!("{}/*.yml", asset("data/chatterbot"));
     // The adapter: a few supervised steps (a large rate, so it moves).
-    let sft = format!(
-        r#"model policy = gguf("{model}")
-
-dataset faq = yaml_pairs("{chatterbot}") {{
-  prompt     = chat([user: "{{question}}"])
-  completion = "{{answer}}"
-  split      = {{ train = 85%, val = 15%, seed = 7, key = question }}
-  filter     = len(question) < 24 and len(answer) < 48
-  on_bad_row = skip
-}}
-
-peft lora {{ rank = 8, alpha = 16, targets = [q_proj, v_proj] }}
-
-train {{
-  steps     = 4
-  batch     = 4
-  max_len   = 64
-  optimizer = adamw(lr = 5e-3)
-}}
-
-evaluate {{ on = val, metrics = [loss] }}
-"#
+    let sft = chatterbot_recipe(
+        "chat([user: \"{question}\"])",
+        "peft lora { rank = 8, alpha = 16, targets = [q_proj, v_proj] }",
+        "steps = 4\nbatch = 4\nmax_len = 64\noptimizer = adamw(lr = 5e-3)",
+        "evaluate { on = val, metrics = [loss] }",
     );
     let sft_dir = workdir("adapters-sft", &sft);
-    let sft_run = run(&sft_dir);
+    let sft_run = run_recipe(&sft_dir);
     let adapter = sft_run.join("adapter");
     let adapter = adapter.display();
 
     // `ft eval` applies the model's own adapter: the run's final loss.
     let with_adapter = sft.replace(
-        &format!("model policy = gguf(\"{model}\")"),
-        &format!("model policy = gguf(\"{model}\") {{\n  adapter = \"{adapter}\"\n}}"),
+        &format!("model base = gguf(\"{model}\")"),
+        &format!("model base = gguf(\"{model}\") {{\n  adapter = \"{adapter}\"\n}}"),
     );
     let eval_dir = workdir("adapters-eval", &with_adapter);
     let o = ft(
@@ -107,7 +84,7 @@ evaluate {{ on = val, metrics = [loss] }}
     );
 
     let first_loss = |name: &str, recipe: String| -> f64 {
-        let losses = train_losses(&run(&workdir(name, &recipe)));
+        let losses = train_losses(&run_recipe(&workdir(name, &recipe)));
         assert_eq!(losses.len(), 1, "{name}: {losses:?}");
         losses[0]
     };

@@ -10,7 +10,10 @@
 
 mod common;
 
-use common::{asset, final_loss, final_metrics, ft, root, text, train_losses, workdir};
+use common::{
+    asset, chatterbot_recipe, final_loss, final_metrics, ft, root, run_recipe, text, train_losses,
+    workdir,
+};
 use std::path::Path;
 
 /// `(step, value)` of every non-final validation metric `name`.
@@ -31,31 +34,11 @@ fn val_curve(run: &Path, name: &str) -> Vec<(u64, f64)> {
 
 #[test]
 fn smollm2_lora_on_chatterbot_lowers_validation_loss_and_generates() {
-    let data = format!("{}/*.yml", asset("data/chatterbot"));
-    let recipe = format!(
-        r#"model base = gguf("{model}")
-
-dataset faq = yaml_pairs("{data}") {{
-  prompt     = chat([system: "You are a helpful assistant.", user: "{{question}}"])
-  completion = "{{answer}}"
-  split      = {{ train = 85%, val = 15%, seed = 7 }}
-  filter     = len(question) < 24 and len(answer) < 48
-  on_bad_row = skip
-}}
-
-peft lora {{ rank = 8, alpha = 16, targets = [q_proj, v_proj] }}
-
-train {{
-  steps      = 12
-  batch      = 4
-  max_len    = 96
-  optimizer  = adamw(lr = 1e-3)
-  eval_every = 6
-}}
-
-evaluate {{ on = val, metrics = [loss, perplexity, rouge_l, exact_match], max_new_tokens = 12, batch = 3 }}
-"#,
-        model = asset("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+    let recipe = chatterbot_recipe(
+        "chat([system: \"You are a helpful assistant.\", user: \"{question}\"])",
+        "peft lora { rank = 8, alpha = 16, targets = [q_proj, v_proj] }",
+        "steps = 12\nbatch = 4\nmax_len = 96\noptimizer = adamw(lr = 1e-3)\neval_every = 6",
+        "evaluate { on = val, metrics = [loss, perplexity, rouge_l, exact_match], max_new_tokens = 12, batch = 3 }",
     );
     let dir = workdir("smollm2-lora", &recipe);
     let o = ft(&dir, &["run", "recipe.ft", "--runs", "runs", "--no-cache"]);
@@ -115,32 +98,12 @@ evaluate {{ on = val, metrics = [loss, perplexity, rouge_l, exact_match], max_ne
 #[test]
 #[ignore = "needs AMX-BF16"]
 fn smollm2_bf16_products_track_the_f32_run() {
-    let data = format!("{}/*.yml", asset("data/chatterbot"));
     let recipe = |precision: &str| {
-        format!(
-            r#"model base = gguf("{model}")
-
-dataset faq = yaml_pairs("{data}") {{
-  prompt     = chat([user: "{{question}}"])
-  completion = "{{answer}}"
-  split      = {{ train = 85%, val = 15%, seed = 7 }}
-  filter     = len(question) < 24 and len(answer) < 48
-  on_bad_row = skip
-}}
-
-peft lora {{ rank = 8, alpha = 16, targets = [q_proj, v_proj] }}
-
-train {{
-  steps     = 4
-  batch     = 4
-  max_len   = 64
-  optimizer = adamw(lr = 1e-3)
-  precision = {precision}
-}}
-
-evaluate {{ on = val, metrics = [loss] }}
-"#,
-            model = asset("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        chatterbot_recipe(
+            "chat([user: \"{question}\"])",
+            "peft lora { rank = 8, alpha = 16, targets = [q_proj, v_proj] }",
+            &format!("steps = 4\nbatch = 4\nmax_len = 64\noptimizer = adamw(lr = 1e-3)\nprecision = {precision}"),
+            "evaluate { on = val, metrics = [loss] }",
         )
     };
     let mut runs = Vec::new();
@@ -193,32 +156,12 @@ evaluate {{ on = val, metrics = [loss] }}
 fn smollm2_gradient_checkpointing_trains_as_the_ordinary_run() {
     // LoRA dropout on: the recomputed layers must draw the masks of the
     // first forward pass, or the losses part after the first step.
-    let data = format!("{}/*.yml", asset("data/chatterbot"));
     let recipe = |checkpointing: bool| {
-        format!(
-            r#"model base = gguf("{model}")
-
-dataset faq = yaml_pairs("{data}") {{
-  prompt     = chat([user: "{{question}}"])
-  completion = "{{answer}}"
-  split      = {{ train = 85%, val = 15%, seed = 7 }}
-  filter     = len(question) < 24 and len(answer) < 48
-  on_bad_row = skip
-}}
-
-peft lora {{ rank = 8, alpha = 16, dropout = 0.1, targets = [q_proj, v_proj, down_proj] }}
-
-train {{
-  steps     = 3
-  batch     = 4
-  max_len   = 64
-  optimizer = adamw(lr = 1e-3)
-  gradient_checkpointing = {checkpointing}
-}}
-
-evaluate {{ on = val, metrics = [loss] }}
-"#,
-            model = asset("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        chatterbot_recipe(
+            "chat([user: \"{question}\"])",
+            "peft lora { rank = 8, alpha = 16, dropout = 0.1, targets = [q_proj, v_proj, down_proj] }",
+            &format!("steps = 3\nbatch = 4\nmax_len = 64\noptimizer = adamw(lr = 1e-3)\ngradient_checkpointing = {checkpointing}"),
+            "evaluate { on = val, metrics = [loss] }",
         )
     };
     let mut runs = Vec::new();
@@ -227,9 +170,7 @@ evaluate {{ on = val, metrics = [loss] }}
             &format!("smollm2-checkpointing-{checkpointing}"),
             &recipe(checkpointing),
         );
-        let o = ft(&dir, &["run", "recipe.ft", "--runs", "runs", "--no-cache"]);
-        assert!(o.status.success(), "{}", text(&o));
-        runs.push(dir.join("runs/recipe/0001"));
+        runs.push(run_recipe(&dir));
     }
     let (plain, recomputed) = (train_losses(&runs[0]), train_losses(&runs[1]));
     assert_eq!(plain.len(), 3);
@@ -256,40 +197,18 @@ evaluate {{ on = val, metrics = [loss] }}
 /// (to f32 rounding) on fewer, fuller rows.
 #[test]
 fn smollm2_packed_batches_train_as_padded_ones() {
-    let data = format!("{}/*.yml", asset("data/chatterbot"));
     let recipe = |packing: bool| {
-        format!(
-            r#"model base = gguf("{model}")
-
-dataset faq = yaml_pairs("{data}") {{
-  prompt     = chat([user: "{{question}}"])
-  completion = "{{answer}}"
-  split      = {{ train = 85%, val = 15%, seed = 7 }}
-  filter     = len(question) < 24 and len(answer) < 48
-  on_bad_row = skip
-}}
-
-peft lora {{ rank = 8, alpha = 16, targets = [q_proj, v_proj] }}
-
-train {{
-  steps     = 3
-  batch     = 8
-  max_len   = 96
-  optimizer = adamw(lr = 1e-3)
-  packing   = {packing}
-}}
-
-evaluate {{ on = val, metrics = [loss] }}
-"#,
-            model = asset("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        chatterbot_recipe(
+            "chat([user: \"{question}\"])",
+            "peft lora { rank = 8, alpha = 16, targets = [q_proj, v_proj] }",
+            &format!("steps = 3\nbatch = 8\nmax_len = 96\noptimizer = adamw(lr = 1e-3)\npacking = {packing}"),
+            "evaluate { on = val, metrics = [loss] }",
         )
     };
     let mut runs = Vec::new();
     for packing in [false, true] {
         let dir = workdir(&format!("smollm2-packing-{packing}"), &recipe(packing));
-        let o = ft(&dir, &["run", "recipe.ft", "--runs", "runs", "--no-cache"]);
-        assert!(o.status.success(), "{}", text(&o));
-        runs.push(dir.join("runs/recipe/0001"));
+        runs.push(run_recipe(&dir));
     }
     let (padded, packed) = (train_losses(&runs[0]), train_losses(&runs[1]));
     assert_eq!(padded.len(), 3);

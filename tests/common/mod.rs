@@ -109,3 +109,45 @@ pub fn train_losses(run: &Path) -> Vec<f64> {
         .filter_map(|v| v["loss"].as_f64())
         .collect()
 }
+
+/// SmolLM2 on the short chatterbot question–answer pairs: `prompt` is the
+/// dataset's prompt (such as `chat([user: "{question}"])`), then the given
+/// `peft` block, the body of `train` (one setting a line), and the
+/// `evaluate` block.
+pub fn chatterbot_recipe(prompt: &str, peft: &str, train: &str, evaluate: &str) -> String {
+    let train = train
+        .lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let model = asset("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let data = format!("{}/*.yml", asset("data/chatterbot"));
+    format!(
+        r#"model base = gguf("{model}")
+
+dataset faq = yaml_pairs("{data}") {{
+  prompt     = {prompt}
+  completion = "{{answer}}"
+  split      = {{ train = 85%, val = 15%, seed = 7 }}
+  filter     = len(question) < 24 and len(answer) < 48
+  on_bad_row = skip
+}}
+
+{peft}
+
+train {{
+{train}
+}}
+
+{evaluate}
+"#
+    )
+}
+
+/// `ft run recipe.ft` in `dir` (run folders under `dir/runs`), which must
+/// succeed: the run's folder.
+pub fn run_recipe(dir: &Path) -> PathBuf {
+    let o = ft(dir, &["run", "recipe.ft", "--runs", "runs", "--no-cache"]);
+    assert!(o.status.success(), "{}", text(&o));
+    dir.join("runs/recipe/0001")
+}
