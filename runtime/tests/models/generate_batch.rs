@@ -8,7 +8,6 @@
 use crate::peft_common::*;
 use burn::backend::NdArray;
 use burn::tensor::{Int, Tensor, TensorData};
-use ft_plan::method::PromptInit;
 use ft_plan::Method;
 use ft_runtime::generate::{generate, generate_batch, SamplingOptions};
 use ft_runtime::llama::LlamaForCausalLM;
@@ -29,21 +28,8 @@ fn models() -> Vec<(&'static str, LlamaForCausalLM<B>)> {
     vec![
         ("base", base(7)),
         ("lora", adapted(lora(&m, &["q_proj", "v_proj"], LORA8))),
-        (
-            "prompt",
-            adapted(Method::Prompt {
-                virtual_tokens: 3,
-                init: PromptInit::Random,
-            }),
-        ),
-        (
-            "prefix",
-            adapted(Method::Prefix {
-                virtual_tokens: 2,
-                projection: false,
-                projection_hidden: None,
-            }),
-        ),
+        ("prompt", adapted(prompt(3))),
+        ("prefix", adapted(prefix(2))),
     ]
 }
 

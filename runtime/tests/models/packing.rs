@@ -11,7 +11,6 @@ use burn::tensor::{ElementConversion, Tensor};
 use ft_pipeline::batch::{collate, Item};
 use ft_pipeline::example::Sequence;
 use ft_pipeline::{Batch, IGNORE};
-use ft_plan::method::PromptInit;
 use ft_plan::Method;
 use ft_runtime::llama::LlamaForCausalLM;
 use ft_runtime::peft::{apply, ApplyOptions, ForwardCtx};
@@ -156,21 +155,8 @@ fn a_packed_batch_gives_the_loss_and_gradients_of_the_unpacked_one_on_a_tiny_lla
     let methods = [
         ("full", Method::Full { freeze: vec![] }),
         ("lora", lora(&base, &every, LORA8)),
-        (
-            "prompt",
-            Method::Prompt {
-                virtual_tokens: 3,
-                init: PromptInit::Random,
-            },
-        ),
-        (
-            "prefix",
-            Method::Prefix {
-                virtual_tokens: 2,
-                projection: false,
-                projection_hidden: None,
-            },
-        ),
+        ("prompt", prompt(3)),
+        ("prefix", prefix(2)),
     ];
     for (what, method) in methods {
         let options = ApplyOptions {

@@ -180,13 +180,7 @@ fn every_method_trains_only_its_parameters_on_tiny_bert() {
             "ia3",
             ia3(&m, &["key", "value", "output.dense"], &["output.dense"]),
         ),
-        (
-            "prompt-random",
-            Method::Prompt {
-                virtual_tokens: 4,
-                init: PromptInit::Random,
-            },
-        ),
+        ("prompt-random", prompt(4)),
         (
             "prompt-text",
             Method::Prompt {
@@ -194,14 +188,7 @@ fn every_method_trains_only_its_parameters_on_tiny_bert() {
                 init: PromptInit::Text("abc".into()),
             },
         ),
-        (
-            "prefix",
-            Method::Prefix {
-                virtual_tokens: 3,
-                projection: false,
-                projection_hidden: None,
-            },
-        ),
+        ("prefix", prefix(3)),
         (
             "prefix-mlp",
             Method::Prefix {
@@ -262,21 +249,8 @@ fn every_method_trains_only_its_parameters_on_tiny_llama() {
             "ia3",
             ia3(&m, &["k_proj", "v_proj", "down_proj"], &["down_proj"]),
         ),
-        (
-            "prompt",
-            Method::Prompt {
-                virtual_tokens: 4,
-                init: PromptInit::Random,
-            },
-        ),
-        (
-            "prefix",
-            Method::Prefix {
-                virtual_tokens: 3,
-                projection: false,
-                projection_hidden: None,
-            },
-        ),
+        ("prompt", prompt(4)),
+        ("prefix", prefix(3)),
         (
             "houlsby",
             Method::Adapter {
@@ -425,10 +399,7 @@ pub fn tempdir(name: &str) -> std::path::PathBuf {
 fn virtual_tokens_work_with_the_kv_cache_and_padding() {
     let _serial = crate::peft_common::autodiff_lock();
     for method in [
-        Method::Prompt {
-            virtual_tokens: 3,
-            init: PromptInit::Random,
-        },
+        prompt(3),
         Method::Prefix {
             virtual_tokens: 3,
             projection: true,
@@ -510,21 +481,8 @@ fn the_classifier_shortcut_matches_the_whole_last_layer() {
             "ia3",
             ia3(&m, &["key", "value", "output.dense"], &["output.dense"]),
         ),
-        (
-            "prompt",
-            Method::Prompt {
-                virtual_tokens: 4,
-                init: PromptInit::Random,
-            },
-        ),
-        (
-            "prefix",
-            Method::Prefix {
-                virtual_tokens: 3,
-                projection: false,
-                projection_hidden: None,
-            },
-        ),
+        ("prompt", prompt(4)),
+        ("prefix", prefix(3)),
         (
             "houlsby",
             Method::Adapter {

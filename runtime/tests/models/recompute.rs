@@ -12,7 +12,7 @@ use burn::module::AutodiffModule;
 use crate::peft_common::*;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Int, Tensor, TensorData};
-use ft_plan::method::{Activation, AdapterStyle, PromptInit};
+use ft_plan::method::{Activation, AdapterStyle};
 use ft_plan::Method;
 use ft_runtime::bert::BertForSequenceClassification;
 use ft_runtime::llama::LlamaForCausalLM;
@@ -87,21 +87,8 @@ fn methods<M: Adaptable<AB>>(
         ("lora+dropout", lora(m, linears, dropout(false))),
         ("dora+dropout", lora(m, linears, dropout(true))),
         ("ia3", ia3(m, ia3_names[0], ia3_names[1])),
-        (
-            "prompt",
-            Method::Prompt {
-                virtual_tokens: 3,
-                init: PromptInit::Random,
-            },
-        ),
-        (
-            "prefix",
-            Method::Prefix {
-                virtual_tokens: 2,
-                projection: false,
-                projection_hidden: None,
-            },
-        ),
+        ("prompt", prompt(3)),
+        ("prefix", prefix(2)),
         (
             "prefix+projection",
             Method::Prefix {

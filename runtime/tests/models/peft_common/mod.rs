@@ -8,6 +8,7 @@ use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{backend::Backend, Tensor};
+use ft_plan::method::PromptInit;
 use ft_plan::method::{Ia3Module, Lora, LoraBias, LoraModule, TargetModule, TargetPattern};
 use ft_plan::Method;
 use ft_runtime::peft::Adaptable;
@@ -199,4 +200,21 @@ pub fn gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
 pub fn autodiff_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Prompt tuning with `n` randomly initialised virtual tokens.
+pub fn prompt(n: usize) -> Method {
+    Method::Prompt {
+        virtual_tokens: n,
+        init: PromptInit::Random,
+    }
+}
+
+/// Prefix tuning with `n` virtual tokens, without the projection.
+pub fn prefix(n: usize) -> Method {
+    Method::Prefix {
+        virtual_tokens: n,
+        projection: false,
+        projection_hidden: None,
+    }
 }
