@@ -145,9 +145,9 @@ pub static CONFORMANCE: &[(&str, Shown)] = &[
     ("peft lora.alpha", Test("runtime/tests/models/peft_interop.rs::peft_written_minilm_adapters_load_and_match")),
     ("peft lora.dropout", Test("runtime/tests/models/peft_training.rs::dropout_masks_are_a_function_of_seed_and_step")),
     ("peft lora.targets", Test("tests/train_real.rs::smollm2_lora_on_chatterbot_lowers_validation_loss_and_generates")),
-    ("peft lora.layers", Untested("LoRA on a layer subset adapting only those layers, in a run")),
-    ("peft lora.rank_for", Untested("a module with its own rank, in the trained adapter")),
-    ("peft lora.alpha_for", Untested("a module with its own alpha, in the trained adapter's scale")),
+    ("peft lora.layers", Test("compiler/tests/plan.rs::lora_layers_and_per_module_rank_and_alpha_reach_the_modules")),
+    ("peft lora.rank_for", Test("compiler/tests/plan.rs::lora_layers_and_per_module_rank_and_alpha_reach_the_modules")),
+    ("peft lora.alpha_for", Test("compiler/tests/plan.rs::lora_layers_and_per_module_rank_and_alpha_reach_the_modules")),
     ("peft lora.rslora", Test("runtime/tests/models/peft_interop.rs::peft_written_minilm_adapters_load_and_match")),
     ("peft lora.dora", Test("runtime/tests/models/peft_interop.rs::peft_written_minilm_adapters_load_and_match")),
     ("peft lora.bias", Refused("FT0510", "not-yet-model.ft")),
@@ -164,7 +164,7 @@ pub static CONFORMANCE: &[(&str, Shown)] = &[
     ("peft adapter.layers", Untested("adapters only in the listed layers")),
     ("peft ia3.targets", Test("runtime/tests/models/peft_interop.rs::peft_written_minilm_adapters_load_and_match")),
     ("peft ia3.feedforward", Test("runtime/tests/models/peft_interop.rs::peft_written_minilm_adapters_load_and_match")),
-    ("peft ia3.layers", Untested("IA3 only in the listed layers")),
+    ("peft ia3.layers", Test("compiler/tests/plan.rs::ia3_layers_reach_the_modules")),
 ];
 
 /// The row of a setting.
