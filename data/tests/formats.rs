@@ -138,6 +138,32 @@ fn csv_other_delimiter_declared_columns_and_header_override() {
     assert_eq!(lines(&good(&spec)), [1, 2]);
 }
 
+/// A TSV with a header row is read by its names; `delimiter` replaces the
+/// tab; `header = true` with `columns` skips the file's own header row.
+#[test]
+fn tsv_header_names_and_other_delimiter() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "a.tsv", b"id\ttext\n1\thello there\n");
+    let r = good(&SourceSpec::new(Format::Tsv, &p));
+    assert_eq!(
+        (r[0].line, &r[0].value),
+        (2, &json!({"id": 1, "text": "hello there"}))
+    );
+    let renamed = SourceSpec {
+        columns: Some(vec!["k".into(), "v".into()]),
+        header: Some(true),
+        ..SourceSpec::new(Format::Tsv, &p)
+    };
+    assert_eq!(good(&renamed)[0].value, json!({"k": 1, "v": "hello there"}));
+    let q = write(d.path(), "b.tsv", b"id|text\n2|a\tb\n");
+    let piped = SourceSpec {
+        delimiter: Some(b'|'),
+        ..SourceSpec::new(Format::Tsv, &q)
+    };
+    // The tab is data now, the bar separates.
+    assert_eq!(good(&piped)[0].value, json!({"id": 2, "text": "a\tb"}));
+}
+
 #[test]
 fn tsv_without_header_keeps_stray_quotes() {
     let d = tempfile::tempdir().unwrap();
