@@ -546,3 +546,27 @@ fn a_non_finite_loss_stops_the_run_and_names_the_last_checkpoint() {
         "the named checkpoint {named} is not there"
     );
 }
+
+/// `evaluate.batch` sets how many examples go through the model at once;
+/// the metrics are those of one at a time.
+#[test]
+fn evaluation_batch_size_leaves_the_metrics_unchanged() {
+    let metrics = |batch: usize| {
+        let dir = workspace(
+            &format!("eval-batch-{batch}"),
+            "train {\n  steps = 1\n}",
+            &format!("evaluate {{ on = test, metrics = [loss, accuracy], batch = {batch} }}"),
+        );
+        let o = ft(&dir, &["eval", "recipe.ft", "--format", "json"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v[0]["metrics"].clone()
+    };
+    let (one, many) = (metrics(1), metrics(64));
+    let loss = |m: &serde_json::Value| m["loss"].as_f64().unwrap();
+    assert!(
+        (loss(&one) - loss(&many)).abs() <= 1e-5 * loss(&one),
+        "batch 1: {one}; batch 64: {many}"
+    );
+    assert_eq!(one["accuracy"], many["accuracy"]);
+}

@@ -123,7 +123,7 @@ pub static CONFORMANCE: &[(&str, Shown)] = &[
     ("evaluate.on", Test("tests/train_cli.rs::quickstart_learns_and_writes_its_run_folder")),
     ("evaluate.metrics", Test("tests/train_real.rs::smollm2_lora_on_chatterbot_lowers_validation_loss_and_generates")),
     ("evaluate.max_new_tokens", Untested("generation metrics computed on at most that many new tokens")),
-    ("evaluate.batch", Untested("the same evaluation at two batch sizes")),
+    ("evaluate.batch", Test("tests/train_cli.rs::evaluation_batch_size_leaves_the_metrics_unchanged")),
     ("sweep.strategy", Test("compiler/tests/sweep.rs::a_method_axis_writes_whole_peft_blocks_and_random_search_is_seeded")),
     ("random(n)", Test("compiler/tests/sweep.rs::a_method_axis_writes_whole_peft_blocks_and_random_search_is_seeded")),
     ("random(seed)", Test("compiler/src/sweep/space.rs::random_draws_are_seeded_distinct_and_in_range")),
