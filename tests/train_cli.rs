@@ -254,8 +254,10 @@ fn early_stopping_restores_the_best_weights() {
     assert_eq!(s["stopped_early"], true, "{s}");
     let best_step = s["best_step"].as_u64().unwrap();
     let steps = s["steps"].as_u64().unwrap();
-    assert!(
-        best_step < steps && steps < 60,
+    // `patience = 2` evaluations without improvement, one every 4 steps.
+    assert_eq!(
+        steps,
+        best_step + 2 * 4,
         "best {best_step}, stopped at {steps}"
     );
     // The final evaluation runs on the restored weights: its validation
@@ -569,4 +571,40 @@ fn evaluation_batch_size_leaves_the_metrics_unchanged() {
         "batch 1: {one}; batch 64: {many}"
     );
     assert_eq!(one["accuracy"], many["accuracy"]);
+}
+
+/// `train.data` picks which of several datasets training draws from.
+#[test]
+fn train_data_names_the_dataset_trained_on() {
+    let examples = |data: &str| {
+        let dir = workspace(
+            &format!("train-data-{data}"),
+            &format!("train {{\n  data = {data}\n  steps = 1\n  batch = 8\n}}"),
+            "",
+        );
+        // A second dataset: the first 60 snippets.
+        let rows: String = std::fs::read_to_string(dir.join("data/quickstart-snippets.tsv"))
+            .unwrap()
+            .lines()
+            .take(60)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(dir.join("data/few.tsv"), rows).unwrap();
+        let recipe = std::fs::read_to_string(dir.join("recipe.ft")).unwrap().replace(
+            "peft full",
+            "dataset few = tsv(\"data/few.tsv\", columns = [\"id\", \"score\", \"text\"]) {\n  input = \"{text}\"\n  label = if score > 0 then \"positive\" else \"negative\"\n  split = { train = 80%, val = 20%, seed = 1 }\n}\n\npeft full",
+        );
+        std::fs::write(dir.join("recipe.ft"), recipe).unwrap();
+        let o = ft(&dir, &["run", "recipe.ft", "--runs", "runs", "--no-cache"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let said = text(&o);
+        said.split(" steps over ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("no example count: {said}"))
+    };
+    let (few, all) = (examples("few"), examples("snippets"));
+    assert!(few <= 60 && few >= 30, "few: {few}");
+    assert!(all > 1000, "snippets: {all}");
 }
