@@ -605,6 +605,6 @@ fn train_data_names_the_dataset_trained_on() {
             .unwrap_or_else(|| panic!("no example count: {said}"))
     };
     let (few, all) = (examples("few"), examples("snippets"));
-    assert!(few <= 60 && few >= 30, "few: {few}");
+    assert!((30..=60).contains(&few), "few: {few}");
     assert!(all > 1000, "snippets: {all}");
 }
