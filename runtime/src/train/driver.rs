@@ -25,7 +25,7 @@ use super::eval::EvalResult;
 use super::folder;
 use super::optim::Optim;
 use super::ppo::PpoStats;
-use super::session::{
+use super::shared::{
     early_stop_event, folder_lock, log_eval, non_finite, observe_early_stop, open_run,
     truncate_metrics, write_report, Observed, Sink,
 };

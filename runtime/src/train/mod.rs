@@ -25,7 +25,7 @@ pub mod report;
 pub mod rollout;
 mod run;
 pub mod schedule;
-mod session;
+mod shared;
 pub mod task;
 mod threads;
 

@@ -40,7 +40,7 @@ use super::ppo_math::{adapt_kl, gae, ppo_losses, shaped_rewards, whiten, PpoInpu
 use super::rollout::{
     grid_logprobs, prompts_of, reward_text, rollout_seed, to_vec, Grid, RewardModel,
 };
-use super::session::{export, scalar};
+use super::shared::{export, scalar};
 use super::{Event, RunOptions, RunSummary, TrainError};
 use crate::generate::{generate_batch, SamplingOptions};
 use crate::llama::LlamaForCausalLM;
@@ -158,9 +158,9 @@ pub(super) fn train<B: AutodiffBackend>(
         .find(|m| m.name == *reward)
         .ok_or_else(|| TrainError::input(format!("reward model `{reward}` is not declared")))?;
     let rm = RewardModel::<B::InnerBackend>::load(rm_plan, device)?;
-    let model_err = |e: ft_formats::FormatError| TrainError::input(e.to_string());
-    let (reference, _) =
-        crate::load_causal_lm::<B::InnerBackend>(&plan.model.path, device).map_err(model_err)?;
+    // The KL reference: the policy as it starts (with its adapter, when
+    // training continues from one).
+    let reference = super::run::load_lm::<B::InnerBackend>(&plan.model, device)?;
     let counts = peft::parameter_counts(&policy, &plan.method);
     let model = PolicyValue::new(policy, device);
     let value_params = model.value.num_params();

@@ -12,7 +12,7 @@ use ft_plan::{Head, Length, Method, Metric, ModelPlan, Objective, Plan, Precisio
 use super::driver::{Driver, StepRecord};
 use super::eval::evaluate;
 use super::optim;
-use super::session::{export, scalar};
+use super::shared::{export, scalar};
 use super::task::{classify_loss, lm_loss, sequence_logprobs, Logits, Task};
 use super::{Event, RunOptions, RunSummary, TrainError};
 use crate::llama::LlamaForCausalLM;
@@ -159,7 +159,7 @@ pub fn run_on<B: AutodiffBackend>(
 
 /// A causal LM as the Plan names it: its weights, with its adapter (if it
 /// has one) applied.
-fn load_lm<B: Backend>(
+pub(super) fn load_lm<B: Backend>(
     m: &ModelPlan,
     device: &B::Device,
 ) -> Result<LlamaForCausalLM<B>, TrainError> {

@@ -143,15 +143,7 @@ fn a_packed_batch_gives_the_loss_and_gradients_of_the_unpacked_one_on_a_tiny_lla
     )
     .unwrap();
     let (packed, plain) = batches(&sequences(64, 7), 12);
-    let every = [
-        "q_proj",
-        "k_proj",
-        "v_proj",
-        "o_proj",
-        "gate_proj",
-        "up_proj",
-        "down_proj",
-    ];
+    let every = LLAMA_LINEARS;
     let methods = [
         ("full", Method::Full { freeze: vec![] }),
         ("lora", lora(&base, &every, LORA8)),

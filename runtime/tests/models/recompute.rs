@@ -193,15 +193,7 @@ fn recomputed_layers_give_the_gradients_of_the_ordinary_step_on_bert() {
 #[test]
 fn recomputed_layers_give_the_gradients_of_the_ordinary_step_on_llama() {
     let _serial = crate::peft_common::autodiff_lock();
-    let every = [
-        "q_proj",
-        "k_proj",
-        "v_proj",
-        "o_proj",
-        "gate_proj",
-        "up_proj",
-        "down_proj",
-    ];
+    let every = LLAMA_LINEARS;
     let ia3_names: [&[&str]; 2] = [&["k_proj", "v_proj", "down_proj"], &["down_proj"]];
     // Tied: under full fine-tuning the embedding trains both as the head
     // and below the layers.

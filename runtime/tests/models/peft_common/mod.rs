@@ -218,3 +218,14 @@ pub fn prefix(n: usize) -> Method {
         projection_hidden: None,
     }
 }
+
+/// Every linear layer of a Llama decoder layer, by PEFT's names.
+pub const LLAMA_LINEARS: [&str; 7] = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
