@@ -11,6 +11,7 @@
 //! - Generation and chat templates: [`generate`].
 
 pub mod bert;
+pub mod classifier;
 pub mod generate;
 pub mod kernels;
 pub mod layers;

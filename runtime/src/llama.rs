@@ -257,6 +257,26 @@ impl<B: Backend> LlamaForCausalLM<B> {
         source: &mut dyn WeightSource,
         device: &B::Device,
     ) -> Result<Self> {
+        Self::load_parts(config, source, device, true)
+    }
+
+    /// The decoder alone, for a head of another kind
+    /// ([`crate::classifier::LlamaForSequenceClassification`]): an untied
+    /// `lm_head` is neither read nor kept.
+    pub fn load_decoder(
+        config: &ModelConfig,
+        source: &mut dyn WeightSource,
+        device: &B::Device,
+    ) -> Result<Self> {
+        Self::load_parts(config, source, device, false)
+    }
+
+    fn load_parts(
+        config: &ModelConfig,
+        source: &mut dyn WeightSource,
+        device: &B::Device,
+        lm_head: bool,
+    ) -> Result<Self> {
         let path = source.path();
         if config.family != Family::Llama {
             return Err(FormatError::new(
@@ -329,7 +349,7 @@ impl<B: Backend> LlamaForCausalLM<B> {
         let norm = RmsNorm::load(&mut l, "model.norm", h, c.norm_eps)?;
         // Tied: the head is the embedding (as in transformers, a saved
         // `lm_head.weight` copy is ignored). Untied: lm_head is required.
-        let lm_head = if c.tie_word_embeddings {
+        let lm_head = if c.tie_word_embeddings || !lm_head {
             None
         } else {
             Some(l.linear("lm_head", h, c.vocab_size, false)?)

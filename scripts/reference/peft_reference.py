@@ -5,6 +5,7 @@ PEFT tests (runtime/tests/peft_*.rs).
     .cache/venv-ref/bin/pip install peft==0.21.2   # plus torch, transformers, gguf
     .cache/venv-ref/bin/python scripts/reference/peft_reference.py counts
     .cache/venv-ref/bin/python scripts/reference/peft_reference.py fixtures
+    .cache/venv-ref/bin/python scripts/reference/peft_reference.py classifier
     .cache/venv-ref/bin/python scripts/reference/peft_reference.py check-ft DIR
 
 `counts`   trainable parameter counts of PEFT for the configurations ft's
@@ -14,6 +15,10 @@ PEFT tests (runtime/tests/peft_*.rs).
            the adapter matters) on the real base models, with PEFT's outputs
            on fixed inputs -> runtime/tests/fixtures/peft/<case>/
            (adapter_config.json, adapter_model.safetensors, expected.json).
+`classifier` a PEFT LoRA adapter of a SmolLM2 sequence classifier
+           (transformers' LlamaForSequenceClassification, two labels, the
+           `score` head seeded), with its logits on two right-padded
+           sentences -> runtime/tests/fixtures/peft/smollm2-classify-lora/.
 `check-ft` loads every adapter ft exported under DIR (written by
            `cargo run -p ft-runtime --release --example peft_export -- DIR`)
            with `peft.PeftModel.from_pretrained`, and every `merged/` folder
@@ -217,6 +222,46 @@ def fixtures():
         write_json(os.path.join(folder, "expected.json"), expected)
 
 
+def smollm2_classifier_base():
+    model = AutoModelForSequenceClassification.from_pretrained(
+        MODELS, gguf_file=GGUF_FILE, num_labels=2, dtype=torch.float32, attn_implementation="eager"
+    )
+    tok = AutoTokenizer.from_pretrained(MODELS, gguf_file=GGUF_FILE)
+    model.config.pad_token_id = tok.pad_token_id
+    return model
+
+
+def smollm2_classifier_inputs():
+    tok = AutoTokenizer.from_pretrained(MODELS, gguf_file=GGUF_FILE)
+    tok.padding_side = "right"
+    # Of different lengths: the shorter row is padded, so pooling must
+    # find its last real token.
+    return tok([SENTENCES[0], "Dull."], return_tensors="pt", padding=True)
+
+
+def classifier_outputs(model, enc):
+    model.eval()
+    with torch.no_grad():
+        out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+    return {"logits": floats(out.logits)}
+
+
+def classifier():
+    enc = smollm2_classifier_inputs()
+    cfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"])
+    model = get_peft_model(smollm2_classifier_base(), cfg)
+    randomize(model, 300)
+    folder = os.path.join(OUT, "smollm2-classify-lora")
+    save(model, folder)
+    expected = {
+        "versions": versions(),
+        "input_ids": enc["input_ids"].tolist(),
+        "attention_mask": enc["attention_mask"].tolist(),
+        **classifier_outputs(model, enc),
+    }
+    write_json(os.path.join(folder, "expected.json"), expected)
+
+
 def save(model, folder):
     model.save_pretrained(folder)
     # The generated model card is boilerplate with local paths.
@@ -283,6 +328,8 @@ if __name__ == "__main__":
         counts()
     elif cmd == "fixtures":
         fixtures()
+    elif cmd == "classifier":
+        classifier()
     elif cmd == "check-ft":
         check_ft(sys.argv[2])
     else:

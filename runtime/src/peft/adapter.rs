@@ -153,16 +153,10 @@ pub fn adapter_tensors<B: Backend, M: Adaptable<B>>(
         }
     }
     if let Some(head) = model.head() {
-        let p = head_prefix(method);
-        out.insert(
-            format!("{p}classifier.weight"),
-            torch_matrix(head.weight.val()),
-        );
+        let p = format!("{}{}", head_prefix(method), M::HEAD_NAME);
+        out.insert(format!("{p}.weight"), torch_matrix(head.weight.val()));
         if let Some(b) = &head.bias {
-            out.insert(
-                format!("{p}classifier.bias"),
-                (b.dims().to_vec(), values(b.val())),
-            );
+            out.insert(format!("{p}.bias"), (b.dims().to_vec(), values(b.val())));
         }
     }
     Ok(out)
@@ -264,7 +258,7 @@ pub fn adapter_config<B: Backend, M: Adaptable<B>>(
         .collect();
     let to_save = model
         .head()
-        .map(|_| json!(["classifier"]))
+        .map(|_| json!([M::HEAD_NAME]))
         .unwrap_or(Value::Null);
     match method {
         Method::Lora(lora) => {

@@ -120,7 +120,7 @@ fn resolve<B: Backend, M: Adaptable<B>>(
         })
         .filter(|(_, n)| {
             layers.is_none_or(|ls| layer_of(n).is_some_and(|l| ls.contains(&l)))
-                && !n.ends_with("classifier")
+                && !n.ends_with(M::HEAD_NAME)
         })
         .collect();
     for pat in patterns {
@@ -331,10 +331,13 @@ fn method_from_config<B: Backend, M: Adaptable<B>>(
             return None;
         }
     };
-    if model.head().is_some() && !to_save.iter().any(|m| m == "classifier") {
+    if model.head().is_some() && !to_save.iter().any(|m| m == M::HEAD_NAME) {
         r.bad(
             "modules_to_save",
-            "the model has a classification head but the adapter does not save `classifier`",
+            format!(
+                "the model has a classification head but the adapter does not save `{}`",
+                M::HEAD_NAME
+            ),
         );
     }
     problems.append(&mut r.problems);
@@ -472,10 +475,12 @@ fn assign<B: Backend, M: Adaptable<B>>(mut model: M, method: &Method, file: &Ten
         }
         Method::Full { .. } => {}
     }
-    let hp = head_prefix(method);
+    let hp = format!("{}{}", head_prefix(method), M::HEAD_NAME);
     if let Some(head) = model.head_mut() {
-        head.weight = Param::from_tensor(mat(&format!("{hp}classifier.weight")));
-        head.bias = Some(Param::from_tensor(vec1(&format!("{hp}classifier.bias"))));
+        head.weight = Param::from_tensor(mat(&format!("{hp}.weight")));
+        if head.bias.is_some() {
+            head.bias = Some(Param::from_tensor(vec1(&format!("{hp}.bias"))));
+        }
     }
     model
 }

@@ -46,6 +46,9 @@ pub trait Adaptable<B: Backend>: Module<B> + Sized {
     /// The HF module path of a Burn parameter path (without `.weight`), for
     /// `freeze` patterns; `None` for parameters PEFT methods add.
     fn hf_module_path(burn_path: &str) -> Option<String>;
+    /// The module name of the classification head, in transformers and in
+    /// Burn (`classifier` for BERT, `score` for Llama).
+    const HEAD_NAME: &'static str = "classifier";
     /// A new classification head (always trained in full).
     fn head(&self) -> Option<&Linear<B>> {
         None
@@ -262,7 +265,7 @@ const PEFT_SEGMENTS: &[&str] = &[
 
 /// Whether the parameter at a Burn module path trains under `method`.
 pub fn is_trainable<B: Backend, M: Adaptable<B>>(method: &Method, burn_path: &[String]) -> bool {
-    if burn_path.first().is_some_and(|s| s == "classifier") {
+    if burn_path.first().is_some_and(|s| s == M::HEAD_NAME) {
         return true;
     }
     if let Method::Full { freeze } = method {
@@ -399,18 +402,30 @@ pub fn new_classifier<B: Backend>(
 ) -> BertForSequenceClassification<B> {
     let h = bert.config.hidden_size;
     let device = bert.devices()[0].clone();
-    let key = rng::stream_key(&[rng::domain::HEAD, seed]);
-    // PyTorch's weight is [labels, hidden]: draw in that order, store [in, out].
-    let w = rng::normal_vec(key, num_labels * h, initializer_range as f32);
-    let w = super::linear::transpose_vec(&w, num_labels, h);
-    let classifier = Linear {
-        weight: Param::from_tensor(Tensor::from_data(
-            TensorData::new(w, [h, num_labels]),
-            &device,
-        )),
-        bias: Some(Param::from_tensor(Tensor::zeros([num_labels], &device))),
-    };
+    let classifier = new_head(h, num_labels, initializer_range, seed, true, &device);
     BertForSequenceClassification { bert, classifier }
+}
+
+/// A head `[hidden, labels]`: weight normal(0, `initializer_range`) from
+/// `seed` (drawn in PyTorch's `[labels, hidden]` order), bias (if any) zero.
+pub fn new_head<B: Backend>(
+    hidden: usize,
+    num_labels: usize,
+    initializer_range: f64,
+    seed: u64,
+    bias: bool,
+    device: &B::Device,
+) -> Linear<B> {
+    let key = rng::stream_key(&[rng::domain::HEAD, seed]);
+    let w = rng::normal_vec(key, num_labels * hidden, initializer_range as f32);
+    let w = super::linear::transpose_vec(&w, num_labels, hidden);
+    Linear {
+        weight: Param::from_tensor(Tensor::from_data(
+            TensorData::new(w, [hidden, num_labels]),
+            device,
+        )),
+        bias: bias.then(|| Param::from_tensor(Tensor::zeros([num_labels], device))),
+    }
 }
 
 fn embed_rows<B: Backend>(weight: Tensor<B, 2>, ids: &[u32]) -> Tensor<B, 2> {

@@ -17,6 +17,7 @@ use super::adapter::{values, write_atomic, write_safetensors, TensorMap};
 use super::inject::Adaptable;
 use super::{AdaptedLinear, PeftError};
 use crate::bert::{BertForSequenceClassification, BertModel};
+use crate::classifier::LlamaForSequenceClassification;
 use crate::layers::{LayerNorm, RmsNorm};
 use crate::llama::LlamaForCausalLM;
 
@@ -171,112 +172,147 @@ impl<B: Backend> Mergeable<B> for BertForSequenceClassification<B> {
     }
     fn hf_config(&self) -> Value {
         let mut c = bert_config(&self.bert.config);
-        let labels = self.classifier.weight.dims()[1];
-        let names: Vec<String> = match &self.bert.config.id2label {
-            Some(map) if map.len() == labels => (0..labels)
-                .map(|i| map.get(&i).cloned().unwrap_or_else(|| format!("LABEL_{i}")))
-                .collect(),
-            _ => (0..labels).map(|i| format!("LABEL_{i}")).collect(),
-        };
         c.insert(
             "architectures".into(),
             json!(["BertForSequenceClassification"]),
         );
-        c.insert(
-            "id2label".into(),
-            Value::Object(
-                names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| (i.to_string(), json!(n)))
-                    .collect(),
-            ),
-        );
-        c.insert(
-            "label2id".into(),
-            Value::Object(
-                names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| (n.clone(), json!(i)))
-                    .collect(),
-            ),
-        );
+        with_labels(&mut c, &self.bert.config, self.classifier.weight.dims()[1]);
         Value::Object(c)
     }
+}
+
+/// `id2label` and `label2id` for `labels` classes: the config's names
+/// when it has as many, else transformers' `LABEL_i`.
+fn with_labels(c: &mut serde_json::Map<String, Value>, config: &ModelConfig, labels: usize) {
+    let names: Vec<String> = match &config.id2label {
+        Some(map) if map.len() == labels => (0..labels)
+            .map(|i| map.get(&i).cloned().unwrap_or_else(|| format!("LABEL_{i}")))
+            .collect(),
+        _ => (0..labels).map(|i| format!("LABEL_{i}")).collect(),
+    };
+    c.insert(
+        "id2label".into(),
+        Value::Object(
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (i.to_string(), json!(n)))
+                .collect(),
+        ),
+    );
+    c.insert(
+        "label2id".into(),
+        Value::Object(
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), json!(i)))
+                .collect(),
+        ),
+    );
+}
+
+fn llama_tensors<B: Backend>(m: &LlamaForCausalLM<B>, out: &mut Out) {
+    out.embedding("model.embed_tokens", &m.model.embed_tokens);
+    for (i, l) in m.model.layers.iter().enumerate() {
+        let n = format!("model.layers.{i}");
+        let a = &l.self_attn;
+        out.adapted(&format!("{n}.self_attn.q_proj"), &a.q_proj);
+        out.adapted(&format!("{n}.self_attn.k_proj"), &a.k_proj);
+        out.adapted(&format!("{n}.self_attn.v_proj"), &a.v_proj);
+        out.adapted(&format!("{n}.self_attn.o_proj"), &a.o_proj);
+        out.adapted(&format!("{n}.mlp.gate_proj"), &l.mlp.gate_proj);
+        out.adapted(&format!("{n}.mlp.up_proj"), &l.mlp.up_proj);
+        out.adapted(&format!("{n}.mlp.down_proj"), &l.mlp.down_proj);
+        out.rms_norm(&format!("{n}.input_layernorm"), &l.input_layernorm);
+        out.rms_norm(
+            &format!("{n}.post_attention_layernorm"),
+            &l.post_attention_layernorm,
+        );
+    }
+    out.rms_norm("model.norm", &m.model.norm);
 }
 
 impl<B: Backend> Mergeable<B> for LlamaForCausalLM<B> {
     fn merged_tensors(&self) -> Result<TensorMap, PeftError> {
         refuse_unmergeable(self)?;
         let mut out = Out(TensorMap::new());
-        out.embedding("model.embed_tokens", &self.model.embed_tokens);
-        for (i, l) in self.model.layers.iter().enumerate() {
-            let n = format!("model.layers.{i}");
-            let a = &l.self_attn;
-            out.adapted(&format!("{n}.self_attn.q_proj"), &a.q_proj);
-            out.adapted(&format!("{n}.self_attn.k_proj"), &a.k_proj);
-            out.adapted(&format!("{n}.self_attn.v_proj"), &a.v_proj);
-            out.adapted(&format!("{n}.self_attn.o_proj"), &a.o_proj);
-            out.adapted(&format!("{n}.mlp.gate_proj"), &l.mlp.gate_proj);
-            out.adapted(&format!("{n}.mlp.up_proj"), &l.mlp.up_proj);
-            out.adapted(&format!("{n}.mlp.down_proj"), &l.mlp.down_proj);
-            out.rms_norm(&format!("{n}.input_layernorm"), &l.input_layernorm);
-            out.rms_norm(
-                &format!("{n}.post_attention_layernorm"),
-                &l.post_attention_layernorm,
-            );
-        }
-        out.rms_norm("model.norm", &self.model.norm);
+        llama_tensors(self, &mut out);
         if let Some(head) = &self.lm_head {
             out.plain("lm_head", head);
         }
         Ok(out.0)
     }
     fn hf_config(&self) -> Value {
-        let c = &self.config;
-        let rope_scaling = c.rope_scaling.as_ref().map(|s| {
-            json!({
-                "rope_type": s.rope_type,
-                "factor": s.factor,
-                "low_freq_factor": s.low_freq_factor,
-                "high_freq_factor": s.high_freq_factor,
-                "original_max_position_embeddings": s.original_max_positions,
-            })
-        });
-        let arch = match c.model_type.as_str() {
-            "mistral" => "MistralForCausalLM",
-            "qwen2" => "Qwen2ForCausalLM",
-            _ => "LlamaForCausalLM",
-        };
-        let eos: Value = match c.eos_token_ids.as_slice() {
-            [one] => json!(one),
-            many => json!(many),
-        };
-        json!({
-            "architectures": [arch],
-            "model_type": c.model_type,
-            "vocab_size": c.vocab_size,
-            "hidden_size": c.hidden_size,
-            "intermediate_size": c.intermediate_size,
-            "num_hidden_layers": c.num_layers,
-            "num_attention_heads": c.num_heads,
-            "num_key_value_heads": c.num_kv_heads,
-            "head_dim": c.head_dim,
-            "max_position_embeddings": c.max_positions,
-            "rms_norm_eps": c.norm_eps,
-            "rope_theta": c.rope_theta,
-            "rope_scaling": rope_scaling,
-            "tie_word_embeddings": c.tie_word_embeddings,
-            "hidden_act": c.hidden_act,
-            "attention_bias": c.attention_bias,
-            "mlp_bias": false,
-            "bos_token_id": c.bos_token_id,
-            "eos_token_id": eos,
-            "pad_token_id": c.pad_token_id,
-            "torch_dtype": "float32",
-        })
+        Value::Object(llama_config(&self.config))
     }
+}
+
+impl<B: Backend> Mergeable<B> for LlamaForSequenceClassification<B> {
+    fn merged_tensors(&self) -> Result<TensorMap, PeftError> {
+        refuse_unmergeable(self)?;
+        let mut out = Out(TensorMap::new());
+        llama_tensors(&self.llama, &mut out);
+        out.plain("score", &self.score);
+        Ok(out.0)
+    }
+    fn hf_config(&self) -> Value {
+        let c = &self.llama.config;
+        let mut v = llama_config(c);
+        let arch = match c.model_type.as_str() {
+            "mistral" => "MistralForSequenceClassification",
+            "qwen2" => "Qwen2ForSequenceClassification",
+            _ => "LlamaForSequenceClassification",
+        };
+        v.insert("architectures".into(), json!([arch]));
+        with_labels(&mut v, c, self.score.weight.dims()[1]);
+        Value::Object(v)
+    }
+}
+
+fn llama_config(c: &ModelConfig) -> serde_json::Map<String, Value> {
+    let rope_scaling = c.rope_scaling.as_ref().map(|s| {
+        json!({
+            "rope_type": s.rope_type,
+            "factor": s.factor,
+            "low_freq_factor": s.low_freq_factor,
+            "high_freq_factor": s.high_freq_factor,
+            "original_max_position_embeddings": s.original_max_positions,
+        })
+    });
+    let arch = match c.model_type.as_str() {
+        "mistral" => "MistralForCausalLM",
+        "qwen2" => "Qwen2ForCausalLM",
+        _ => "LlamaForCausalLM",
+    };
+    let eos: Value = match c.eos_token_ids.as_slice() {
+        [one] => json!(one),
+        many => json!(many),
+    };
+    let v = json!({
+        "architectures": [arch],
+        "model_type": c.model_type,
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.hidden_size,
+        "intermediate_size": c.intermediate_size,
+        "num_hidden_layers": c.num_layers,
+        "num_attention_heads": c.num_heads,
+        "num_key_value_heads": c.num_kv_heads,
+        "head_dim": c.head_dim,
+        "max_position_embeddings": c.max_positions,
+        "rms_norm_eps": c.norm_eps,
+        "rope_theta": c.rope_theta,
+        "rope_scaling": rope_scaling,
+        "tie_word_embeddings": c.tie_word_embeddings,
+        "hidden_act": c.hidden_act,
+        "attention_bias": c.attention_bias,
+        "mlp_bias": false,
+        "bos_token_id": c.bos_token_id,
+        "eos_token_id": eos,
+        "pad_token_id": c.pad_token_id,
+        "torch_dtype": "float32",
+    });
+    v.as_object().expect("object").clone()
 }
 
 /// Writes `model.safetensors` and `config.json` of the merged model into

@@ -21,8 +21,8 @@ pub mod prompt;
 pub mod rng;
 
 pub use inject::{
-    apply, new_classifier, parameter_counts, trainable_parameters, Adaptable, ApplyOptions,
-    Geometry, ParamCounts,
+    apply, new_classifier, new_head, parameter_counts, trainable_parameters, Adaptable,
+    ApplyOptions, Geometry, ParamCounts,
 };
 pub use linear::{lora_scaling, AdaptedLinear, Ia3Scale, LoraAdapter};
 pub use rng::ForwardCtx;

@@ -1,5 +1,5 @@
-//! The two kinds of model the trainer drives, behind one trait: a BERT
-//! sequence classifier and a Llama causal LM. A pipeline [`Batch`] goes in;
+//! The kinds of model the trainer drives, behind one trait: BERT and
+//! Llama sequence classifiers and a Llama causal LM. A pipeline [`Batch`] goes in;
 //! logits come out; the losses (`classify_loss`, `lm_loss`,
 //! `sequence_logprobs`) follow PyTorch's conventions exactly (mean
 //! cross-entropy; causal-LM labels shifted by one, -100 ignored).
@@ -9,6 +9,7 @@ use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use ft_pipeline::batch::{Batch, IGNORE};
 
 use crate::bert::BertForSequenceClassification;
+use crate::classifier::LlamaForSequenceClassification;
 use crate::llama::{LlamaForCausalLM, Packed, TokenLogits};
 use crate::peft::merge::Mergeable;
 use crate::peft::{Adaptable, ForwardCtx};
@@ -63,6 +64,19 @@ impl<B: Backend> Task<B> for BertForSequenceClassification<B> {
         let device = self.classifier.weight.device();
         let (ids, mask) = input_tensors::<B>(batch, &device);
         Logits::Classes(self.forward_taped(ids, Some(mask), None, ctx, tape))
+    }
+}
+
+impl<B: Backend> Task<B> for LlamaForSequenceClassification<B> {
+    fn logits_taped(
+        &self,
+        batch: &Batch,
+        ctx: &ForwardCtx,
+        tape: Option<&RecomputeTape<B>>,
+    ) -> Logits<B> {
+        let device = self.score.weight.device();
+        let (ids, mask) = input_tensors::<B>(batch, &device);
+        Logits::Classes(self.forward_taped(ids, Some(mask), ctx, tape))
     }
 }
 

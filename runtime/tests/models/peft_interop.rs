@@ -17,8 +17,10 @@ use burn::tensor::{Int, Tensor, TensorData};
 use ft_plan::method::PromptInit;
 use ft_plan::Method;
 use ft_runtime::bert::BertForSequenceClassification;
+use ft_runtime::classifier::Classifier;
 use ft_runtime::llama::LlamaForCausalLM;
 use ft_runtime::peft::adapter::{adapter_tensors, load_adapter, read_safetensors, WEIGHTS_FILE};
+use ft_runtime::peft::merge::save_merged;
 use ft_runtime::peft::{apply, new_classifier, trainable_parameters, ApplyOptions};
 use ft_runtime::CpuBackend as B;
 use serde_json::Value;
@@ -164,6 +166,43 @@ fn peft_written_smollm2_adapters_load_and_match() {
         );
         check_reexport(case, &model, &method);
     }
+}
+
+/// transformers' `LlamaForSequenceClassification` on SmolLM2 with a
+/// PEFT LoRA adapter whose `score` head is seeded: the rightmost real
+/// token of each row is pooled (the second row is padded). The merged
+/// weights ft writes reload as a classifier with the same logits.
+#[test]
+fn peft_written_smollm2_classifier_loads_and_matches() {
+    let case = "smollm2-classify-lora";
+    let dir = fixtures().join(case);
+    let expected = json(&dir.join("expected.json"));
+    let device = Default::default();
+    let base = Classifier::<B>::load(&asset("SmolLM2-135M-Instruct.Q4_1.gguf"), 2, 0, &device)
+        .expect("SmolLM2 loads as a classifier");
+    let (model, method) = base
+        .with_adapter(&dir)
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
+    let Classifier::Llama(model) = model else {
+        panic!("SmolLM2 is a Llama-family classifier")
+    };
+    let ids = rows(&expected["input_ids"]);
+    let mask = rows(&expected["attention_mask"]);
+    let logits = model.forward(int_tensor(&ids), Some(float_tensor(&mask)));
+    check(
+        case,
+        "logits",
+        &vals(logits.clone()),
+        &f32s(&expected["logits"]),
+    );
+    check_reexport(case, &model, &method);
+
+    let merged = crate::peft_training::tempdir("classifier-merged");
+    save_merged(&model, &merged).unwrap();
+    let reloaded = Classifier::<B>::load(&merged, 2, 0, &device).expect("merged reloads");
+    let again = reloaded.forward(int_tensor(&ids), float_tensor(&mask));
+    check(case, "merged logits", &vals(again), &vals(logits));
+    let _ = std::fs::remove_dir_all(&merged);
 }
 
 fn counts() -> Value {
