@@ -6,6 +6,7 @@ use crate::PipelineError;
 use ft_formats::{ModelFiles, ModelTokenizer};
 use ft_plan::ModelPlan;
 use sha2::{Digest, Sha256};
+use std::path::Path;
 use tokenizers::Tokenizer;
 
 pub struct TextTokenizer {
@@ -33,16 +34,31 @@ impl TextTokenizer {
     /// `tokenizer` override; the recipe's `chat_template` wins over the
     /// model's.
     pub fn load(model: &ModelPlan) -> Result<TextTokenizer, PipelineError> {
+        let mt = Self::model_tokenizer(
+            &model.path,
+            model.tokenizer.as_deref(),
+            model.chat_template.as_deref(),
+        )?;
+        Ok(TextTokenizer::new(mt))
+    }
+
+    /// The tokenizer of the model at `path`, its tokenizer and chat
+    /// template replaced by the given ones.
+    pub fn model_tokenizer(
+        path: &Path,
+        tokenizer: Option<&Path>,
+        chat_template: Option<&str>,
+    ) -> Result<ModelTokenizer, PipelineError> {
         let err = |e: &dyn std::fmt::Display| PipelineError::Tokenizer(e.to_string());
-        let files = ModelFiles::open(&model.path).map_err(|e| err(&e))?;
+        let files = ModelFiles::open(path).map_err(|e| err(&e))?;
         let mut mt = ModelTokenizer::load(&files).map_err(|e| err(&e))?;
-        if let Some(path) = &model.tokenizer {
+        if let Some(path) = tokenizer {
             mt.tokenizer = ft_formats::tokenizer::tokenizer_from_json(path).map_err(|e| err(&e))?;
         }
-        if let Some(t) = &model.chat_template {
-            mt.chat_template = Some(t.clone());
+        if let Some(t) = chat_template {
+            mt.chat_template = Some(t.to_string());
         }
-        Ok(TextTokenizer::new(mt))
+        Ok(mt)
     }
 
     pub fn new(mt: ModelTokenizer) -> TextTokenizer {

@@ -124,6 +124,8 @@ fn last_real_token<B: Backend>(
 }
 
 /// A sequence classifier of either family.
+// One is made per model loaded: boxing the larger variant saves nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Classifier<B: Backend> {
     Bert(BertForSequenceClassification<B>),
@@ -140,6 +142,20 @@ impl<B: Backend> Classifier<B> {
         seed: u64,
         device: &B::Device,
     ) -> Result<Self, FormatError> {
+        Self::open(path, Some((labels, seed)), device)
+    }
+
+    /// The model folder's own classifier; without one, an error naming the
+    /// missing head.
+    pub fn load_trained(path: &Path, device: &B::Device) -> Result<Self, FormatError> {
+        Self::open(path, None, device)
+    }
+
+    fn open(
+        path: &Path,
+        new_head: Option<(usize, u64)>,
+        device: &B::Device,
+    ) -> Result<Self, FormatError> {
         let files = ModelFiles::open(path)?;
         let config = files.config()?;
         let mut source = weights::open_source(&files, &config)?;
@@ -147,36 +163,40 @@ impl<B: Backend> Classifier<B> {
             Family::Bert => "classifier",
             Family::Llama => "score",
         };
-        let model = if source.has(&format!("{head}.weight")) {
-            match config.family {
-                Family::Bert => Classifier::Bert(BertForSequenceClassification::load(
-                    &config,
-                    source.as_mut(),
-                    device,
-                )?),
-                Family::Llama => Classifier::Llama(LlamaForSequenceClassification::load(
-                    &config,
-                    source.as_mut(),
-                    device,
-                )?),
-            }
-        } else {
+        let src = source.as_mut();
+        if !src.has(&format!("{head}.weight")) {
+            let Some((labels, seed)) = new_head else {
+                return Err(FormatError::new(
+                    path,
+                    FormatErrorKind::MissingTensor {
+                        tensor: format!("{head}.weight"),
+                    },
+                ));
+            };
             return Ok(match config.family {
                 Family::Bert => {
-                    let bert = BertModel::load(&config, source.as_mut(), device)?;
+                    let bert = BertModel::load(&config, src, device)?;
                     Classifier::Bert(peft::new_classifier(bert, labels, 0.02, seed))
                 }
                 Family::Llama => {
-                    let llama = LlamaForCausalLM::load_decoder(&config, source.as_mut(), device)?;
+                    let llama = LlamaForCausalLM::load_decoder(&config, src, device)?;
                     Classifier::Llama(LlamaForSequenceClassification::with_new_head(
                         llama, labels, 0.02, seed,
                     ))
                 }
             });
+        }
+        let model = match config.family {
+            Family::Bert => {
+                Classifier::Bert(BertForSequenceClassification::load(&config, src, device)?)
+            }
+            Family::Llama => {
+                Classifier::Llama(LlamaForSequenceClassification::load(&config, src, device)?)
+            }
         };
         let found = model.labels();
-        if found != labels {
-            return Err(FormatError::new(
+        match new_head {
+            Some((labels, _)) if labels != found => Err(FormatError::new(
                 path,
                 FormatErrorKind::BadConfigField {
                     field: "num_labels".into(),
@@ -184,9 +204,9 @@ impl<B: Backend> Classifier<B> {
                         "its classifier has {found} labels; the recipe's head declares {labels}"
                     ),
                 },
-            ));
+            )),
+            _ => Ok(model),
         }
-        Ok(model)
     }
 
     /// The model with a trained adapter folder loaded onto it (its head

@@ -6,6 +6,7 @@ PEFT tests (runtime/tests/peft_*.rs).
     .cache/venv-ref/bin/python scripts/reference/peft_reference.py counts
     .cache/venv-ref/bin/python scripts/reference/peft_reference.py fixtures
     .cache/venv-ref/bin/python scripts/reference/peft_reference.py classifier
+    .cache/venv-ref/bin/python scripts/reference/peft_reference.py saved
     .cache/venv-ref/bin/python scripts/reference/peft_reference.py check-ft DIR
 
 `counts`   trainable parameter counts of PEFT for the configurations ft's
@@ -19,6 +20,10 @@ PEFT tests (runtime/tests/peft_*.rs).
            (transformers' LlamaForSequenceClassification, two labels, the
            `score` head seeded), with its logits on two right-padded
            sentences -> runtime/tests/fixtures/peft/smollm2-classify-lora/.
+`saved`     PEFT LoRA adapters that train base parameters too: `bias = "all"`
+           and `"lora_only"`, and `modules_to_save` (MiniLM's embedding
+           LayerNorm, SmolLM2's final norm), with PEFT's outputs and
+           trainable counts -> runtime/tests/fixtures/peft/<case>/.
 `check-ft` loads every adapter ft exported under DIR (written by
            `cargo run -p ft-runtime --release --example peft_export -- DIR`)
            with `peft.PeftModel.from_pretrained`, and every `merged/` folder
@@ -262,6 +267,57 @@ def classifier():
     write_json(os.path.join(folder, "expected.json"), expected)
 
 
+def saved():
+    enc = minilm_inputs()
+    minilm_cases = {
+        "minilm-lora-bias-all": LoraConfig(
+            task_type=TaskType.SEQ_CLS, r=2, lora_alpha=4, target_modules=["query", "value"], bias="all"
+        ),
+        "minilm-lora-only-saved": LoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            r=2,
+            lora_alpha=4,
+            target_modules=["query", "value"],
+            bias="lora_only",
+            modules_to_save=["embeddings.LayerNorm"],
+        ),
+    }
+    for i, (name, cfg) in enumerate(minilm_cases.items()):
+        model = get_peft_model(minilm_base(seed=10 + i), cfg)
+        randomize(model, 400 + i)
+        folder = os.path.join(OUT, name)
+        save(model, folder)
+        expected = {
+            "versions": versions(),
+            "input_ids": enc["input_ids"].tolist(),
+            "attention_mask": enc["attention_mask"].tolist(),
+            "trainable": trainable(model)["trainable"],
+            **minilm_outputs(model, enc),
+        }
+        write_json(os.path.join(folder, "expected.json"), expected)
+    enc = smollm2_inputs()
+    cfg = LoraConfig(
+        task_type=TaskType.CAUSAL_LM,
+        r=2,
+        lora_alpha=4,
+        target_modules=["q_proj"],
+        layers_to_transform=[0],
+        modules_to_save=["model.norm"],
+    )
+    model = get_peft_model(smollm2_base(), cfg)
+    randomize(model, 410)
+    folder = os.path.join(OUT, "smollm2-lora-saved-norm")
+    save(model, folder)
+    expected = {
+        "versions": versions(),
+        "input_ids": enc["input_ids"].tolist(),
+        "attention_mask": enc["attention_mask"].tolist(),
+        "trainable": trainable(model)["trainable"],
+        **smollm2_outputs(model, enc),
+    }
+    write_json(os.path.join(folder, "expected.json"), expected)
+
+
 def save(model, folder):
     model.save_pretrained(folder)
     # The generated model card is boilerplate with local paths.
@@ -328,6 +384,8 @@ if __name__ == "__main__":
         counts()
     elif cmd == "fixtures":
         fixtures()
+    elif cmd == "saved":
+        saved()
     elif cmd == "classifier":
         classifier()
     elif cmd == "check-ft":

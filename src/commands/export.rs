@@ -10,10 +10,11 @@ use std::process::ExitCode;
 
 use ft_formats::ModelFiles;
 use ft_runtime::bert::BertModel;
+use ft_runtime::classifier::Classifier;
 use ft_runtime::llama::LlamaForCausalLM;
-use ft_runtime::peft::adapter::{load_adapter, read_safetensors, CONFIG_FILE, WEIGHTS_FILE};
+use ft_runtime::peft::adapter::{head_labels, load_adapter, CONFIG_FILE};
 use ft_runtime::peft::merge::{save_merged, Mergeable};
-use ft_runtime::peft::{new_classifier, parameter_counts, Adaptable, PeftError};
+use ft_runtime::peft::{parameter_counts, Adaptable, PeftError};
 use ft_runtime::weights::open_source;
 use ft_runtime::CpuBackend;
 
@@ -98,34 +99,33 @@ pub fn run(args: Args) -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        "SEQ_CLS" | "FEATURE_EXTRACTION" => {
-            let bert = match BertModel::<CpuBackend>::load(&model_config, source.as_mut(), &device)
-            {
-                Ok(b) => b,
-                Err(e) => return fail(e),
-            };
-            if task == "FEATURE_EXTRACTION" {
-                return finish(bert, &args, &base);
+        "FEATURE_EXTRACTION" => {
+            match BertModel::<CpuBackend>::load(&model_config, source.as_mut(), &device) {
+                Ok(bert) => finish(bert, &args, &base),
+                Err(e) => fail(e),
             }
+        }
+        "SEQ_CLS" => {
             // The head's size is the adapter's: its saved classifier.
-            let tensors = match read_safetensors(&args.adapter.join(WEIGHTS_FILE)) {
-                Ok(t) => t,
-                Err(e) => return fail(e),
+            let labels = match head_labels(&args.adapter) {
+                Ok(Some(n)) => n,
+                Ok(None) => {
+                    return peft_fail(PeftError::Mismatched {
+                        dir: args.adapter.clone(),
+                        mismatches: vec![ft_runtime::peft::Mismatch::MissingKey(
+                            "base_model.model.classifier.weight (or score.weight)".into(),
+                        )],
+                    })
+                }
+                Err(e) => return peft_fail(e),
             };
-            let labels = tensors
-                .iter()
-                .find(|(k, _)| k.ends_with("classifier.weight"))
-                .map(|(_, (shape, _))| shape[0]);
-            let Some(labels) = labels else {
-                return peft_fail(PeftError::Mismatched {
-                    dir: args.adapter.clone(),
-                    mismatches: vec![ft_runtime::peft::Mismatch::MissingKey(
-                        "base_model.model.classifier.weight".into(),
-                    )],
-                });
-            };
-            // Initial values are replaced by the adapter's classifier.
-            finish(new_classifier(bert, labels, 0.02, 0), &args, &base)
+            drop(source);
+            // Initial values are replaced by the adapter's head.
+            match Classifier::<CpuBackend>::load(&base, labels, 0, &device) {
+                Ok(Classifier::Bert(m)) => finish(m, &args, &base),
+                Ok(Classifier::Llama(m)) => finish(m, &args, &base),
+                Err(e) => fail(e),
+            }
         }
         other => fail(format!(
             "{}: task_type `{other}` is not supported (CAUSAL_LM, SEQ_CLS, FEATURE_EXTRACTION)",

@@ -1,5 +1,6 @@
 //! `ft generate MODEL --prompt "…"`: text generation with a Llama-family
-//! model (a Hugging Face folder or a GGUF file) on the CPU.
+//! model (a Hugging Face folder, a GGUF file, or a recipe's trained model
+//! with its adapter) on the CPU.
 //!
 //! The prompt goes through the model's chat template (as a single user turn,
 //! with the assistant prompt appended) unless `--no-chat`. Tokens are printed
@@ -9,13 +10,15 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ft_formats::ModelTokenizer;
+use super::recipe::ModelArg;
 use ft_runtime::generate::{generate, render_chat_template, ChatMessage, SamplingOptions};
 use ft_runtime::CpuBackend;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model: a Hugging Face folder (config.json + model.safetensors) or a .gguf file
+    /// Model: a Hugging Face folder (config.json + model.safetensors), a
+    /// .gguf file, or a recipe (.ft) whose trained model is used with its
+    /// `adapter`, `tokenizer` and `chat_template`
     model: PathBuf,
     /// The prompt (a user message, or raw text with --no-chat)
     #[arg(long)]
@@ -35,7 +38,8 @@ pub struct Args {
     /// Feed the prompt as raw text instead of through the chat template
     #[arg(long)]
     no_chat: bool,
-    /// A trained adapter (ft's or Hugging Face PEFT's) to apply to the model
+    /// A trained adapter (ft's or Hugging Face PEFT's) to apply to the
+    /// model (replaces a recipe's `adapter`)
     #[arg(long)]
     adapter: Option<PathBuf>,
 }
@@ -55,12 +59,16 @@ pub fn run(args: Args) -> ExitCode {
     if !(args.top_p > 0.0 && args.top_p <= 1.0) {
         return fail(format!("--top-p must be in (0, 1], got {}", args.top_p));
     }
+    let marg = match ModelArg::resolve(&args.model, args.adapter.clone()) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
     let device = Default::default();
-    let (model, files) = match ft_runtime::load_causal_lm::<CpuBackend>(&args.model, &device) {
+    let (model, _) = match ft_runtime::load_causal_lm::<CpuBackend>(&marg.path, &device) {
         Ok(m) => m,
         Err(e) => return fail(e),
     };
-    let model = match &args.adapter {
+    let model = match &marg.adapter {
         None => model,
         Some(dir) => match ft_runtime::peft::adapter::load_adapter(model, dir) {
             Ok((m, _)) => m,
@@ -70,7 +78,7 @@ pub fn run(args: Args) -> ExitCode {
             }
         },
     };
-    let tok = match ModelTokenizer::load(&files) {
+    let tok = match marg.tokenizer() {
         Ok(t) => t,
         Err(e) => return fail(e),
     };

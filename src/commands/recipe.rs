@@ -52,6 +52,53 @@ pub fn load(path: &Path) -> Result<(Plan, Analysis), ExitCode> {
     }
 }
 
+/// MODEL of `ft generate` and `ft classify`: a model folder or `.gguf`
+/// as it is, or a recipe (`.ft`) whose trained model is taken with its
+/// `adapter`, `tokenizer` and `chat_template`.
+pub struct ModelArg {
+    pub path: PathBuf,
+    pub adapter: Option<PathBuf>,
+    pub tokenizer: Option<PathBuf>,
+    pub chat_template: Option<String>,
+    /// The recipe's `classify` labels, in label-id order.
+    pub labels: Option<Vec<String>>,
+}
+
+impl ModelArg {
+    /// `--adapter` (when given) replaces the recipe's `adapter`.
+    pub fn resolve(arg: &Path, adapter: Option<PathBuf>) -> Result<ModelArg, ExitCode> {
+        if arg.extension().is_none_or(|e| e != "ft") {
+            return Ok(ModelArg {
+                path: arg.to_path_buf(),
+                adapter,
+                tokenizer: None,
+                chat_template: None,
+                labels: None,
+            });
+        }
+        let (plan, _) = load(arg)?;
+        let m = plan.model;
+        Ok(ModelArg {
+            path: m.path,
+            adapter: adapter.or(m.adapter),
+            tokenizer: m.tokenizer,
+            chat_template: m.chat_template,
+            labels: match m.head {
+                ft_plan::Head::Classify { labels } => Some(labels),
+                ft_plan::Head::CausalLm => None,
+            },
+        })
+    }
+
+    pub fn tokenizer(&self) -> Result<ft_formats::ModelTokenizer, ft_pipeline::PipelineError> {
+        ft_pipeline::TextTokenizer::model_tokenizer(
+            &self.path,
+            self.tokenizer.as_deref(),
+            self.chat_template.as_deref(),
+        )
+    }
+}
+
 /// Where run folders go: the command line's `--runs`, else the recipe's
 /// `output.dir`, else `runs/` beside the recipe.
 pub fn runs_dir(cli: Option<PathBuf>, plan: &Plan) -> PathBuf {

@@ -17,18 +17,12 @@ crate::declare_codes! {
     ///
     /// - `model { adapter = "…" }` on a model that is evaluated only (a
     ///   declared model neither trained, nor a DPO reference, nor a PPO
-    ///   reward model);
-    /// - `head = classify(…)` on a Llama-family model: classifiers are
-    ///   BERT-family encoders for now;
-    /// - LoRA `bias = all` or `bias = lora_only`: only `none`;
-    /// - `modules_to_save` naming anything but the classification head
-    ///   (`classifier`, `score`).
+    ///   reward model).
     NOT_YET = "FT0510", "not supported yet";
 }
 
 pub fn check_pending(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
     adapters(recipe, diags);
-    peft(recipe, diags);
 }
 
 fn refuse(b: &CBlock, span: Span, message: String, help: &str) -> Diagnostic {
@@ -66,36 +60,5 @@ fn adapters(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
             "this model's `adapter` would not be applied: the model is neither trained nor a DPO reference nor a PPO reward model".into(),
             "remove `adapter`; `ft eval RECIPE --adapter DIR` and `ft generate MODEL --adapter DIR` apply a trained adapter",
         ));
-    }
-}
-
-fn peft(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
-    let Some(p) = recipe.one("peft") else {
-        return;
-    };
-    if let Some(e) = p.keys.get("bias") {
-        if e.value.as_word().is_some_and(|w| w != "none") {
-            diags.push(refuse(
-                p,
-                e.key_span,
-                "LoRA biases are not trained yet: only `bias = none`".into(),
-                "remove `bias` (the default is `none`)",
-            ));
-        }
-    }
-    if let Some(Val::List(items)) = p.get("modules_to_save").map(|v| &v.val) {
-        for item in items {
-            let Some(name) = item.as_str() else {
-                continue;
-            };
-            if !["classifier", "score"].contains(&name) {
-                diags.push(refuse(
-                    p,
-                    item.span,
-                    format!("`{name}` in modules_to_save is not supported yet: only the classification head is trained in full"),
-                    "remove it: a `classify` head is trained and saved under every method",
-                ));
-            }
-        }
     }
 }

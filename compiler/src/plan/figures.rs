@@ -179,7 +179,31 @@ fn in_layers(l: &Linear, layers: &Option<Vec<usize>>) -> bool {
 /// Computes the figures; `head_labels` is the label count of a new
 /// `classify` head (trained in every method, as PEFT's `modules_to_save`).
 pub fn compute(shape: &Shape, method: &Method, head_labels: Option<u64>) -> Figures {
-    let head = head_labels.map_or(0, |n| n * shape.hidden + n);
+    // BERT's `classifier` has a bias; Llama's `score` has none, and a
+    // Llama classifier drops the LM head (an untied one is not loaded).
+    let head = head_labels.map_or(0, |n| match shape.family {
+        Family::Llama => n * shape.hidden,
+        _ => n * shape.hidden + n,
+    });
+    let dropped: u64 = match (head_labels, shape.family) {
+        (Some(_), Family::Llama) => shape
+            .tensors
+            .iter()
+            .filter(|(path, _)| path == "lm_head")
+            .map(|(_, n)| n)
+            .sum(),
+        _ => 0,
+    };
+    let shape = &Shape {
+        params: shape.params - dropped,
+        tensors: shape
+            .tensors
+            .iter()
+            .filter(|(path, _)| dropped == 0 || path != "lm_head")
+            .cloned()
+            .collect(),
+        ..shape.clone()
+    };
     let mut modules = 0;
     // (trainable by the method, parameters added to the model)
     let (trainable, added) = match method {
@@ -291,6 +315,57 @@ pub fn compute(shape: &Shape, method: &Method, head_labels: Option<u64>) -> Figu
         weight_bytes: total * WEIGHT_BYTES,
         train_bytes: trainable * TRAIN_BYTES,
     }
+}
+
+/// Base-model parameters a LoRA or IA3 adapter trains besides its own
+/// (PEFT's `bias` and `modules_to_save`, the new head apart), counted from
+/// the model's tensors as the runtime selects them.
+pub fn saved_base(inv: &ModelInventory, method: &ft_plan::Method) -> u64 {
+    use ft_plan::method::LoraBias;
+    let (adapted, bias, to_save): (Vec<&str>, LoraBias, &[String]) = match method {
+        ft_plan::Method::Lora(l) => (
+            l.modules.iter().map(|m| m.target.path.as_str()).collect(),
+            l.bias,
+            &l.modules_to_save,
+        ),
+        ft_plan::Method::Ia3 {
+            modules,
+            modules_to_save,
+            ..
+        } => (
+            modules.iter().map(|m| m.target.path.as_str()).collect(),
+            LoraBias::None,
+            modules_to_save,
+        ),
+        _ => return 0,
+    };
+    let to_save: Vec<&String> = to_save
+        .iter()
+        .filter(|m| *m != "classifier" && *m != "score")
+        .collect();
+    let suffix = |path: &str, s: &str| path == s || path.ends_with(&format!(".{s}"));
+    inv.tensors
+        .iter()
+        .filter(|t| !t.dtype.starts_with('I') && !t.dtype.starts_with('U'))
+        .filter(|t| {
+            let (module, param) = t.hf_name.rsplit_once('.').unwrap_or(("", &t.hf_name));
+            let parts: Vec<&str> = module.split('.').collect();
+            let saved = (1..=parts.len()).any(|n| {
+                let ancestor = parts[..n].join(".");
+                // PEFT's rule: the module name ends with the entry.
+                to_save.iter().any(|m| ancestor.ends_with(m.as_str()))
+            });
+            saved
+                || match bias {
+                    LoraBias::None => false,
+                    LoraBias::All => param == "bias",
+                    LoraBias::LoraOnly => {
+                        param == "bias" && adapted.iter().any(|a| suffix(module, a))
+                    }
+                }
+        })
+        .map(|t| t.shape.iter().product::<u64>())
+        .sum()
 }
 
 /// `freeze = [embeddings]` freezes every tensor under a module whose path

@@ -39,7 +39,10 @@ pub fn summarize(plan: &Plan, inv: &ModelInventory) -> Summary {
         Head::CausalLm => None,
     };
     let method = figures::method_of_plan(&plan.method);
-    let f = figures::compute(&figures::shape_of(inv), &method, labels);
+    let mut f = figures::compute(&figures::shape_of(inv), &method, labels);
+    let saved = figures::saved_base(inv, &plan.method);
+    f.trainable += saved;
+    f.train_bytes += saved * figures::TRAIN_BYTES;
     let c = &inv.config;
     let (b, s) = (plan.train.batch as u64, plan.train.max_len as u64);
     // DPO runs chosen and rejected sequences through the policy (and the

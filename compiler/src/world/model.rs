@@ -127,22 +127,6 @@ fn head_fits(m: &CBlock, inv: &ModelInventory, diags: &mut Vec<Diagnostic>) {
         .and_then(|h| h.as_call())
         .map(|(n, _)| n)
         .unwrap_or("causal_lm");
-    if inv.config.family == Family::Llama && head == "classify" {
-        let span = m.keys.get("head").map_or(m.keyword.span, |e| e.value.span);
-        diags.push(
-            Diagnostic::error(
-                &crate::check::pending::NOT_YET,
-                span,
-                format!(
-                    "a classification head on `{}` (a decoder) is not supported yet",
-                    inv.config.model_type
-                ),
-            )
-            .in_file(m.file)
-            .label("not supported yet")
-            .help("classifiers are BERT-family encoders for now (e.g. all-MiniLM-L6-v2)"),
-        );
-    }
     if inv.config.family == Family::Bert
         && head == "causal_lm"
         && !(m.has("head") && m.get("head").is_none())
@@ -224,6 +208,7 @@ fn peft_fits(recipe: &Recipe, inv: &ModelInventory, diags: &mut Vec<Diagnostic>)
             layer_filter = Some(set);
         }
     }
+    modules_to_save_fit(recipe, p, inv, diags);
     let Some(Val::Targets(targets)) = p.get("targets").map(|v| &v.val) else {
         return;
     };
@@ -333,6 +318,76 @@ fn peft_fits(recipe: &Recipe, inv: &ModelInventory, diags: &mut Vec<Diagnostic>)
                 );
             }
         }
+    }
+}
+
+/// Each `modules_to_save` entry names a module of the model (PEFT's
+/// suffix rule); the classification head is one when the model has a
+/// `classify` head.
+fn modules_to_save_fit(
+    recipe: &Recipe,
+    p: &CBlock,
+    inv: &ModelInventory,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some(Val::List(items)) = p.get("modules_to_save").map(|v| &v.val) else {
+        return;
+    };
+    let classify = recipe
+        .model()
+        .and_then(|m| m.get("head"))
+        .and_then(|h| h.as_call())
+        .is_some_and(|(n, _)| n == "classify");
+    let modules: BTreeSet<&str> = inv
+        .tensors
+        .iter()
+        .filter_map(|t| t.hf_name.rsplit_once('.').map(|(m, _)| m))
+        .collect();
+    let found = |name: &str| {
+        modules.iter().any(|m| {
+            let parts: Vec<&str> = m.split('.').collect();
+            (1..=parts.len()).any(|n| {
+                let a = parts[..n].join(".");
+                // PEFT's rule: the module name ends with the entry.
+                a.ends_with(name)
+            })
+        })
+    };
+    for item in items {
+        let Some(name) = item.as_str() else { continue };
+        if (classify && ["classifier", "score"].contains(&name)) || found(name) {
+            continue;
+        }
+        let mut d = Diagnostic::error(
+            &UNKNOWN_TARGET,
+            item.span,
+            format!(
+                "`{name}` in modules_to_save matches no module of `{}`",
+                inv.config.model_type
+            ),
+        )
+        .in_file(p.file)
+        .label("no such module in this model");
+        d = if name == "lm_head" && inv.config.tie_word_embeddings {
+            d.help("this model ties its LM head to `embed_tokens`: save `embed_tokens` instead")
+        } else if ["classifier", "score"].contains(&name) {
+            d.help("the classification head exists only with `head = classify(…)`")
+        } else {
+            let top: BTreeSet<&str> = modules
+                .iter()
+                .filter(|m| !m.contains(".layers.") && !m.contains(".layer."))
+                .copied()
+                .collect();
+            d.help(format!(
+                "modules are named by their path in the model's weights, e.g. {}",
+                top.iter()
+                    .take(6)
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        };
+        diags.push(d);
     }
 }
 

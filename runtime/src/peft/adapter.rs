@@ -74,12 +74,6 @@ pub fn adapter_tensors<B: Backend, M: Adaptable<B>>(
             ))
         }
         Method::Lora(lora) => {
-            if lora.bias != LoraBias::None {
-                return Err(PeftError::Invalid(
-                    "exporting LoRA with trained biases is not supported (bias must be none)"
-                        .into(),
-                ));
-            }
             for m in &lora.modules {
                 let layer = model
                     .adapted(&m.target.path)
@@ -152,6 +146,7 @@ pub fn adapter_tensors<B: Backend, M: Adaptable<B>>(
             }
         }
     }
+    out.extend(super::saved::saved_base_tensors(model, method));
     if let Some(head) = model.head() {
         let p = format!("{}{}", head_prefix(method), M::HEAD_NAME);
         out.insert(format!("{p}.weight"), torch_matrix(head.weight.val()));
@@ -256,10 +251,23 @@ pub fn adapter_config<B: Backend, M: Adaptable<B>>(
         .iter()
         .map(|p| model.module_name(p))
         .collect();
-    let to_save = model
-        .head()
-        .map(|_| json!([M::HEAD_NAME]))
-        .unwrap_or(Value::Null);
+    // The user's modules, then the head (PEFT adds it for SEQ_CLS).
+    let mut to_save: Vec<String> = match method {
+        Method::Lora(l) => l.modules_to_save.clone(),
+        Method::Ia3 {
+            modules_to_save, ..
+        } => modules_to_save.clone(),
+        _ => Vec::new(),
+    };
+    to_save.retain(|m| m != "classifier" && m != "score");
+    if model.head().is_some() {
+        to_save.push(M::HEAD_NAME.to_string());
+    }
+    let to_save = if to_save.is_empty() {
+        Value::Null
+    } else {
+        json!(to_save)
+    };
     match method {
         Method::Lora(lora) => {
             let names: Vec<String> = lora
@@ -290,7 +298,11 @@ pub fn adapter_config<B: Backend, M: Adaptable<B>>(
                 "target_modules": targets,
                 "rank_pattern": rank_pattern,
                 "alpha_pattern": alpha_pattern,
-                "bias": "none",
+                "bias": match lora.bias {
+                    LoraBias::None => "none",
+                    LoraBias::All => "all",
+                    LoraBias::LoraOnly => "lora_only",
+                },
                 "fan_in_fan_out": false,
                 "modules_to_save": to_save,
                 "use_rslora": lora.rslora,
@@ -441,7 +453,7 @@ pub fn save_adapter<B: Backend, M: Adaptable<B>>(
     write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
 }
 
-pub use super::adapter_import::{load_adapter, read_safetensors, tensor_map};
+pub use super::adapter_import::{head_labels, load_adapter, read_safetensors, tensor_map};
 
 #[cfg(test)]
 mod tests {

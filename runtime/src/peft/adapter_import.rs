@@ -201,13 +201,22 @@ fn method_from_config<B: Backend, M: Adaptable<B>>(
         "LORA" => {
             let rank = r.usize("r");
             let alpha = r.f64_or("lora_alpha", 8.0);
-            let bias = config
+            let bias = match config
                 .get("bias")
                 .and_then(|v| v.as_str())
-                .unwrap_or("none");
-            if bias != "none" {
-                r.bad("bias", format!("`{bias}` is not supported (only `none`)"));
-            }
+                .unwrap_or("none")
+            {
+                "none" => LoraBias::None,
+                "all" => LoraBias::All,
+                "lora_only" => LoraBias::LoraOnly,
+                other => {
+                    r.bad(
+                        "bias",
+                        format!("`{other}` is not one of none, all, lora_only"),
+                    );
+                    LoraBias::None
+                }
+            };
             let patterns = config_patterns(config.get("target_modules").unwrap_or(&Value::Null));
             if patterns.is_empty() {
                 r.bad("target_modules", "missing or empty");
@@ -250,7 +259,7 @@ fn method_from_config<B: Backend, M: Adaptable<B>>(
                 alpha_for: alpha_pat.into_iter().collect(),
                 rslora: r.bool_or("use_rslora", false),
                 dora: r.bool_or("use_dora", false),
-                bias: LoraBias::None,
+                bias,
                 modules_to_save: to_save.clone(),
                 modules,
             })
@@ -388,7 +397,11 @@ pub fn load_adapter<B: Backend, M: Adaptable<B>>(
         }
     }
     for k in file.keys() {
-        if !expected.contains_key(k) {
+        // With `bias = "all"`, PEFT also saves the biases of its wrappers
+        // of modules_to_save (`….original_module.bias`,
+        // `….modules_to_save.bias`); the module's own name holds the value.
+        let wrapper = k.contains(".original_module.") || k.contains(".modules_to_save.");
+        if !expected.contains_key(k) && !wrapper {
             problems.push(Mismatch::UnexpectedKey(k.clone()));
         }
     }
@@ -399,6 +412,7 @@ pub fn load_adapter<B: Backend, M: Adaptable<B>>(
         });
     }
     let model = assign(model, &method, &file);
+    let model = super::saved::assign_saved_base(model, &method, &file);
     Ok((set_trainable(model, &method), method))
 }
 
@@ -488,4 +502,15 @@ fn assign<B: Backend, M: Adaptable<B>>(mut model: M, method: &Method, file: &Ten
 /// For tests and tools: a tensor map from `(name, shape, values)`.
 pub fn tensor_map(items: Vec<(String, Vec<usize>, Vec<f32>)>) -> TensorMap {
     items.into_iter().map(|(k, s, v)| (k, (s, v))).collect()
+}
+
+/// The label count of the classification head an adapter folder saves
+/// (`…classifier.weight` or `…score.weight`, PyTorch `[labels, hidden]`),
+/// `None` when it saves none.
+pub fn head_labels(dir: &Path) -> Result<Option<usize>, PeftError> {
+    let tensors = read_safetensors(&dir.join(super::adapter::WEIGHTS_FILE))?;
+    Ok(tensors
+        .iter()
+        .find(|(k, _)| k.ends_with(".classifier.weight") || k.ends_with(".score.weight"))
+        .map(|(_, (shape, _))| shape[0]))
 }

@@ -4,7 +4,7 @@
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
-use ft_plan::method::{Lora, LoraBias, PromptInit, TargetPattern};
+use ft_plan::method::{Lora, PromptInit, TargetPattern};
 use ft_plan::Method;
 
 use super::bottleneck::Bottleneck;
@@ -88,7 +88,6 @@ pub fn apply<B: Backend, M: Adaptable<B>>(
     opts: &ApplyOptions,
 ) -> Result<M, PeftError> {
     let g = model.geometry();
-    check_modules_to_save(method)?;
     match method {
         Method::Full { .. } => {}
         Method::Lora(lora) => inject_lora(&mut model, lora, opts.seed)?,
@@ -185,31 +184,13 @@ pub fn apply<B: Backend, M: Adaptable<B>>(
             }
         }
     }
-    Ok(set_trainable(model, method))
-}
-
-/// ft trains a new classification head in full under every method; other
-/// `modules_to_save` would be silently left frozen, so they are refused.
-fn check_modules_to_save(method: &Method) -> Result<(), PeftError> {
-    let to_save = match method {
-        Method::Lora(l) => &l.modules_to_save,
-        Method::Ia3 {
-            modules_to_save, ..
-        } => modules_to_save,
-        _ => return Ok(()),
-    };
-    let other: Vec<&str> = to_save
-        .iter()
-        .map(String::as_str)
-        .filter(|m| !["classifier", "score"].contains(m))
-        .collect();
-    if other.is_empty() {
-        Ok(())
-    } else {
-        Err(PeftError::Invalid(format!(
-            "modules_to_save {other:?}: only the classification head (`classifier`) is supported"
-        )))
+    let absent = super::saved::absent_modules_to_save(&model, method);
+    if !absent.is_empty() {
+        return Err(PeftError::Invalid(format!(
+            "modules_to_save {absent:?} match no module of the model"
+        )));
     }
+    Ok(set_trainable(model, method))
 }
 
 fn strip_bert_prefix(path: &str) -> &str {
@@ -224,11 +205,6 @@ fn inject_lora<B: Backend, M: Adaptable<B>>(
     lora: &Lora,
     seed: u64,
 ) -> Result<(), PeftError> {
-    if lora.bias == LoraBias::LoraOnly {
-        return Err(PeftError::Invalid(
-            "LoRA `bias = lora_only` is not supported yet (use none or all)".into(),
-        ));
-    }
     let mut absent = Vec::new();
     for (i, m) in lora.modules.iter().enumerate() {
         match model.adapted_mut(&m.target.path) {
@@ -253,7 +229,7 @@ fn inject_lora<B: Backend, M: Adaptable<B>>(
 
 /// Field names of the parameters PEFT methods add (segments of a Burn
 /// parameter path).
-const PEFT_SEGMENTS: &[&str] = &[
+pub(crate) const PEFT_SEGMENTS: &[&str] = &[
     "lora",
     "ia3",
     "prompt_tuning",
@@ -271,7 +247,7 @@ pub fn is_trainable<B: Backend, M: Adaptable<B>>(method: &Method, burn_path: &[S
     if let Method::Full { freeze } = method {
         let module = burn_path[..burn_path.len().saturating_sub(1)].join(".");
         return match M::hf_module_path(&module) {
-            Some(hf) => !frozen(freeze, &hf),
+            Some(hf) => !within(freeze, &hf),
             None => true,
         };
     }
@@ -281,20 +257,16 @@ pub fn is_trainable<B: Backend, M: Adaptable<B>>(method: &Method, burn_path: &[S
     {
         return true;
     }
-    if let Method::Lora(lora) = method {
-        // bias = "all": every bias of the model trains too (PEFT).
-        return lora.bias == LoraBias::All && burn_path.last().is_some_and(|s| s == "bias");
-    }
-    false
+    super::saved::saves_base_param::<B, M>(method, burn_path)
 }
 
-/// A module is frozen when it or any module containing it matches a
-/// pattern (PEFT's suffix rule).
-fn frozen(freeze: &[TargetPattern], hf_module: &str) -> bool {
+/// Whether a module or any module containing it matches a pattern (PEFT's
+/// suffix rule): what `freeze` freezes, what `modules_to_save` saves.
+pub(crate) fn within(patterns: &[TargetPattern], hf_module: &str) -> bool {
     let parts: Vec<&str> = hf_module.split('.').collect();
     (1..=parts.len()).any(|n| {
         let ancestor = parts[..n].join(".");
-        freeze.iter().any(|p| p.matches(&ancestor))
+        patterns.iter().any(|p| p.matches(&ancestor))
     })
 }
 

@@ -19,6 +19,7 @@ pub mod linear;
 pub mod merge;
 pub mod prompt;
 pub mod rng;
+mod saved;
 
 pub use inject::{
     apply, new_classifier, new_head, parameter_counts, trainable_parameters, Adaptable,

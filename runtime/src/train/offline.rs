@@ -7,14 +7,11 @@ use burn::tensor::backend::Backend;
 use ft_pipeline::{BuildOptions, DataPipeline, TextTokenizer};
 use ft_plan::{Head, Metric, Plan};
 
-use ft_formats::{FormatError, FormatErrorKind, ModelFiles};
-
 use super::eval::{evaluate, EvalResult};
 use super::task::Task;
 use super::TrainError;
-use crate::bert::{BertForSequenceClassification, BertModel};
+use crate::classifier::Classifier;
 use crate::peft::{self, Adaptable};
-use crate::weights;
 
 /// Evaluates on `splits` with `metrics` (the Plan's `evaluate` block when
 /// empty). An adapter folder is loaded and checked against the model; a
@@ -52,9 +49,26 @@ pub fn evaluate_plan(
     };
     match &plan.model.head {
         Head::Classify { labels } => {
-            let model = classifier::<B>(plan, labels.len(), &device).map_err(model_err)?;
-            let model = with_adapter(model, adapter)?;
-            run_splits(&model, &pipe, &splits, &metrics, plan, &device)
+            let model = Classifier::<B>::load(&plan.model.path, labels.len(), plan.seed, &device)
+                .map_err(model_err)?;
+            match model {
+                Classifier::Bert(m) => run_splits(
+                    &with_adapter(m, adapter)?,
+                    &pipe,
+                    &splits,
+                    &metrics,
+                    plan,
+                    &device,
+                ),
+                Classifier::Llama(m) => run_splits(
+                    &with_adapter(m, adapter)?,
+                    &pipe,
+                    &splits,
+                    &metrics,
+                    plan,
+                    &device,
+                ),
+            }
         }
         Head::CausalLm => {
             let (lm, _) =
@@ -63,37 +77,6 @@ pub fn evaluate_plan(
             run_splits(&model, &pipe, &splits, &metrics, plan, &device)
         }
     }
-}
-
-/// The model folder's own classifier when it has one (merged weights of a
-/// run, a fine-tuned checkpoint), else a new head (an adapter then brings
-/// its trained one).
-fn classifier<B: Backend>(
-    plan: &Plan,
-    labels: usize,
-    device: &B::Device,
-) -> Result<BertForSequenceClassification<B>, FormatError> {
-    let files = ModelFiles::open(&plan.model.path)?;
-    let config = files.config()?;
-    let mut source = weights::open_source(&files, &config)?;
-    if !source.has("classifier.weight") {
-        let bert = BertModel::load(&config, source.as_mut(), device)?;
-        return Ok(peft::new_classifier(bert, labels, 0.02, plan.seed));
-    }
-    let model = BertForSequenceClassification::load(&config, source.as_mut(), device)?;
-    let found = model.classifier.weight.dims()[1];
-    if found != labels {
-        return Err(FormatError::new(
-            &plan.model.path,
-            FormatErrorKind::BadConfigField {
-                field: "num_labels".into(),
-                detail: format!(
-                    "its classifier has {found} labels; the recipe's head declares {labels}"
-                ),
-            },
-        ));
-    }
-    Ok(model)
 }
 
 fn with_adapter<B: Backend, M: Adaptable<B>>(

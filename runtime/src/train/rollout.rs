@@ -8,8 +8,6 @@
 //! `stream_key(ROLLOUT, seed, s, m, i)`, so a resumed run samples exactly
 //! what an uninterrupted one would (nothing to save in a checkpoint).
 
-use std::path::Path;
-
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use ft_pipeline::batch::{Batch, IGNORE};
@@ -18,9 +16,9 @@ use ft_plan::{Head, ModelPlan};
 
 use super::ppo_math::reward_score;
 use super::TrainError;
-use crate::bert::BertForSequenceClassification;
+use crate::classifier::Classifier;
 use crate::llama::LlamaForCausalLM;
-use crate::peft::{self, rng, ForwardCtx};
+use crate::peft::{rng, ForwardCtx};
 use crate::recompute::RecomputeTape;
 
 /// The prompts of a pipeline batch: each row's tokens before its first
@@ -58,7 +56,7 @@ pub fn reward_text(tok: &TextTokenizer, prompt: &[u32], response: &[u32]) -> Str
 /// A frozen sequence classifier (with its trained adapter) and its
 /// tokenizer, scoring texts by the first label's log-odds.
 pub struct RewardModel<B: Backend> {
-    pub model: BertForSequenceClassification<B>,
+    pub model: Classifier<B>,
     pub tok: TextTokenizer,
     /// Longest input (the model's positions).
     pub max_len: usize,
@@ -82,11 +80,12 @@ impl<B: Backend> RewardModel<B> {
             )));
         };
         let tok = TextTokenizer::load(plan).map_err(|e| TrainError::input(e.to_string()))?;
-        let (bert, _) = crate::load_bert::<B>(&plan.path, device)
+        let model = Classifier::<B>::load(&plan.path, labels.len(), 0, device)
             .map_err(|e| TrainError::input(e.to_string()))?;
-        let max_len = bert.config.max_positions;
-        let model = peft::new_classifier(bert, labels.len(), 0.02, 0);
-        let model = load_reward_adapter(model, adapter)?;
+        let max_len = model.config().max_positions;
+        let (model, _) = model
+            .with_adapter(adapter)
+            .map_err(|e| TrainError::input(format!("the reward model's adapter: {e}")))?;
         Ok(RewardModel {
             model,
             tok,
@@ -124,22 +123,11 @@ impl<B: Backend> RewardModel<B> {
         }
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [n, seq]), device);
         let mask = Tensor::<B, 2>::from_data(TensorData::new(mask, [n, seq]), device);
-        let logits = self
-            .model
-            .forward_with(ids, Some(mask), None, &ForwardCtx::EVAL);
+        let logits = self.model.forward(ids, mask);
         let [_, c] = logits.dims();
         let flat: Vec<f32> = logits.into_data().convert::<f32>().to_vec().expect("f32");
         Ok(flat.chunks(c).map(reward_score).collect())
     }
-}
-
-fn load_reward_adapter<B: Backend>(
-    model: BertForSequenceClassification<B>,
-    dir: &Path,
-) -> Result<BertForSequenceClassification<B>, TrainError> {
-    peft::adapter::load_adapter(model, dir)
-        .map(|(m, _)| m)
-        .map_err(|e| TrainError::input(format!("the reward model's adapter: {e}")))
 }
 
 /// Prompt + response rows, right-padded, and where each response's tokens

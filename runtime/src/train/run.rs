@@ -15,6 +15,7 @@ use super::optim;
 use super::shared::{export, scalar};
 use super::task::{classify_loss, lm_loss, sequence_logprobs, Logits, Task};
 use super::{Event, RunOptions, RunSummary, TrainError};
+use crate::classifier::Classifier;
 use crate::llama::LlamaForCausalLM;
 use crate::peft::{self, ApplyOptions, ForwardCtx};
 use crate::recompute::RecomputeTape;
@@ -116,10 +117,18 @@ pub fn run_on<B: AutodiffBackend>(
     let model_err = |e: ft_formats::FormatError| TrainError::input(e.to_string());
     match &plan.model.head {
         Head::Classify { labels } => {
-            let (bert, _) = crate::load_bert::<B>(&plan.model.path, device).map_err(model_err)?;
-            let model = peft::new_classifier(bert, labels.len(), 0.02, plan.seed);
-            let model = start(model, plan, &apply_opts)?;
-            train_loop::<B, _>(model, None, plan, &pipe, opts, device, on_event)
+            let model = Classifier::<B>::load(&plan.model.path, labels.len(), plan.seed, device)
+                .map_err(model_err)?;
+            match model {
+                Classifier::Bert(m) => {
+                    let m = start(m, plan, &apply_opts)?;
+                    train_loop::<B, _>(m, None, plan, &pipe, opts, device, on_event)
+                }
+                Classifier::Llama(m) => {
+                    let m = start(m, plan, &apply_opts)?;
+                    train_loop::<B, _>(m, None, plan, &pipe, opts, device, on_event)
+                }
+            }
         }
         Head::CausalLm => {
             let reference = match &plan.train.objective {

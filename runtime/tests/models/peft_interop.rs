@@ -99,10 +99,12 @@ fn check(case: &str, what: &str, ours: &[f32], reference: &[f32]) {
 }
 
 /// The adapter ft would write equals the file PEFT wrote (same keys,
-/// shapes, values).
+/// shapes, values), but for the copies of its wrappers of
+/// `modules_to_save` that PEFT's `bias = "all"` also writes.
 fn check_reexport<M: ft_runtime::peft::Adaptable<B>>(case: &str, model: &M, method: &Method) {
     let ours = adapter_tensors(model, method).unwrap();
-    let theirs = read_safetensors(&fixtures().join(case).join(WEIGHTS_FILE)).unwrap();
+    let mut theirs = read_safetensors(&fixtures().join(case).join(WEIGHTS_FILE)).unwrap();
+    theirs.retain(|k, _| !k.contains(".original_module.") && !k.contains(".modules_to_save."));
     assert_eq!(
         ours.keys().collect::<Vec<_>>(),
         theirs.keys().collect::<Vec<_>>(),
@@ -166,6 +168,60 @@ fn peft_written_smollm2_adapters_load_and_match() {
         );
         check_reexport(case, &model, &method);
     }
+}
+
+/// PEFT adapters that train base parameters too (`bias = "all"` and
+/// `"lora_only"`, `modules_to_save`): they load with PEFT's outputs, ft
+/// counts PEFT's trainable parameters, and writes the same file back.
+#[test]
+fn peft_written_adapters_with_biases_and_saved_modules_load_and_match() {
+    let minilm = minilm_classifier();
+    for case in ["minilm-lora-bias-all", "minilm-lora-only-saved"] {
+        let dir = fixtures().join(case);
+        let expected = json(&dir.join("expected.json"));
+        let (model, method) =
+            load_adapter(minilm.clone(), &dir).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let ids = rows(&expected["input_ids"]);
+        let mask = rows(&expected["attention_mask"]);
+        let logits = model.forward(int_tensor(&ids), Some(float_tensor(&mask)), None);
+        check(case, "logits", &vals(logits), &f32s(&expected["logits"]));
+        let hidden = model
+            .bert
+            .forward(int_tensor(&ids), Some(float_tensor(&mask)), None);
+        check(case, "hidden", &vals(hidden), &f32s(&expected["hidden"]));
+        assert_eq!(
+            trainable_parameters(&model, &method) as u64,
+            expected["trainable"].as_u64().unwrap(),
+            "{case}: trainable parameters"
+        );
+        check_reexport(case, &model, &method);
+    }
+    let case = "smollm2-lora-saved-norm";
+    let dir = fixtures().join(case);
+    let expected = json(&dir.join("expected.json"));
+    let (model, method) = load_adapter(smollm2(), &dir).unwrap_or_else(|e| panic!("{case}: {e}"));
+    let ids = rows(&expected["input_ids"]);
+    let mask = rows(&expected["attention_mask"]);
+    let hidden = model.forward_hidden(int_tensor(&ids), Some(float_tensor(&mask)), None);
+    check(
+        case,
+        "hidden",
+        &vals(hidden.clone()),
+        &f32s(&expected["hidden"]),
+    );
+    let logits = model.head(hidden).narrow(2, 1000, 64);
+    check(
+        case,
+        "logits_slice",
+        &vals(logits),
+        &f32s(&expected["logits_slice"]),
+    );
+    assert_eq!(
+        trainable_parameters(&model, &method) as u64,
+        expected["trainable"].as_u64().unwrap(),
+        "{case}: trainable parameters"
+    );
+    check_reexport(case, &model, &method);
 }
 
 /// transformers' `LlamaForSequenceClassification` on SmolLM2 with a

@@ -3,7 +3,7 @@
 use super::*;
 
 static MODEL_KEYS: [Key; 4] = [
-    key("head", Ty::Calls(HEADS), Some("causal_lm"), "What the model is trained to output: `causal_lm` or `classify(labels = [...])` (on a BERT-family encoder; on a Llama-family model not supported yet, FT0510)."),
+    key("head", Ty::Calls(HEADS), Some("causal_lm"), "What the model is trained to output: `causal_lm` (a Llama-family decoder) or `classify(labels = [...])` (a BERT-family encoder or a Llama-family decoder)."),
     key("chat_template", Ty::Str, Some("the model's own"), "A Jinja chat template that replaces the model's (from `tokenizer_config.json` or GGUF metadata)."),
     key("tokenizer", Ty::Path, Some("the model's own"), "A `tokenizer.json` to use instead of the model's."),
     key("adapter", Ty::Path, None, "A trained adapter folder (PEFT's `adapter_config.json` + `adapter_model.safetensors`, e.g. a run's `adapter/`) applied on load, with its classifier head. On the trained model, training continues from it (it must be the recipe's `peft` method, FT0618) and `ft eval` applies it; on a DPO reference or a PPO reward model, it is applied to that model. A model used nowhere else is refused (FT0510)."),
@@ -276,8 +276,8 @@ static LORA_KEYS: [Key; 11] = [
     key("alpha_for", Ty::ModuleMap, Some("{}"), "Per-module alpha overrides."),
     key("rslora", Ty::Bool, Some("false"), "Rank-stabilised scaling α/√r."),
     key("dora", Ty::Bool, Some("false"), "Weight-decomposed LoRA: adds a trainable magnitude vector per output."),
-    key("bias", Ty::Enum(&["none", "all", "lora_only"]), Some("none"), "Which biases are trained. Only `none` is supported yet (FT0510)."),
-    key("modules_to_save", Ty::List(&Ty::Str), Some("the new head, if any"), "Extra modules trained in full and saved with the adapter. Only the classification head (`classifier`, `score`) is supported yet (FT0510)."),
+    key("bias", Ty::Enum(&["none", "all", "lora_only"]), Some("none"), "Which biases of the base model train with the adapter and are saved in it, as in PEFT: `none`; `all` (every bias of the model); `lora_only` (the biases of the adapted layers)."),
+    key("modules_to_save", Ty::List(&Ty::Str), Some("the new head, if any"), "Modules of the base model trained in full and saved with the adapter, as in PEFT: a module is saved when its name ends with an entry (`embeddings.LayerNorm`; `norm` saves every norm of a Llama). A new classification head is always saved."),
 ];
 
 static PREFIX_KEYS: [Key; 3] = [

@@ -106,7 +106,7 @@ pub static HEADS: &[CallDef] = &[
     },
     CallDef {
         name: "classify",
-        doc: "A new sequence-classification head `[labels, hidden]` on the pooled output of a BERT-family encoder; trained in full and saved with the adapter (`modules_to_save`). On a Llama-family model not supported yet (FT0510).",
+        doc: "A new sequence-classification head, trained in full and saved with the adapter (`modules_to_save`): on a BERT-family encoder `classifier` (with a bias) on the pooled first token, as transformers' `BertForSequenceClassification`; on a Llama-family decoder `score` (no bias) on each row's last real token, as `LlamaForSequenceClassification`. Either can be a PPO reward model.",
         params: &[req("labels", Ty::List(&Ty::Str), "The class names, in label-id order.")],
     },
 ];
