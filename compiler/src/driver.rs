@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use crate::check::{self, Recipe};
 use crate::diagnostics::{Diagnostic, FileId};
 use crate::plan::memory::MemoryProbe;
+use crate::plan::LowerError;
 use crate::source::{SourceFile, SourceMap};
 use crate::syntax::{self, ast};
 use crate::world;
+use ft_plan::Plan;
 
 crate::declare_codes! {
     /// An imported recipe file cannot be read.
@@ -40,9 +42,21 @@ pub struct Analysis {
     pub recipe: Recipe,
     pub diagnostics: Vec<Diagnostic>,
     pub world: Option<world::World>,
+    /// The Plan, lowered once when the recipe checked without errors
+    /// against its world; `None` when it was not lowered.
+    pub plan: Option<Result<Plan, LowerError>>,
 }
 
 impl Analysis {
+    /// The recipe's Plan: the one lowered while checking, else lowered now
+    /// (an analysis without the world checks).
+    pub fn plan(&self) -> Result<Plan, LowerError> {
+        match &self.plan {
+            Some(p) => p.clone(),
+            None => crate::plan::lower(self),
+        }
+    }
+
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
@@ -121,6 +135,9 @@ pub struct Options {
     /// available; tests fix it so their output does not depend on the
     /// machine.
     pub memory: MemoryProbe,
+    /// Check every trial of a sweep too (`ft check`, `ft sweep`): each is a
+    /// whole recipe to check and lower, too slow for every keystroke.
+    pub trials: bool,
 }
 
 impl Default for Options {
@@ -128,6 +145,7 @@ impl Default for Options {
         Options {
             world: true,
             memory: MemoryProbe::System,
+            trials: false,
         }
     }
 }
@@ -166,15 +184,26 @@ fn unreadable(path: &Path, d: Diagnostic) -> Analysis {
         recipe: Recipe::default(),
         diagnostics: vec![d],
         world: None,
+        plan: None,
     }
 }
 
-/// Checks a recipe given as text. A recipe with a sweep also has every
-/// trial checked (see [`crate::sweep`]): an invalid combination is an error
-/// of the recipe, in `ft check` and the editor as in `ft sweep`.
+/// Checks a recipe given as text. With [`Options::trials`], a recipe with a
+/// sweep also has every trial checked (see [`crate::sweep`]): an invalid
+/// combination is an error of the recipe, in `ft check` as in `ft sweep`.
 pub fn analyze_text(path: &Path, text: &str, opts: Options) -> Analysis {
-    let mut analysis = analyze_one(path, text, opts);
-    if opts.world && !analysis.has_errors() {
+    analyze_text_with(path, text, opts, &|_| None)
+}
+
+/// What an analysis reads for a file instead of the disk: an editor's
+/// unsaved buffer of an imported recipe (by canonical path), or `None`.
+pub type Unsaved<'a> = &'a dyn Fn(&Path) -> Option<String>;
+
+/// [`analyze_text`], with imported recipes read from `unsaved` where it
+/// has them (the editor's open buffers).
+pub fn analyze_text_with(path: &Path, text: &str, opts: Options, unsaved: Unsaved) -> Analysis {
+    let mut analysis = analyze_one_with(path, text, opts, unsaved);
+    if opts.world && opts.trials && !analysis.has_errors() {
         if let Some(sweep) = crate::sweep::expand(&analysis) {
             if let Err(d) = crate::sweep::check_trials(&analysis, &sweep, opts) {
                 analysis.diagnostics.extend(d);
@@ -188,6 +217,10 @@ pub fn analyze_text(path: &Path, text: &str, opts: Options) -> Analysis {
 /// Checks one recipe text, a sweep's trials not included (a trial is
 /// checked with this).
 pub(crate) fn analyze_one(path: &Path, text: &str, opts: Options) -> Analysis {
+    analyze_one_with(path, text, opts, &|_| None)
+}
+
+fn analyze_one_with(path: &Path, text: &str, opts: Options, unsaved: Unsaved) -> Analysis {
     let mut sources = SourceMap::default();
     let mut files = Vec::new();
     let mut diagnostics = Vec::new();
@@ -198,8 +231,11 @@ pub(crate) fn analyze_one(path: &Path, text: &str, opts: Options) -> Analysis {
     load_imports(
         root,
         &mut vec![canonical(path)],
-        &mut sources,
-        &mut files,
+        &mut Loaded {
+            sources: &mut sources,
+            files: &mut files,
+            unsaved,
+        },
         &mut diagnostics,
     );
 
@@ -215,9 +251,14 @@ pub(crate) fn analyze_one(path: &Path, text: &str, opts: Options) -> Analysis {
         recipe,
         diagnostics,
         world,
+        plan: None,
     };
-    // Last, because it needs the whole checked recipe and the model's
-    // inventory: the Plan's memory estimate against this machine's memory.
+    // Last, because they need the whole checked recipe and the model's
+    // inventory: the Plan, and its memory estimate against this machine's
+    // memory.
+    if opts.world && !analysis.has_errors() {
+        analysis.plan = Some(crate::plan::lower(&analysis));
+    }
     if opts.world {
         if let Some(d) = crate::plan::memory::check(&analysis, opts.memory) {
             analysis.diagnostics.push(d);
@@ -231,16 +272,22 @@ fn canonical(p: &Path) -> PathBuf {
     p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
 }
 
+/// The files read so far, and where unsaved texts come from.
+struct Loaded<'a> {
+    sources: &'a mut SourceMap,
+    files: &'a mut Vec<ast::File>,
+    unsaved: Unsaved<'a>,
+}
+
 /// Loads the imports of file `id` depth-first, detecting cycles along the
 /// current chain; a file imported twice (a diamond) is loaded once.
 fn load_imports(
     id: FileId,
     chain: &mut Vec<PathBuf>,
-    sources: &mut SourceMap,
-    files: &mut Vec<ast::File>,
+    loaded: &mut Loaded,
     diags: &mut Vec<Diagnostic>,
 ) {
-    let imports: Vec<ast::Import> = files[id]
+    let imports: Vec<ast::Import> = loaded.files[id]
         .items
         .iter()
         .filter_map(|i| match i {
@@ -249,7 +296,7 @@ fn load_imports(
         })
         .collect();
     for im in imports {
-        let target = sources.get(id).dir().join(&im.path.value);
+        let target = loaded.sources.get(id).dir().join(&im.path.value);
         let canon = canonical(&target);
         if let Some(pos) = chain.iter().position(|p| *p == canon) {
             let cycle: Vec<String> = chain[pos..]
@@ -270,10 +317,14 @@ fn load_imports(
             );
             continue;
         }
-        if sources.find(&canon).is_some() {
+        if loaded.sources.find(&canon).is_some() {
             continue;
         }
-        let text = match std::fs::read(&target) {
+        let read = match (loaded.unsaved)(&canon) {
+            Some(text) => Ok(text.into_bytes()),
+            None => std::fs::read(&target),
+        };
+        let text = match read {
             Ok(b) => b,
             Err(e) => {
                 diags.push(
@@ -296,16 +347,16 @@ fn load_imports(
                 continue;
             }
         };
-        let new_id = sources.add(SourceFile::new(
+        let new_id = loaded.sources.add(SourceFile::new(
             canon.clone(),
             target.display().to_string(),
             text.as_str(),
         ));
         let (file, pd) = syntax::parse(&text);
         diags.extend(pd.into_iter().map(|d| d.in_file(new_id)));
-        files.push(file);
+        loaded.files.push(file);
         chain.push(canon);
-        load_imports(new_id, chain, sources, files, diags);
+        load_imports(new_id, chain, loaded, diags);
         chain.pop();
     }
 }

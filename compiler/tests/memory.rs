@@ -25,6 +25,7 @@ fn analyze_with(path: &Path, text: &str, available: u64) -> Analysis {
         Options {
             world: true,
             memory: MemoryProbe::Fixed(available),
+            trials: false,
         },
     )
 }
@@ -70,6 +71,7 @@ fn warns_when_the_estimate_exceeds_the_memory_and_not_otherwise() {
         Options {
             world: true,
             memory: MemoryProbe::Off,
+            trials: false,
         },
     );
     assert!(memory_warnings(&a).is_empty());

@@ -14,7 +14,12 @@ use ft_plan::{Length, Method, Optimizer};
 fn analyze_text(name: &str, text: &str) -> driver::Analysis {
     // In recipes/, so that the recipe's relative paths and imports resolve.
     let path = common::repo_root().join("recipes").join(name);
-    driver::analyze_text(&path, text, Options::default())
+    // As `ft check` asks: with every trial checked.
+    let opts = Options {
+        trials: true,
+        ..Options::default()
+    };
+    driver::analyze_text(&path, text, opts)
 }
 
 #[test]
@@ -74,8 +79,8 @@ sweep {
   pick = min(val.loss)
 }
 "#;
-    // `ft check` (and the editor) report invalid trials as the recipe's
-    // errors, as `ft sweep` does before it starts anything.
+    // `ft check` reports invalid trials as the recipe's errors, as `ft
+    // sweep` does before it starts anything.
     let a = analyze_text("bad-sweep.ft", text);
     let diags: Vec<_> = a.diagnostics.iter().filter(|d| d.is_error()).collect();
     // Trials 2 and 4 have rank 5000, larger than MiniLM's 384-wide layers.
@@ -159,4 +164,25 @@ fn trial_recipes_read_back_as_recipes() {
         assert!(!ta.has_errors(), "{}: {:#?}", t.resolved, ta.diagnostics);
         assert!(ta.recipe.one("sweep").is_none());
     }
+}
+
+/// Trials are checked where they are asked for (`ft check`, `ft sweep`),
+/// not on every analysis: the editor's and `ft run`'s analysis of a sweep
+/// recipe checks the recipe itself, and lowers its Plan once.
+#[test]
+fn trials_are_checked_only_when_asked() {
+    let text = r#"import "sentiment-minilm.ft"
+
+sweep {
+  peft.rank in [8, 5000]
+  budget = { steps = 10 }
+  pick = min(val.loss)
+}
+"#;
+    let path = common::repo_root().join("recipes/editor.ft");
+    let a = driver::analyze_text(&path, text, Options::default());
+    assert!(!a.has_errors(), "{:#?}", a.diagnostics);
+    let plan = a.plan.as_ref().expect("lowered while checking");
+    assert_eq!(plan.as_ref().unwrap(), &a.plan().unwrap());
+    assert!(analyze_text("editor.ft", text).has_errors());
 }

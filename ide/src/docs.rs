@@ -8,7 +8,9 @@
 //! (the model's modules, the data's fields) from whichever of the two
 //! has it.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -57,15 +59,18 @@ impl Document {
         self.dirty = Some((self.dirty.map_or(now, |(first, _)| first), now));
     }
 
-    /// Analyses the current text (with the world checks, as `ft check`).
-    /// A panic in the compiler is caught and leaves the old analysis.
-    pub fn analyze(&mut self) -> Option<Arc<Analysis>> {
+    /// Analyses the current text (with the world checks, as `ft check`;
+    /// a sweep's trials are left to `ft check` and `ft sweep`), reading
+    /// imported recipes from `open` (other documents' unsaved texts, by
+    /// canonical path) before the disk. A panic in the compiler is caught
+    /// and leaves the old analysis.
+    pub fn analyze(&mut self, open: &HashMap<PathBuf, String>) -> Option<Arc<Analysis>> {
         self.dirty = None;
         let path = self.path.clone();
         let text = self.text().to_string();
-        let result = std::panic::catch_unwind(move || {
-            driver::analyze_text(&path, &text, Options::default())
-        });
+        let result = std::panic::catch_unwind(AssertUnwindSafe(move || {
+            driver::analyze_text_with(&path, &text, Options::default(), &|p| open.get(p).cloned())
+        }));
         let analysis = Arc::new(result.ok()?);
         if !has_syntax_errors(&analysis) {
             self.good = Some(analysis.clone());
@@ -75,11 +80,17 @@ impl Document {
     }
 
     /// The analysis of the current text, analysing now if it is stale.
-    pub fn fresh(&mut self) -> Option<Arc<Analysis>> {
+    pub fn fresh(&mut self, open: &HashMap<PathBuf, String>) -> Option<Arc<Analysis>> {
         match &self.last {
             Some((v, a)) if *v == self.version && self.dirty.is_none() => Some(a.clone()),
-            _ => self.analyze(),
+            _ => self.analyze(open),
         }
+    }
+
+    /// Whether the last analysis read the file at `path` (an import).
+    pub fn reads(&self, path: &Path) -> bool {
+        self.latest()
+            .is_some_and(|a| a.sources.files.iter().skip(1).any(|f| f.path == path))
     }
 
     /// The newest analysis, current or not.

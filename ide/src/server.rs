@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
@@ -179,12 +180,26 @@ impl Server {
         }
     }
 
+    /// The unsaved texts of the open documents other than `uri`, by
+    /// canonical path: what an analysis of `uri` reads for its imports.
+    fn open_texts(&self, uri: &lsp::Uri) -> HashMap<PathBuf, String> {
+        self.docs
+            .values()
+            .filter(|d| d.uri != *uri)
+            .map(|d| {
+                let path = d.path.canonicalize().unwrap_or_else(|_| d.path.clone());
+                (path, d.text().to_string())
+            })
+            .collect()
+    }
+
     /// Analyses a document now and publishes its diagnostics.
     fn analyze(&mut self, uri: &lsp::Uri) {
+        let open = self.open_texts(uri);
         let Some(doc) = self.docs.get_mut(uri) else {
             return;
         };
-        if let Some(a) = doc.analyze() {
+        if let Some(a) = doc.analyze(&open) {
             let diagnostics = crate::diagnostics::to_lsp(&a, self.enc);
             let version = doc.version;
             self.publish(uri.clone(), diagnostics, Some(version));
@@ -225,6 +240,16 @@ impl Server {
                     text = apply_change(&text, c, self.enc);
                 }
                 doc.set_text(p.text_document.version, text);
+                // Recipes that import this one see its unsaved text: check
+                // them again (after the same debounce).
+                let changed = doc.path.canonicalize().unwrap_or_else(|_| doc.path.clone());
+                let first = doc.dirty.map(|(first, _)| first);
+                for other in self.docs.values_mut() {
+                    if other.uri != p.text_document.uri && other.reads(&changed) {
+                        let now = Instant::now();
+                        other.dirty = Some((first.unwrap_or(now), now));
+                    }
+                }
             }
             DidCloseTextDocument::METHOD => {
                 let Ok(p) = params::<lsp::DidCloseTextDocumentParams>(&n.params) else {
@@ -286,7 +311,8 @@ impl Server {
         if doc.dirty.is_some() || doc.last.is_none() {
             self.analyze(uri);
         }
-        self.docs.get_mut(uri)?.fresh()
+        let open = self.open_texts(uri);
+        self.docs.get_mut(uri)?.fresh(&open)
     }
 
     fn dispatch(&mut self, req: &Request) -> Answer {

@@ -108,3 +108,47 @@ fn problems_in_imports_and_saving_them() {
     assert!(undefined, "main.ft re-checked after the save");
     c.shutdown();
 }
+
+/// An imported recipe open in the editor is read as it stands, unsaved:
+/// renaming its dataset (without saving) makes the importing recipe's
+/// reference undefined, and renaming it back resolves it again.
+#[test]
+fn unsaved_edits_of_an_import_are_seen() {
+    let dir = tempdir("unsaved");
+    let common = dir.join("common.ft");
+    let original = "dataset shared = jsonl(\"x.jsonl\") { prompt = \"{q}\" }\n";
+    std::fs::write(&common, original).unwrap();
+    let main = dir.join("main.ft");
+    let text = "import \"common.ft\"\n\ntrain { data = shared }\n";
+    let (main_uri, common_uri) = (uri_of(&main), uri_of(&common));
+    let mut c = Client::start();
+    c.open(&common_uri, original);
+    c.open(&main_uri, text);
+    let undefined = |d: &[lsp::Diagnostic]| {
+        d.iter()
+            .any(|d| !d.message.starts_with("in `") && d.message.contains("shared"))
+    };
+    assert!(!undefined(&c.diagnostics(&main_uri, Some(1))));
+
+    // Edited, not saved: the file on disk still declares `shared`.
+    c.change(
+        &common_uri,
+        "dataset other = jsonl(\"x.jsonl\") { prompt = \"{q}\" }\n",
+    );
+    let mut seen = false;
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let _ = c.hover(&main_uri, lsp::Position::new(0, 0));
+        if c.published
+            .iter()
+            .rev()
+            .find(|p| p.uri == main_uri)
+            .is_some_and(|p| undefined(&p.diagnostics))
+        {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "main.ft re-checked against the unsaved import");
+    c.shutdown();
+}

@@ -27,6 +27,7 @@ pub struct Args {
 pub fn run(args: Args) -> ExitCode {
     let opts = Options {
         world: !args.no_world,
+        trials: true,
         ..Options::default()
     };
     let mut failed = false;

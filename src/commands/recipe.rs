@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use ft_compiler::diagnostics::render;
 use ft_compiler::driver::{self, Analysis, Options};
-use ft_compiler::plan;
 use ft_plan::Plan;
 
 /// Checks and lowers a recipe. On errors the diagnostics (or the lowering
@@ -35,7 +34,7 @@ pub fn load(path: &Path) -> Result<(Plan, Analysis), ExitCode> {
         );
         return Err(ExitCode::from(1));
     }
-    match plan::lower(&analysis) {
+    match analysis.plan() {
         Ok(p) => Ok((p, analysis)),
         Err(e) => {
             let at = e
@@ -115,7 +114,7 @@ pub fn runs_dir(cli: Option<PathBuf>, plan: &Plan) -> PathBuf {
 /// when nothing changed. Nothing is said when the tokenizer or the data
 /// cannot be read: `ft data` and `ft run` report those.
 pub fn data_diagnostics(analysis: &Analysis) -> Vec<ft_compiler::diagnostics::Diagnostic> {
-    let Ok(plan) = plan::lower(analysis) else {
+    let Ok(plan) = analysis.plan() else {
         return Vec::new();
     };
     let Ok(tok) = ft_pipeline::TextTokenizer::load(&plan.model) else {

@@ -189,15 +189,15 @@ pub fn check(a: &Analysis, probe: MemoryProbe) -> Option<Diagnostic> {
     if a.has_errors() || probe == MemoryProbe::Off {
         return None;
     }
-    let plan = super::lower(a).ok()?;
+    let plan = a.plan.as_ref()?.as_ref().ok()?;
     if plan.train.device != Device::Cpu {
         return None;
     }
-    let inv = summary::inventory(&plan, a)?;
+    let inv = summary::inventory(plan, a)?;
     let available = probe.available()?;
     // A curriculum stage may train at its own batch and length: the worst
     // of the train block's and the stages' is the one that must fit.
-    let mut worst = (summary::summarize(&plan, inv), plan.clone(), None);
+    let mut worst = (summary::summarize(plan, inv), plan.clone(), None);
     if let TrainData::Curriculum { curriculum, .. } = &plan.data {
         for stage in &curriculum.stages {
             if stage.batch.is_none() && stage.max_len.is_none() {

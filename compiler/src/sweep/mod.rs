@@ -192,7 +192,7 @@ pub fn check_trials(
                 .map(|d| format!("{}: {}", d.code.id, d.message))
                 .collect()
         } else {
-            match crate::plan::lower(&ta) {
+            match ta.plan() {
                 Ok(p) => {
                     plans.push(p);
                     continue;

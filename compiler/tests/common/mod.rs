@@ -54,12 +54,14 @@ pub fn analyze(path: &Path) -> Analysis {
     driver::analyze_path(&relative(path), options())
 }
 
-/// The fixtures' options: world checks on, and a fixed 16 GiB of memory so
-/// that the memory check (FT0801) says the same on every machine.
+/// The fixtures' options: `ft check`'s (world checks and a sweep's
+/// trials), with a fixed 16 GiB of memory so that the memory check
+/// (FT0801) says the same on every machine.
 pub fn options() -> Options {
     Options {
         world: true,
         memory: MemoryProbe::Fixed(16 << 30),
+        trials: true,
     }
 }
 
