@@ -13,6 +13,7 @@ pub mod special;
 pub mod sweep;
 pub mod template;
 pub mod types;
+pub mod unused;
 pub mod value;
 
 use std::collections::HashMap;
@@ -148,6 +149,7 @@ pub fn check(files: &[(FileId, &ast::File)], diags: &mut Vec<Diagnostic>) -> Rec
     names::check_names(&recipe, diags);
     rules::check_rules(&recipe, diags);
     pending::check_pending(&recipe, diags);
+    unused::check_unused(&recipe, diags);
     output::check_output(&recipe, diags);
     recipe
 }

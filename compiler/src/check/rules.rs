@@ -211,8 +211,9 @@ fn required_blocks(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
     }
 }
 
-/// The head of the trained model: `Some(labels)` for classification.
-fn head(recipe: &Recipe) -> Option<Option<Vec<String>>> {
+/// The head of the trained model: `Some(labels)` for classification;
+/// `None` when unknown (no model, or a head that does not check).
+pub(crate) fn head(recipe: &Recipe) -> Option<Option<Vec<String>>> {
     let m = recipe.model()?;
     match m.get("head") {
         Some(v) => match v.as_call() {
@@ -493,13 +494,24 @@ fn curriculum(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
 /// Exactly one of `epochs` and `steps` (or none, where a default applies).
 fn length(b: &CBlock, head: Span, required: bool, diags: &mut Vec<Diagnostic>) {
     match (b.keys.get("epochs"), b.keys.get("steps")) {
-        (Some(_), Some(s)) => diags.push(
-            Diagnostic::error(&LENGTH, s.key_span, "both `epochs` and `steps` are given")
+        (Some(e), Some(s)) => {
+            let (first, second) = if e.key_span.start < s.key_span.start {
+                (e, s)
+            } else {
+                (s, e)
+            };
+            diags.push(
+                Diagnostic::error(
+                    &LENGTH,
+                    second.key_span,
+                    "both `epochs` and `steps` are given",
+                )
                 .in_file(b.file)
                 .label("second length here")
-                .secondary(b.keys["epochs"].key_span, "first length here")
+                .secondary(first.key_span, "first length here")
                 .help("keep one of them"),
-        ),
+            )
+        }
         (None, None) if required && !b.has("epochs") && !b.has("steps") => diags.push(
             Diagnostic::error(&LENGTH, head, "this stage has no length")
                 .in_file(b.file)
@@ -524,7 +536,8 @@ fn training(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
     if let Some(t) = recipe.one("train") {
         length(t, t.keyword.span, false, diags);
         if let Some(es) = t.get("early_stop") {
-            if let Some(Val::Metric { split, .. }) = es.arg("metric").map(|v| &v.val) {
+            if let Some(Val::Metric { split, metric }) = es.arg("metric").map(|v| &v.val) {
+                metric_fits(recipe, &head, &metric.name, metric.span, t.file, diags);
                 check_choice_split(
                     split,
                     &splits,
@@ -611,38 +624,61 @@ fn training(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
                 );
             }
         }
-        if let (Some(Val::List(ms)), Some(h)) = (ev.get("metrics").map(|v| &v.val), &head) {
-            let dpo = objective(recipe).as_deref() == Some("dpo");
-            let ppo = objective(recipe).as_deref() == Some("ppo");
+        if let Some(Val::List(ms)) = ev.get("metrics").map(|v| &v.val) {
             for m in ms {
-                let Some(w) = m.as_word() else { continue };
-                let fits = match w {
-                    "accuracy" | "f1" => h.is_some(),
-                    "perplexity" | "exact_match" | "rouge_l" => h.is_none(),
-                    "margin" => dpo,
-                    "reward" => ppo,
-                    _ => true,
-                };
-                if !fits {
-                    let why = match w {
-                        "accuracy" | "f1" => "needs a `classify` head",
-                        "margin" => "needs the `dpo` objective",
-                        "reward" => "needs the `ppo` objective",
-                        _ => "needs a `causal_lm` head",
-                    };
-                    diags.push(
-                        Diagnostic::error(
-                            &METRIC_MISMATCH,
-                            m.span,
-                            format!("`{w}` does not apply to this model"),
-                        )
-                        .in_file(ev.file)
-                        .label(why),
-                    );
+                if let Some(w) = m.as_word() {
+                    metric_fits(recipe, &head, w, m.span, ev.file, diags);
                 }
             }
         }
     }
+}
+
+/// `metric` applies to the trained model: `accuracy`/`f1` to a classifier,
+/// `perplexity` and the generation metrics to a causal LM, `margin` to DPO,
+/// `reward` to PPO (`loss` to every model).
+fn metric_fits(
+    recipe: &Recipe,
+    head: &Option<Option<Vec<String>>>,
+    metric: &str,
+    span: crate::syntax::ast::Span,
+    file: usize,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some(h) = head else { return };
+    let objective = objective(recipe);
+    let fits = match metric {
+        "accuracy" | "f1" => h.is_some(),
+        "perplexity" | "exact_match" | "rouge_l" => h.is_none(),
+        "margin" => objective.as_deref() == Some("dpo"),
+        "reward" => objective.as_deref() == Some("ppo"),
+        _ => true,
+    };
+    if fits {
+        return;
+    }
+    let why = match metric {
+        "accuracy" | "f1" => "needs a `classify` head",
+        "margin" => "needs the `dpo` objective",
+        "reward" => "needs the `ppo` objective",
+        _ => "needs a `causal_lm` head",
+    };
+    let usable = match (h, objective.as_deref()) {
+        (Some(_), _) => "loss, accuracy, f1",
+        (None, Some("dpo")) => "loss, margin, perplexity, exact_match, rouge_l",
+        (None, Some("ppo")) => "loss, reward, perplexity, exact_match, rouge_l",
+        (None, _) => "loss, perplexity, exact_match, rouge_l",
+    };
+    diags.push(
+        Diagnostic::error(
+            &METRIC_MISMATCH,
+            span,
+            format!("`{metric}` does not apply to this model"),
+        )
+        .in_file(file)
+        .label(why)
+        .help(format!("this model's metrics are {usable}")),
+    );
 }
 
 fn check_choice_split(
@@ -686,7 +722,15 @@ fn sweep(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
     let Some(s) = recipe.one("sweep") else { return };
     let splits = all_splits(recipe);
     if let Some(pick) = s.get("pick") {
-        if let Some(Val::Metric { split, .. }) = pick.arg("metric").map(|v| &v.val) {
+        if let Some(Val::Metric { split, metric }) = pick.arg("metric").map(|v| &v.val) {
+            metric_fits(
+                recipe,
+                &head(recipe),
+                &metric.name,
+                metric.span,
+                s.file,
+                diags,
+            );
             check_choice_split(
                 split,
                 &splits,

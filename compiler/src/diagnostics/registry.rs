@@ -15,6 +15,7 @@ pub fn all() -> Vec<&'static Code> {
         crate::check::rules::CODES,
         crate::check::pending::CODES,
         crate::check::output::CODES,
+        crate::check::unused::CODES,
         crate::driver::CODES,
         crate::world::CODES,
         crate::sweep::CODES,

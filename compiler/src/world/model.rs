@@ -224,6 +224,7 @@ fn peft_fits(recipe: &Recipe, inv: &ModelInventory, diags: &mut Vec<Diagnostic>)
         Some(Val::ModuleMap(m)) => m.clone(),
         _ => Default::default(),
     };
+    overrides_fit(p, targets, inv, diags);
     for t in targets {
         let matched: Vec<&LinearInfo> = inv
             .linears
@@ -315,6 +316,69 @@ fn peft_fits(recipe: &Recipe, inv: &ModelInventory, diags: &mut Vec<Diagnostic>)
                         "use a rank below {}",
                         small.in_features.min(small.out_features)
                     )),
+                );
+            }
+        }
+    }
+}
+
+/// `rank_for`/`alpha_for` entries and IA3's `feedforward` name modules
+/// among those the targets adapt: any other would be silently unused.
+fn overrides_fit(
+    p: &CBlock,
+    targets: &[Target],
+    inv: &ModelInventory,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let family = inv.config.family;
+    let adapted: Vec<&LinearInfo> = inv
+        .linears
+        .iter()
+        .filter(|l| targets.iter().any(|t| matches(t, l, family)))
+        .collect();
+    if adapted.is_empty() {
+        return;
+    }
+    let names = || {
+        let leaves: BTreeSet<&str> = adapted.iter().map(|l| leaf(&l.path)).collect();
+        leaves
+            .iter()
+            .map(|l| format!("`{l}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for key in ["rank_for", "alpha_for"] {
+        let Some(Val::ModuleMap(m)) = p.get(key).map(|v| &v.val) else {
+            continue;
+        };
+        for (module, (_, span)) in m {
+            let suffix = |path: &str| path == module || path.ends_with(&format!(".{module}"));
+            if !adapted.iter().any(|l| suffix(&l.path)) {
+                diags.push(
+                    Diagnostic::error(
+                        &UNKNOWN_TARGET,
+                        *span,
+                        format!("`{module}` in {key} matches none of the adapted modules"),
+                    )
+                    .in_file(p.file)
+                    .label("this override would not apply")
+                    .help(format!("the targets adapt {}", names())),
+                );
+            }
+        }
+    }
+    if let Some(Val::Targets(ff)) = p.get("feedforward").map(|v| &v.val) {
+        for t in ff {
+            if !adapted.iter().any(|l| matches(t, l, family)) {
+                diags.push(
+                    Diagnostic::error(
+                        &UNKNOWN_TARGET,
+                        t.span(),
+                        "this feed-forward module is not among the targets",
+                    )
+                    .in_file(p.file)
+                    .label("feedforward names which of the targets are feed-forward")
+                    .help(format!("add it to `targets` too (they adapt {})", names())),
                 );
             }
         }
