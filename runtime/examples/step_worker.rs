@@ -80,12 +80,7 @@ fn step<M: AutodiffModule<AB> + Adaptable<AB>, O: Optimizer<M, AB>>(
 }
 
 fn vm_hwm_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    ft_runtime::peak_rss_bytes().unwrap_or(0) / 1024
 }
 
 fn serve(mut one_step: impl FnMut(u64) -> f32) {

@@ -51,6 +51,21 @@ pub fn tune_allocator() {
     }
 }
 
+/// The process's peak resident memory so far (Linux's `VmHWM`), in bytes;
+/// `None` where the system does not say.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 pub fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")
 }

@@ -27,8 +27,8 @@ pub fn run(args: Args) -> ExitCode {
         OutputFormat::Json => println!("{}", plan.to_json()),
         OutputFormat::Human => {
             println!("plan for {}", args.recipe.display());
-            let lines = match summary::inventory(&plan, &analysis) {
-                Some(inv) => summary::lines(&plan, &summary::summarize(&plan, inv)),
+            let lines = match summary::estimate(&plan, &analysis) {
+                Some(s) => summary::lines(&plan, &s),
                 None => summary::describe(&plan),
             };
             for line in lines {

@@ -193,11 +193,10 @@ pub fn check(a: &Analysis, probe: MemoryProbe) -> Option<Diagnostic> {
     if plan.train.device != Device::Cpu {
         return None;
     }
-    let inv = summary::inventory(plan, a)?;
     let available = probe.available()?;
     // A curriculum stage may train at its own batch and length: the worst
     // of the train block's and the stages' is the one that must fit.
-    let mut worst = (summary::summarize(plan, inv), plan.clone(), None);
+    let mut worst = (summary::estimate(plan, a)?, plan.clone(), None);
     if let TrainData::Curriculum { curriculum, .. } = &plan.data {
         for stage in &curriculum.stages {
             if stage.batch.is_none() && stage.max_len.is_none() {
@@ -206,7 +205,7 @@ pub fn check(a: &Analysis, probe: MemoryProbe) -> Option<Diagnostic> {
             let mut p = plan.clone();
             p.train.batch = stage.batch.unwrap_or(plan.train.batch);
             p.train.max_len = stage.max_len.unwrap_or(plan.train.max_len);
-            let s = summary::summarize(&p, inv);
+            let s = summary::estimate(&p, a)?;
             if s.memory_bytes() > worst.0.memory_bytes() {
                 worst = (s, p, Some(stage.name.as_str()));
             }
@@ -227,11 +226,10 @@ pub fn check(a: &Analysis, probe: MemoryProbe) -> Option<Diagnostic> {
 /// `max_len`: activations are proportional to the batch, the rest is not.
 pub fn batch_that_fits(plan: &Plan, s: &Summary, available: u64) -> u64 {
     let per_example = s.activation_bytes / (plan.train.batch.max(1) as u64);
-    let fixed = s.figures.memory_bytes();
-    if per_example == 0 || available <= fixed {
+    if per_example == 0 || available <= s.fixed_memory_bytes() {
         return 0;
     }
-    (available - fixed) / per_example
+    (available - s.fixed_bytes - s.figures.weight_bytes - s.figures.train_bytes) / per_example
 }
 
 /// The diagnostic itself (pure, for a given estimate and memory). `train`
@@ -284,12 +282,13 @@ pub fn warning(
     ));
     if let (Some(span), Some(b)) = (entry("max_len"), train) {
         if entry("batch").is_some() {
-            d = d.secondary_in(b.file, span, "activations grow with the square of this");
+            d = d.secondary_in(b.file, span, "activations grow with this");
         }
     }
     d = d
         .note(format!(
-            "estimate: weights {}, gradients + optimizer {}, activations {}",
+            "estimate: runtime and other models {}, weights {}, gradients + optimizer {}, activations {}",
+            bytes(s.fixed_bytes),
             bytes(s.figures.weight_bytes),
             bytes(s.figures.train_bytes),
             bytes(s.activation_bytes)
@@ -308,12 +307,12 @@ pub fn warning(
             "use `batch = {fits}` and `accumulate = {}`, or lower `max_len`",
             effective.div_ceil(fits)
         )
-    } else if s.figures.memory_bytes() > available.bytes {
+    } else if s.fixed_memory_bytes() > available.bytes {
         match plan.method {
             Method::Full { .. } => format!(
                 "the weights, gradients and optimizer state alone need {}: train an adapter \
                  (`peft lora {{ … }}`) instead of every parameter, or use a smaller model",
-                bytes(s.figures.memory_bytes())
+                bytes(s.fixed_memory_bytes())
             ),
             _ => format!(
                 "the weights alone need {}: use a smaller model",
@@ -325,7 +324,7 @@ pub fn warning(
     };
     // Recomputing the layers, when that alone fits, comes first: the
     // examples per step and the length stay as written.
-    let recomputed = s.figures.memory_bytes() + s.recomputed_activation_bytes;
+    let recomputed = s.memory_bytes_with(s.recomputed_activation_bytes);
     let help = if !t.gradient_checkpointing && recomputed <= available.bytes {
         let otherwise = if fits >= 1 {
             help

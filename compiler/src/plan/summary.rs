@@ -10,9 +10,22 @@ use ft_plan::{Head, Objective, Plan};
 use super::figures::{self, Figures};
 
 /// Bytes of activations kept for the backward pass, per layer and token,
-/// in units of the hidden size: the 34·h of Korthikanti et al. (2022) for
-/// 16-bit training, doubled for f32.
-const ACTIVATION_BYTES_PER_H: u64 = 68;
+/// in units of the hidden size, as measured on ft's CPU runtime (peak
+/// resident memory of MiniLM and SmolLM2 runs; docs/benchmarks.md): with
+/// the base model frozen (every PEFT method), and when every weight trains
+/// (the inputs of each linear are kept for its weight's gradient).
+const FROZEN_ACTIVATION_BYTES_PER_H: u64 = 32;
+const FULL_ACTIVATION_BYTES_PER_H: u64 = 88;
+
+/// Resident memory of the runtime before any model: the program, the
+/// tokenizer, the tokenized data and the allocator's arenas (measured as
+/// above).
+pub const RUNTIME_BYTES: u64 = 96 << 20;
+
+/// A checkpoint holds a copy of every trainable parameter and of AdamW's
+/// two moments (12 bytes a parameter) while the moments themselves are
+/// kept (8 more); gradients are gone by then.
+const CHECKPOINT_BYTES_PER_PARAM: u64 = 20;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
@@ -25,12 +38,76 @@ pub struct Summary {
     pub recomputed_activation_bytes: u64,
     pub effective_batch: usize,
     pub method: &'static str,
+    /// The runtime itself and the f32 weights of the other models a run
+    /// loads (DPO's reference; PPO's reference and reward model).
+    pub fixed_bytes: u64,
+    /// What writing a checkpoint holds besides the weights.
+    pub checkpoint_bytes: u64,
 }
 
 impl Summary {
+    /// The estimated peak: the fixed part and the weights, plus the larger
+    /// of a training step (gradients, optimizer state, activations) and a
+    /// checkpoint being written.
     pub fn memory_bytes(&self) -> u64 {
-        self.figures.memory_bytes() + self.activation_bytes
+        self.memory_bytes_with(self.activation_bytes)
     }
+
+    /// The estimated peak with these activations.
+    pub fn memory_bytes_with(&self, activation_bytes: u64) -> u64 {
+        self.fixed_bytes
+            + self.figures.weight_bytes
+            + (self.figures.train_bytes + activation_bytes).max(self.checkpoint_bytes)
+    }
+
+    /// [`Self::memory_bytes`] without the activations: what does not shrink
+    /// with the batch.
+    pub fn fixed_memory_bytes(&self) -> u64 {
+        self.fixed_bytes
+            + self.figures.weight_bytes
+            + self.figures.train_bytes.max(self.checkpoint_bytes)
+    }
+}
+
+/// The summary of an analysed recipe's Plan, with the other models it
+/// loads: `None` without the trained model's inventory.
+pub fn estimate(plan: &Plan, analysis: &crate::driver::Analysis) -> Option<Summary> {
+    let inv = inventory(plan, analysis)?;
+    let mut s = summarize(plan, inv);
+    let weights = |path: &std::path::Path| -> u64 {
+        analysis
+            .world
+            .as_ref()
+            .and_then(|w| {
+                w.models
+                    .iter()
+                    .find(|m| super::util::clean_path(&m.path) == path)
+            })
+            .and_then(|m| m.inventory.as_ref())
+            .map_or(0, |i| i.params * figures::WEIGHT_BYTES)
+    };
+    let policy = inv.params * figures::WEIGHT_BYTES;
+    s.fixed_bytes += match &plan.train.objective {
+        // The reference: the named model, else a frozen copy of the policy.
+        Objective::Dpo { reference, .. } => match reference
+            .as_ref()
+            .and_then(|r| plan.other_models.iter().find(|m| m.name == *r))
+        {
+            Some(m) => weights(&m.path),
+            None => policy,
+        },
+        // A frozen copy of the policy and the reward model.
+        Objective::Ppo { reward, .. } => {
+            policy
+                + plan
+                    .other_models
+                    .iter()
+                    .find(|m| m.name == *reward)
+                    .map_or(0, |m| weights(&m.path))
+        }
+        _ => 0,
+    };
+    Some(s)
 }
 
 pub fn summarize(plan: &Plan, inv: &ModelInventory) -> Summary {
@@ -51,11 +128,19 @@ pub fn summarize(plan: &Plan, inv: &ModelInventory) -> Summary {
         Objective::Dpo { .. } => 2 * b,
         _ => b,
     };
-    let per_layer = sequences * s * c.hidden_size as u64 * ACTIVATION_BYTES_PER_H
-        + sequences * c.num_heads as u64 * s * s * 4 * 3;
+    let full = matches!(plan.method, ft_plan::Method::Full { .. });
+    let per_h = if full {
+        FULL_ACTIVATION_BYTES_PER_H
+    } else {
+        FROZEN_ACTIVATION_BYTES_PER_H
+    };
+    let per_layer = sequences * s * c.hidden_size as u64 * per_h;
+    // A tied head whose embedding is frozen is applied a slice of the
+    // vocabulary at a time on the CPU: no logits are kept.
+    let sliced = c.tie_word_embeddings && !full && plan.train.device == ft_plan::Device::Cpu;
     let logits = match plan.model.head {
-        Head::CausalLm => sequences * s * c.vocab_size as u64 * 4 * 2,
-        Head::Classify { .. } => 0,
+        Head::CausalLm if !sliced => sequences * s * c.vocab_size as u64 * 4 * 2,
+        _ => 0,
     };
     // Gradient checkpointing keeps each layer's f32 input and, during the
     // backward pass, one layer's activations at a time.
@@ -72,6 +157,8 @@ pub fn summarize(plan: &Plan, inv: &ModelInventory) -> Summary {
         recomputed_activation_bytes: recomputed,
         effective_batch: plan.train.batch * plan.train.accumulate,
         method: plan.method.name(),
+        fixed_bytes: RUNTIME_BYTES,
+        checkpoint_bytes: f.trainable * CHECKPOINT_BYTES_PER_PARAM,
     }
 }
 
@@ -101,8 +188,9 @@ pub fn lines(plan: &Plan, s: &Summary) -> Vec<String> {
         out.push(format!("modules    {} adapted", f.modules));
     }
     out.push(format!(
-        "memory     ≈ {} (weights {}, gradients + optimizer {}, activations {} at {} × {}{})",
+        "memory     ≈ {} (runtime and other models {}, weights {}, gradients + optimizer {}, activations {} at {} × {}{})",
         figures::bytes(s.memory_bytes()),
+        figures::bytes(s.fixed_bytes),
         figures::bytes(f.weight_bytes),
         figures::bytes(f.train_bytes),
         figures::bytes(s.activation_bytes),

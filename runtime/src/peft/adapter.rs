@@ -388,19 +388,38 @@ pub fn adapter_config<B: Backend, M: Adaptable<B>>(
 /// Writes a safetensors file (f32, keys sorted, metadata `format: pt`)
 /// atomically: to a temporary file in the same folder, then renamed.
 pub fn write_safetensors(path: &Path, tensors: &TensorMap) -> Result<(), PeftError> {
+    let entries: Vec<(&str, &[usize], &[f32])> = tensors
+        .iter()
+        .map(|(k, (shape, v))| (k.as_str(), shape.as_slice(), v.as_slice()))
+        .collect();
+    write_f32_tensors(path, &entries).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidInput => PeftError::Invalid(e.to_string()),
+        _ => PeftError::Io {
+            path: path.to_path_buf(),
+            error: e,
+        },
+    })
+}
+
+/// Writes f32 tensors `(name, shape, values)` as a safetensors file,
+/// atomically (a temporary file renamed over `path`), streaming the values
+/// rather than building the file in memory: a checkpoint or merged model
+/// costs no second copy of its weights.
+pub fn write_f32_tensors(path: &Path, tensors: &[(&str, &[usize], &[f32])]) -> std::io::Result<()> {
+    use std::io::Write;
     let mut header = serde_json::Map::new();
     header.insert("__metadata__".into(), json!({"format": "pt"}));
     let mut offset = 0usize;
-    for (name, (shape, v)) in tensors {
+    for (name, shape, v) in tensors {
         let n: usize = shape.iter().product();
         if n != v.len() {
-            return Err(PeftError::Invalid(format!(
-                "tensor `{name}`: {} values for shape {shape:?}",
-                v.len()
-            )));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("tensor `{name}`: {} values for shape {shape:?}", v.len()),
+            ));
         }
         header.insert(
-            name.clone(),
+            name.to_string(),
             json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + 4 * n]}),
         );
         offset += 4 * n;
@@ -409,15 +428,22 @@ pub fn write_safetensors(path: &Path, tensors: &TensorMap) -> Result<(), PeftErr
     while h.len() % 8 != 0 {
         h.push(b' ');
     }
-    let mut bytes = Vec::with_capacity(8 + h.len() + offset);
-    bytes.extend_from_slice(&(h.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&h);
-    for (_, v) in tensors.values() {
-        for x in v {
-            bytes.extend_from_slice(&x.to_le_bytes());
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+    out.write_all(&(h.len() as u64).to_le_bytes())?;
+    out.write_all(&h)?;
+    let mut chunk = Vec::with_capacity(1 << 16);
+    for (_, _, v) in tensors {
+        for part in v.chunks(1 << 14) {
+            chunk.clear();
+            chunk.extend(part.iter().flat_map(|x| x.to_le_bytes()));
+            out.write_all(&chunk)?;
         }
     }
-    write_atomic(path, &bytes)
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Writes to `<path>.tmp-<pid>` and renames over `path`.

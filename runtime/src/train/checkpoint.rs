@@ -15,10 +15,9 @@ use std::path::{Path, PathBuf};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use ft_pipeline::sampler::SamplerState;
-use safetensors::tensor::TensorView;
 use serde::{Deserialize, Serialize};
 
-use crate::peft::adapter::TensorMap;
+use crate::peft::adapter::{write_f32_tensors, TensorMap};
 
 /// Parameter values by module-visit index: shape and f32 data.
 pub type Values = BTreeMap<usize, (Vec<usize>, Vec<f32>)>;
@@ -135,30 +134,6 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> String {
     format!("{}: {e}", path.display())
 }
 
-fn write_tensors(
-    path: &Path,
-    values: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
-) -> Result<(), String> {
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = values
-        .iter()
-        .map(|(k, (shape, data))| {
-            let b: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-            (k.clone(), b, shape.clone())
-        })
-        .collect();
-    let views: Vec<(String, TensorView)> = bytes
-        .iter()
-        .map(|(k, b, s)| {
-            (
-                k.clone(),
-                TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("consistent view"),
-            )
-        })
-        .collect();
-    let data = safetensors::serialize(views, None).map_err(|e| io_err(path, e))?;
-    std::fs::write(path, data).map_err(|e| io_err(path, e))
-}
-
 fn read_tensors(path: &Path) -> Result<TensorMap, String> {
     let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| io_err(path, e))?;
@@ -188,19 +163,33 @@ pub fn save(dir: &Path, name: &str, ck: &Checkpoint) -> Result<PathBuf, String> 
     let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
-    let params: BTreeMap<String, _> = ck
-        .params
+    // Written from the checkpoint's own values, without copies: for full
+    // fine-tuning they are three times the model.
+    let names: Vec<String> = ck.params.keys().map(|i| format!("param.{i}")).collect();
+    let params: Vec<(&str, &[usize], &[f32])> = names
         .iter()
-        .map(|(i, v)| (format!("param.{i}"), v.clone()))
+        .zip(ck.params.values())
+        .map(|(n, (shape, v))| (n.as_str(), shape.as_slice(), v.as_slice()))
         .collect();
-    write_tensors(&tmp.join("params.safetensors"), &params)?;
-    let mut opt = BTreeMap::new();
+    let file = tmp.join("params.safetensors");
+    write_f32_tensors(&file, &params).map_err(|e| io_err(&file, e))?;
+    let mut opt_names = Vec::new();
+    let mut lens = Vec::new();
     for (i, bufs) in &ck.optimizer {
         for (j, b) in bufs.iter().enumerate() {
-            opt.insert(format!("opt.{i}.{j}"), (vec![b.len()], b.clone()));
+            opt_names.push(format!("opt.{i}.{j}"));
+            lens.push([b.len()]);
         }
     }
-    write_tensors(&tmp.join("optimizer.safetensors"), &opt)?;
+    let bufs = ck.optimizer.values().flatten();
+    let opt: Vec<(&str, &[usize], &[f32])> = opt_names
+        .iter()
+        .zip(&lens)
+        .zip(bufs)
+        .map(|((n, len), b)| (n.as_str(), len.as_slice(), b.as_slice()))
+        .collect();
+    let file = tmp.join("optimizer.safetensors");
+    write_f32_tensors(&file, &opt).map_err(|e| io_err(&file, e))?;
     let state = serde_json::to_string_pretty(&ck.state).expect("json");
     std::fs::write(tmp.join("state.json"), state).map_err(|e| io_err(&tmp, e))?;
     let target = dir.join(name);

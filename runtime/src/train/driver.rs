@@ -415,6 +415,7 @@ impl<'a, B: AutodiffBackend> Driver<'a, B> {
             export,
             seconds: self.started.elapsed().as_secs_f64(),
             trainable: self.trainable,
+            peak_rss_bytes: crate::peak_rss_bytes(),
         };
         if plan.output.report {
             write_report(plan, &summary, &self.metrics_path, &self.run_dir)?;

@@ -146,6 +146,9 @@ pub struct RunSummary {
     pub export: Option<PathBuf>,
     pub seconds: f64,
     pub trainable: usize,
+    /// The run's peak resident memory (what `ft plan`'s estimate is
+    /// checked against), where the system reports it.
+    pub peak_rss_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
