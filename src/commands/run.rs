@@ -299,17 +299,35 @@ impl Progress {
                     ),
                 }
             }
-            Event::Done { summary } => self.say(format!(
-                "done: {} steps in {:.1} s; {}; report {}",
-                summary.steps,
-                summary.seconds,
-                summary
+            Event::Done { summary } => {
+                let written: Vec<String> = summary
                     .export
-                    .as_ref()
-                    .map(|p| format!("exported {}", p.display()))
-                    .unwrap_or_else(|| "nothing exported".into()),
-                summary.run_dir.join("report.md").display()
-            )),
+                    .iter()
+                    .chain(
+                        summary
+                            .merged
+                            .iter()
+                            .filter(|m| summary.export.as_ref() != Some(*m)),
+                    )
+                    .map(|p| p.display().to_string())
+                    .collect();
+                let exported = if written.is_empty() {
+                    "nothing exported".to_string()
+                } else {
+                    format!("exported {}", written.join(" and "))
+                };
+                let report = summary.run_dir.join("report.md");
+                self.say(format!(
+                    "done: {} steps in {:.1} s; {exported}{}",
+                    summary.steps,
+                    summary.seconds,
+                    if report.is_file() {
+                        format!("; report {}", report.display())
+                    } else {
+                        String::new()
+                    }
+                ))
+            }
         }
     }
 }

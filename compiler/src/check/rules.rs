@@ -246,7 +246,7 @@ fn objective(recipe: &Recipe) -> Option<String> {
         .map(|(n, _)| n.to_string())
 }
 
-fn declared_splits(d: &CBlock) -> Vec<String> {
+pub(crate) fn declared_splits(d: &CBlock) -> Vec<String> {
     if let Some(("splits", Some(args))) = d.source.as_ref().and_then(|s| s.as_call()) {
         return args.keys().cloned().collect();
     }

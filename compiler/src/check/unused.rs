@@ -15,11 +15,70 @@ crate::declare_codes! {
     /// `curriculum` (its stages, order and pacing) is never used. Train on
     /// it (remove `data`, or name it) or remove it.
     CURRICULUM_UNUSED = "FT0512", "curriculum not trained on";
+
+    /// A setting that has nothing to act on in this recipe.
+    ///
+    /// `eval_every` without a validation split, `evaluate.max_new_tokens`
+    /// without a metric that generates, a sweep's `seed` beside the seed
+    /// of `strategy = random(…)` (which wins): the run would go on as if
+    /// the setting were not there. Remove it, or add what it acts on.
+    NO_EFFECT = "FT0513", "setting has no effect";
 }
 
 pub fn check_unused(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
     dataset_keys(recipe, diags);
     curriculum(recipe, diags);
+    no_effect(recipe, diags);
+}
+
+fn no_effect(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
+    let warn = |b: &CBlock, key: &str, message: &str, help: &str| {
+        Diagnostic::warning(&NO_EFFECT, b.keys[key].key_span, message.to_string())
+            .in_file(b.file)
+            .label("has no effect")
+            .help(help.to_string())
+    };
+    if let Some(t) = recipe.one("train") {
+        let val = recipe
+            .all("dataset")
+            .any(|d| super::rules::declared_splits(d).iter().any(|s| s == "val"));
+        if t.keys.contains_key("eval_every") && !val && !recipe.maybe_broken("dataset") {
+            diags.push(warn(
+                t,
+                "eval_every",
+                "no dataset has a `val` split to evaluate on",
+                "add `val = 10%` to a dataset's `split`, or remove `eval_every`",
+            ));
+        }
+    }
+    if let Some(ev) = recipe.one("evaluate") {
+        let generates = match ev.get("metrics").map(|v| &v.val) {
+            Some(Val::List(ms)) => ms.iter().any(|m| {
+                m.as_word()
+                    .is_some_and(|w| ["exact_match", "rouge_l", "reward"].contains(&w))
+            }),
+            _ => false,
+        };
+        if ev.keys.contains_key("max_new_tokens") && !generates {
+            diags.push(warn(
+                ev,
+                "max_new_tokens",
+                "no metric here generates text",
+                "add `exact_match` or `rouge_l` to `metrics`, or remove `max_new_tokens`",
+            ));
+        }
+    }
+    if let Some(sw) = recipe.one("sweep") {
+        let strategy_seed = sw.get("strategy").and_then(|s| s.arg("seed")).is_some();
+        if sw.keys.contains_key("seed") && strategy_seed {
+            diags.push(warn(
+                sw,
+                "seed",
+                "`strategy = random(seed = …)` sets the seed of the search",
+                "keep one of the two seeds",
+            ));
+        }
+    }
 }
 
 fn objective(recipe: &Recipe) -> Option<String> {

@@ -413,6 +413,7 @@ impl<'a, B: AutodiffBackend> Driver<'a, B> {
             stopped_early: self.state.early_stop.stopped,
             final_eval,
             export,
+            merged: Some(self.run_dir.join("merged")).filter(|d| d.join("config.json").is_file()),
             seconds: self.started.elapsed().as_secs_f64(),
             trainable: self.trainable,
             peak_rss_bytes: crate::peak_rss_bytes(),

@@ -13,6 +13,7 @@
 //! [`ft_plan::Plan`].
 
 pub mod checkpoint;
+mod continued;
 mod driver;
 pub mod eval;
 pub mod folder;
@@ -144,6 +145,8 @@ pub struct RunSummary {
     /// The exported adapter (PEFT format), else the merged weights (with
     /// `export = both`, `merged/` is beside `adapter/`).
     pub export: Option<PathBuf>,
+    /// The merged weights, when the run wrote them.
+    pub merged: Option<PathBuf>,
     pub seconds: f64,
     pub trainable: usize,
     /// The run's peak resident memory (what `ft plan`'s estimate is

@@ -196,79 +196,13 @@ fn start<B: Backend, M: peft::Adaptable<B>>(
     };
     let (model, found) =
         peft::adapter::load_adapter(model, dir).map_err(|e| TrainError::input(e.to_string()))?;
-    if !same_method(&found, &plan.method) {
+    if let Some(difference) = super::continued::difference(&found, &plan.method) {
         return Err(TrainError::input(format!(
-            "the adapter {} is not the recipe's `peft` method: declare the method it was trained with",
+            "the adapter {} is not the recipe's `peft` method ({difference}): declare the method it was trained with",
             dir.display()
         )));
     }
     Ok(model)
-}
-
-/// Whether an adapter's method is the recipe's: the same kind, shape and
-/// modules (dropout and initialisation do not matter once trained).
-fn same_method(found: &Method, planned: &Method) -> bool {
-    let paths = |targets: Vec<&ft_plan::method::TargetModule>| {
-        let mut v: Vec<String> = targets.into_iter().map(|t| t.path.clone()).collect();
-        v.sort();
-        v
-    };
-    match (found, planned) {
-        (Method::Lora(a), Method::Lora(b)) => {
-            let modules = |l: &ft_plan::method::Lora| {
-                let mut v: Vec<(String, usize, String)> = l
-                    .modules
-                    .iter()
-                    .map(|m| (m.target.path.clone(), m.rank, format!("{}", m.alpha)))
-                    .collect();
-                v.sort();
-                v
-            };
-            modules(a) == modules(b) && a.dora == b.dora && a.rslora == b.rslora
-        }
-        (Method::Ia3 { modules: a, .. }, Method::Ia3 { modules: b, .. }) => {
-            let ff = |m: &[ft_plan::method::Ia3Module]| {
-                paths(
-                    m.iter()
-                        .filter(|x| x.feedforward)
-                        .map(|x| &x.target)
-                        .collect(),
-                )
-            };
-            paths(a.iter().map(|x| &x.target).collect())
-                == paths(b.iter().map(|x| &x.target).collect())
-                && ff(a) == ff(b)
-        }
-        (
-            Method::Prompt {
-                virtual_tokens: a, ..
-            },
-            Method::Prompt {
-                virtual_tokens: b, ..
-            },
-        ) => a == b,
-        (
-            Method::Prefix {
-                virtual_tokens: a,
-                projection: pa,
-                ..
-            },
-            Method::Prefix {
-                virtual_tokens: b,
-                projection: pb,
-                ..
-            },
-        ) => a == b && pa == pb,
-        (
-            Method::Adapter {
-                style: sa, size: a, ..
-            },
-            Method::Adapter {
-                style: sb, size: b, ..
-            },
-        ) => sa == sb && a == b,
-        _ => false,
-    }
 }
 
 /// The loss of one micro-batch, as a scalar tensor, and the tokens it saw.

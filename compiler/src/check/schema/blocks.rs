@@ -263,7 +263,7 @@ static FULL_KEYS: [Key; 1] = [key(
     "freeze",
     Ty::List(&Ty::Str),
     Some("[]"),
-    "Parts to keep frozen, matched like targets: `[embeddings]`, `[\"model.embed_tokens\"]`.",
+    "Parts to keep frozen, matched like targets (quoted module names): `[\"embeddings\"]`, `[\"model.embed_tokens\"]`.",
 )];
 
 static LORA_KEYS: [Key; 11] = [
