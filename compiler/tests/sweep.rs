@@ -186,3 +186,36 @@ sweep {
     assert_eq!(plan.as_ref().unwrap(), &a.plan().unwrap());
     assert!(analyze_text("editor.ft", text).has_errors());
 }
+
+/// `sweep.seed` seeds a random search (when `random(…)` names none): the
+/// same seed draws the same trials, another seed others. `min(…)` picks
+/// the lowest value, `max(…)` the highest.
+#[test]
+fn sweep_seed_draws_the_trials_and_min_picks_the_lowest() {
+    let recipe = |seed: u64, pick: &str| {
+        format!(
+            "import \"sentiment-minilm.ft\"\n\nsweep {{\n  train.optimizer.lr in loguniform(1e-5, 1e-3)\n  strategy = random(n = 3)\n  seed = {seed}\n  pick = {pick}(val.loss)\n}}\n"
+        )
+    };
+    let values = |seed: u64| {
+        let a = analyze_text("seeded-sweep.ft", &recipe(seed, "min"));
+        assert!(!a.has_errors(), "{:#?}", a.diagnostics);
+        sweep::expand(&a)
+            .unwrap()
+            .trials
+            .iter()
+            .map(|t| t.values.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(values(1), values(1));
+    assert_ne!(values(1), values(2));
+
+    let pick = |kind: &str| {
+        let a = analyze_text("picked-sweep.ft", &recipe(1, kind));
+        sweep::expand(&a).unwrap().pick
+    };
+    let min = pick("min");
+    assert!(min.better(0.1, 0.2) && !min.better(0.2, 0.1));
+    let max = pick("max");
+    assert!(max.better(0.2, 0.1) && !max.better(0.1, 0.2));
+}

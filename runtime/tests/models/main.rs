@@ -8,6 +8,7 @@ mod assets;
 mod peft_common;
 
 mod generate_batch;
+mod method_shapes;
 mod packing;
 mod parity;
 mod peft_files;
