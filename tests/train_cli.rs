@@ -608,3 +608,36 @@ fn train_data_names_the_dataset_trained_on() {
     assert!((30..=60).contains(&few), "few: {few}");
     assert!(all > 1000, "snippets: {all}");
 }
+
+/// Rows left out by `on_bad_row = skip` are counted in the run's summary
+/// and said at its end, not only by `ft check`.
+#[test]
+fn skipped_rows_are_counted_in_the_run_summary() {
+    let dir = workspace("skipped-rows", "train {\n  steps = 2\n  batch = 8\n}", "");
+    let recipe = std::fs::read_to_string(dir.join("recipe.ft")).unwrap();
+    let recipe = recipe.replace(
+        "stratify = label }",
+        "stratify = label }\n  on_bad_row = skip",
+    );
+    std::fs::write(dir.join("recipe.ft"), recipe).unwrap();
+    let data = dir.join("data/quickstart-snippets.tsv");
+    let mut rows = std::fs::read_to_string(&data).unwrap();
+    rows.push_str("900001\tnot-a-score\tA row whose score is not a number.\n");
+    rows.push_str("900002\tnot-a-score\tAnother one.\n");
+    std::fs::write(&data, rows).unwrap();
+    let o = ft(&dir, &["run", "recipe.ft", "--runs", "runs", "--no-cache"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let s = summary(&dir.join("runs/recipe/0001"));
+    let skipped: u64 = s["skipped_rows"]["snippets"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{s}"))
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(skipped, 2, "{s}");
+    assert!(
+        text(&o).contains("skipped 2 bad row(s) of dataset `snippets`"),
+        "{}",
+        text(&o)
+    );
+}

@@ -316,6 +316,17 @@ impl Progress {
                 } else {
                     format!("exported {}", written.join(" and "))
                 };
+                for (dataset, reasons) in &summary.skipped_rows {
+                    let n: usize = reasons.values().sum();
+                    self.say(format!(
+                        "skipped {n} bad row(s) of dataset `{dataset}` (on_bad_row = skip): {}",
+                        reasons
+                            .iter()
+                            .map(|(why, k)| format!("{k} {why}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
                 let report = summary.run_dir.join("report.md");
                 self.say(format!(
                     "done: {} steps in {:.1} s; {exported}{}",

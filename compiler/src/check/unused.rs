@@ -108,7 +108,7 @@ fn dataset_keys(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
     let dpo = objective.as_deref() == Some("dpo");
     for d in recipe.all("dataset") {
         if classify {
-            for key in ["prompt", "messages", "chosen", "rejected"] {
+            for key in ["prompt", "messages", "chosen", "rejected", "shots"] {
                 if d.keys.contains_key(key) {
                     diags.push(refuse(
                         d,

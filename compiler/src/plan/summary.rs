@@ -212,7 +212,7 @@ pub fn lines(plan: &Plan, s: &Summary) -> Vec<String> {
 
 /// The data, length, optimizer and evaluation of a plan, in words.
 pub fn describe(plan: &Plan) -> Vec<String> {
-    use ft_plan::{Length, Optimizer, TrainData, Warmup};
+    use ft_plan::{Optimizer, TrainData, Warmup};
     let t = &plan.train;
     let data = match &plan.data {
         TrainData::Dataset(d) => format!("dataset `{}`{}", d.name, filtered(&d.filter)),
@@ -256,8 +256,15 @@ pub fn describe(plan: &Plan) -> Vec<String> {
         format!("data       {data}"),
         format!(
             "length     {}",
-            match t.length {
-                Length::Epochs(_) | Length::Steps(_) => length(&t.length),
+            match &plan.data {
+                // The stages set the length, one after the other.
+                TrainData::Curriculum { curriculum, .. } => curriculum
+                    .stages
+                    .iter()
+                    .map(|s| length(&s.length))
+                    .collect::<Vec<_>>()
+                    .join(" + "),
+                _ => length(&t.length),
             }
         ),
         format!(

@@ -417,6 +417,14 @@ impl<'a, B: AutodiffBackend> Driver<'a, B> {
             seconds: self.started.elapsed().as_secs_f64(),
             trainable: self.trainable,
             peak_rss_bytes: crate::peak_rss_bytes(),
+            skipped_rows: self
+                .pipe
+                .report()
+                .datasets
+                .iter()
+                .filter(|d| !d.skipped.is_empty())
+                .map(|d| (d.name.clone(), d.skipped.clone()))
+                .collect(),
         };
         if plan.output.report {
             write_report(plan, &summary, &self.metrics_path, &self.run_dir)?;

@@ -152,6 +152,8 @@ pub struct RunSummary {
     /// The run's peak resident memory (what `ft plan`'s estimate is
     /// checked against), where the system reports it.
     pub peak_rss_bytes: Option<u64>,
+    /// Rows left out by `on_bad_row = skip`, per dataset and reason.
+    pub skipped_rows: std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

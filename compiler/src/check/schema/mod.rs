@@ -271,10 +271,7 @@ pub const SPLIT_NAMES: &[&str] = &["train", "val", "test"];
 pub const METRICS: &[(&str, &str)] = &[
     ("loss", "mean loss over the split"),
     ("perplexity", "exp(mean token loss); causal LM only"),
-    (
-        "accuracy",
-        "share of correct labels (classification) or of exact answers",
-    ),
+    ("accuracy", "share of correct labels (classification heads)"),
     ("f1", "macro-averaged F1 over the labels (classification)"),
     (
         "exact_match",
