@@ -123,7 +123,48 @@ pub struct Ia3Module {
     pub feedforward: bool,
 }
 
+/// What a LoRA or IA3 method trains of the base model besides its own
+/// parameters (PEFT's `bias` and `modules_to_save`): the adapted modules'
+/// paths, the bias rule, and the modules to save (the new head's names,
+/// `classifier` and `score`, left out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaseParams<'a> {
+    pub adapted: Vec<&'a str>,
+    pub bias: LoraBias,
+    pub modules_to_save: Vec<&'a str>,
+}
+
 impl Method {
+    /// See [`BaseParams`]; `None` for the other methods.
+    pub fn base_params(&self) -> Option<BaseParams<'_>> {
+        let (adapted, bias, to_save): (Vec<&str>, LoraBias, &[String]) = match self {
+            Method::Lora(l) => (
+                l.modules.iter().map(|m| m.target.path.as_str()).collect(),
+                l.bias,
+                &l.modules_to_save,
+            ),
+            Method::Ia3 {
+                modules,
+                modules_to_save,
+                ..
+            } => (
+                modules.iter().map(|m| m.target.path.as_str()).collect(),
+                LoraBias::None,
+                modules_to_save,
+            ),
+            _ => return None,
+        };
+        Some(BaseParams {
+            adapted,
+            bias,
+            modules_to_save: to_save
+                .iter()
+                .map(String::as_str)
+                .filter(|m| !["classifier", "score"].contains(m))
+                .collect(),
+        })
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Method::Full { .. } => "full",

@@ -514,14 +514,7 @@ impl<B: Backend> BertForSequenceClassification<B> {
         device: &B::Device,
     ) -> Result<Self> {
         let bert = BertModel::load(config, source, device)?;
-        let labels = config.num_labels.ok_or_else(|| {
-            FormatError::new(
-                source.path(),
-                FormatErrorKind::MissingConfigField {
-                    field: "num_labels (or id2label)".into(),
-                },
-            )
-        })?;
+        let labels = crate::classifier::num_labels(config, source)?;
         let mut l = Loader::<B> { source, device };
         let classifier = l.linear("classifier", config.hidden_size, labels, true)?;
         Ok(BertForSequenceClassification { bert, classifier })

@@ -39,14 +39,7 @@ impl<B: Backend> LlamaForSequenceClassification<B> {
         device: &B::Device,
     ) -> Result<Self, FormatError> {
         let llama = LlamaForCausalLM::load_decoder(config, source, device)?;
-        let labels = config.num_labels.ok_or_else(|| {
-            FormatError::new(
-                source.path(),
-                FormatErrorKind::MissingConfigField {
-                    field: "num_labels (or id2label)".into(),
-                },
-            )
-        })?;
+        let labels = num_labels(config, source)?;
         let mut l = Loader::<B> { source, device };
         let score = l.linear("score", config.hidden_size, labels, false)?;
         Ok(LlamaForSequenceClassification { llama, score })
@@ -101,6 +94,21 @@ impl<B: Backend> LlamaForSequenceClassification<B> {
             .reshape([b, h]);
         self.score.forward(pooled)
     }
+}
+
+/// A fine-tuned classifier's label count, from its config.
+pub(crate) fn num_labels(
+    config: &ModelConfig,
+    source: &dyn WeightSource,
+) -> Result<usize, FormatError> {
+    config.num_labels.ok_or_else(|| {
+        FormatError::new(
+            source.path(),
+            FormatErrorKind::MissingConfigField {
+                field: "num_labels (or id2label)".into(),
+            },
+        )
+    })
 }
 
 /// Each row's rightmost position with mask 1 (the last position without a

@@ -197,15 +197,7 @@ def fixtures():
     for i, name in enumerate(["lora", "rslora", "dora", "ia3", "prompt"]):
         model = get_peft_model(minilm_base(seed=i), MINILM_CONFIGS[name]())
         randomize(model, 100 + i)
-        folder = os.path.join(OUT, f"minilm-{name}")
-        save(model, folder)
-        expected = {
-            "versions": versions(),
-            "input_ids": enc["input_ids"].tolist(),
-            "attention_mask": enc["attention_mask"].tolist(),
-            **minilm_outputs(model, enc),
-        }
-        write_json(os.path.join(folder, "expected.json"), expected)
+        write_case(f"minilm-{name}", model, enc, minilm_outputs)
     enc = smollm2_inputs()
     # Small on purpose (rank 2, 4 virtual tokens): the fixtures stay < 1 MB.
     small = {
@@ -216,15 +208,7 @@ def fixtures():
     for i, (name, cfg) in enumerate(small.items()):
         model = get_peft_model(smollm2_base(), cfg)
         randomize(model, 200 + i)
-        folder = os.path.join(OUT, f"smollm2-{name}")
-        save(model, folder)
-        expected = {
-            "versions": versions(),
-            "input_ids": enc["input_ids"].tolist(),
-            "attention_mask": enc["attention_mask"].tolist(),
-            **smollm2_outputs(model, enc),
-        }
-        write_json(os.path.join(folder, "expected.json"), expected)
+        write_case(f"smollm2-{name}", model, enc, smollm2_outputs)
 
 
 def smollm2_classifier_base():
@@ -256,15 +240,7 @@ def classifier():
     cfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"])
     model = get_peft_model(smollm2_classifier_base(), cfg)
     randomize(model, 300)
-    folder = os.path.join(OUT, "smollm2-classify-lora")
-    save(model, folder)
-    expected = {
-        "versions": versions(),
-        "input_ids": enc["input_ids"].tolist(),
-        "attention_mask": enc["attention_mask"].tolist(),
-        **classifier_outputs(model, enc),
-    }
-    write_json(os.path.join(folder, "expected.json"), expected)
+    write_case("smollm2-classify-lora", model, enc, classifier_outputs)
 
 
 def saved():
@@ -285,16 +261,7 @@ def saved():
     for i, (name, cfg) in enumerate(minilm_cases.items()):
         model = get_peft_model(minilm_base(seed=10 + i), cfg)
         randomize(model, 400 + i)
-        folder = os.path.join(OUT, name)
-        save(model, folder)
-        expected = {
-            "versions": versions(),
-            "input_ids": enc["input_ids"].tolist(),
-            "attention_mask": enc["attention_mask"].tolist(),
-            "trainable": trainable(model)["trainable"],
-            **minilm_outputs(model, enc),
-        }
-        write_json(os.path.join(folder, "expected.json"), expected)
+        write_case(name, model, enc, minilm_outputs, trainable=trainable(model)["trainable"])
     enc = smollm2_inputs()
     cfg = LoraConfig(
         task_type=TaskType.CAUSAL_LM,
@@ -306,14 +273,19 @@ def saved():
     )
     model = get_peft_model(smollm2_base(), cfg)
     randomize(model, 410)
-    folder = os.path.join(OUT, "smollm2-lora-saved-norm")
+    write_case("smollm2-lora-saved-norm", model, enc, smollm2_outputs, trainable=trainable(model)["trainable"])
+
+
+def write_case(name, model, enc, outputs, **extra):
+    """Saves `model`'s adapter under OUT/name with PEFT's outputs on `enc`."""
+    folder = os.path.join(OUT, name)
     save(model, folder)
     expected = {
         "versions": versions(),
         "input_ids": enc["input_ids"].tolist(),
         "attention_mask": enc["attention_mask"].tolist(),
-        "trainable": trainable(model)["trainable"],
-        **smollm2_outputs(model, enc),
+        **extra,
+        **outputs(model, enc),
     }
     write_json(os.path.join(folder, "expected.json"), expected)
 

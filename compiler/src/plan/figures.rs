@@ -322,27 +322,14 @@ pub fn compute(shape: &Shape, method: &Method, head_labels: Option<u64>) -> Figu
 /// the model's tensors as the runtime selects them.
 pub fn saved_base(inv: &ModelInventory, method: &ft_plan::Method) -> u64 {
     use ft_plan::method::LoraBias;
-    let (adapted, bias, to_save): (Vec<&str>, LoraBias, &[String]) = match method {
-        ft_plan::Method::Lora(l) => (
-            l.modules.iter().map(|m| m.target.path.as_str()).collect(),
-            l.bias,
-            &l.modules_to_save,
-        ),
-        ft_plan::Method::Ia3 {
-            modules,
-            modules_to_save,
-            ..
-        } => (
-            modules.iter().map(|m| m.target.path.as_str()).collect(),
-            LoraBias::None,
-            modules_to_save,
-        ),
-        _ => return 0,
+    let Some(ft_plan::method::BaseParams {
+        adapted,
+        bias,
+        modules_to_save: to_save,
+    }) = method.base_params()
+    else {
+        return 0;
     };
-    let to_save: Vec<&String> = to_save
-        .iter()
-        .filter(|m| *m != "classifier" && *m != "score")
-        .collect();
     let suffix = |path: &str, s: &str| path == s || path.ends_with(&format!(".{s}"));
     inv.tensors
         .iter()
@@ -353,7 +340,7 @@ pub fn saved_base(inv: &ModelInventory, method: &ft_plan::Method) -> u64 {
             let saved = (1..=parts.len()).any(|n| {
                 let ancestor = parts[..n].join(".");
                 // PEFT's rule: the module name ends with the entry.
-                to_save.iter().any(|m| ancestor.ends_with(m.as_str()))
+                to_save.iter().any(|m| ancestor.ends_with(m))
             });
             saved
                 || match bias {

@@ -17,36 +17,11 @@ use super::adapter::{values, TensorMap, TUNER};
 use super::inject::{Adaptable, PEFT_SEGMENTS};
 use super::linear::transpose_vec;
 
-/// The heads' names: PEFT lists both in a classifier's `modules_to_save`
-/// (`["classifier", "score"]`) whatever the model has.
-const HEAD_NAMES: &[&str] = &["classifier", "score"];
-
-/// The method's adapted modules (HF paths as the Plan resolved them), its
-/// bias rule and its extra modules to save.
+/// The method's adapted modules, its bias rule and its extra modules to
+/// save ([`ft_plan::method::BaseParams`]).
 fn parts(method: &Method) -> Option<(Vec<&str>, LoraBias, Vec<&str>)> {
-    let (adapted, bias, to_save): (Vec<&str>, LoraBias, &[String]) = match method {
-        Method::Lora(l) => (
-            l.modules.iter().map(|m| m.target.path.as_str()).collect(),
-            l.bias,
-            &l.modules_to_save,
-        ),
-        Method::Ia3 {
-            modules,
-            modules_to_save,
-            ..
-        } => (
-            modules.iter().map(|m| m.target.path.as_str()).collect(),
-            LoraBias::None,
-            modules_to_save,
-        ),
-        _ => return None,
-    };
-    let to_save = to_save
-        .iter()
-        .map(String::as_str)
-        .filter(|m| !HEAD_NAMES.contains(m))
-        .collect();
-    Some((adapted, bias, to_save))
+    let p = method.base_params()?;
+    Some((p.adapted, p.bias, p.modules_to_save))
 }
 
 /// PEFT's `modules_to_save` rule: a module is saved when its name ends

@@ -130,14 +130,7 @@ fn peft_written_minilm_adapters_load_and_match() {
         let expected = json(&dir.join("expected.json"));
         let (model, method) =
             load_adapter(base.clone(), &dir).unwrap_or_else(|e| panic!("{case}: {e}"));
-        let ids = rows(&expected["input_ids"]);
-        let mask = rows(&expected["attention_mask"]);
-        let logits = model.forward(int_tensor(&ids), Some(float_tensor(&mask)), None);
-        check(case, "logits", &vals(logits), &f32s(&expected["logits"]));
-        let hidden = model
-            .bert
-            .forward(int_tensor(&ids), Some(float_tensor(&mask)), None);
-        check(case, "hidden", &vals(hidden), &f32s(&expected["hidden"]));
+        check_minilm_outputs(case, &model, &expected);
         check_reexport(case, &model, &method);
     }
 }
@@ -150,22 +143,7 @@ fn peft_written_smollm2_adapters_load_and_match() {
         let expected = json(&dir.join("expected.json"));
         let (model, method) =
             load_adapter(base.clone(), &dir).unwrap_or_else(|e| panic!("{case}: {e}"));
-        let ids = rows(&expected["input_ids"]);
-        let mask = rows(&expected["attention_mask"]);
-        let hidden = model.forward_hidden(int_tensor(&ids), Some(float_tensor(&mask)), None);
-        check(
-            case,
-            "hidden",
-            &vals(hidden.clone()),
-            &f32s(&expected["hidden"]),
-        );
-        let logits = model.head(hidden).narrow(2, 1000, 64);
-        check(
-            case,
-            "logits_slice",
-            &vals(logits),
-            &f32s(&expected["logits_slice"]),
-        );
+        check_smollm2_outputs(case, &model, &expected);
         check_reexport(case, &model, &method);
     }
 }
@@ -181,14 +159,7 @@ fn peft_written_adapters_with_biases_and_saved_modules_load_and_match() {
         let expected = json(&dir.join("expected.json"));
         let (model, method) =
             load_adapter(minilm.clone(), &dir).unwrap_or_else(|e| panic!("{case}: {e}"));
-        let ids = rows(&expected["input_ids"]);
-        let mask = rows(&expected["attention_mask"]);
-        let logits = model.forward(int_tensor(&ids), Some(float_tensor(&mask)), None);
-        check(case, "logits", &vals(logits), &f32s(&expected["logits"]));
-        let hidden = model
-            .bert
-            .forward(int_tensor(&ids), Some(float_tensor(&mask)), None);
-        check(case, "hidden", &vals(hidden), &f32s(&expected["hidden"]));
+        check_minilm_outputs(case, &model, &expected);
         assert_eq!(
             trainable_parameters(&model, &method) as u64,
             expected["trainable"].as_u64().unwrap(),
@@ -200,22 +171,7 @@ fn peft_written_adapters_with_biases_and_saved_modules_load_and_match() {
     let dir = fixtures().join(case);
     let expected = json(&dir.join("expected.json"));
     let (model, method) = load_adapter(smollm2(), &dir).unwrap_or_else(|e| panic!("{case}: {e}"));
-    let ids = rows(&expected["input_ids"]);
-    let mask = rows(&expected["attention_mask"]);
-    let hidden = model.forward_hidden(int_tensor(&ids), Some(float_tensor(&mask)), None);
-    check(
-        case,
-        "hidden",
-        &vals(hidden.clone()),
-        &f32s(&expected["hidden"]),
-    );
-    let logits = model.head(hidden).narrow(2, 1000, 64);
-    check(
-        case,
-        "logits_slice",
-        &vals(logits),
-        &f32s(&expected["logits_slice"]),
-    );
+    check_smollm2_outputs(case, &model, &expected);
     assert_eq!(
         trainable_parameters(&model, &method) as u64,
         expected["trainable"].as_u64().unwrap(),
@@ -259,6 +215,38 @@ fn peft_written_smollm2_classifier_loads_and_matches() {
     let again = reloaded.forward(int_tensor(&ids), float_tensor(&mask));
     check(case, "merged logits", &vals(again), &vals(logits));
     let _ = std::fs::remove_dir_all(&merged);
+}
+
+/// MiniLM's logits and last hidden states against PEFT's.
+fn check_minilm_outputs(case: &str, model: &BertForSequenceClassification<B>, expected: &Value) {
+    let ids = rows(&expected["input_ids"]);
+    let mask = rows(&expected["attention_mask"]);
+    let logits = model.forward(int_tensor(&ids), Some(float_tensor(&mask)), None);
+    check(case, "logits", &vals(logits), &f32s(&expected["logits"]));
+    let hidden = model
+        .bert
+        .forward(int_tensor(&ids), Some(float_tensor(&mask)), None);
+    check(case, "hidden", &vals(hidden), &f32s(&expected["hidden"]));
+}
+
+/// SmolLM2's last hidden states and a slice of its logits against PEFT's.
+fn check_smollm2_outputs(case: &str, model: &LlamaForCausalLM<B>, expected: &Value) {
+    let ids = rows(&expected["input_ids"]);
+    let mask = rows(&expected["attention_mask"]);
+    let hidden = model.forward_hidden(int_tensor(&ids), Some(float_tensor(&mask)), None);
+    check(
+        case,
+        "hidden",
+        &vals(hidden.clone()),
+        &f32s(&expected["hidden"]),
+    );
+    let logits = model.head(hidden).narrow(2, 1000, 64);
+    check(
+        case,
+        "logits_slice",
+        &vals(logits),
+        &f32s(&expected["logits_slice"]),
+    );
 }
 
 fn counts() -> Value {
