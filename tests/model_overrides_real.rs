@@ -93,3 +93,39 @@ fn chat_template_and_tokenizer_replace_the_models() {
     assert!(raw.status.success(), "{}", text(&raw));
     assert_eq!(via_recipe.stdout, raw.stdout);
 }
+
+/// A template whose assistant prefix ends in a space: the tokenizer merges
+/// that space into the answer's first token, which is still trained.
+#[test]
+fn an_assistant_prefix_ending_in_a_space_still_trains_the_answer() {
+    let template = "{% for m in messages %}<<{{ m.role }}>> {{ m.content }}{% if m.role == 'assistant' %}<|im_end|>{% endif %}\n{% endfor %}{% if add_generation_prompt %}<<assistant>> {% endif %}";
+    let model = asset("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let recipe = format!(
+        r#"model base = gguf("{model}") {{
+  chat_template = {template:?}
+}}
+
+dataset turns = jsonl("turns.jsonl") {{
+  messages = chat([user: "{{q}}", assistant: "{{a}}"])
+}}
+
+peft lora {{ rank = 4, targets = [q_proj, v_proj] }}
+
+train {{
+  steps   = 1
+  batch   = 1
+  max_len = 64
+}}
+"#
+    );
+    let dir = workdir("overrides-template-space", &recipe);
+    std::fs::write(
+        dir.join("turns.jsonl"),
+        "{\"q\": \"Hello\", \"a\": \"Hi there\"}\n",
+    )
+    .unwrap();
+    let o = ft(&dir, &["data", "recipe.ft"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("[[ Hi there<|im_end|>"), "{out}");
+}

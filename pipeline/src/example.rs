@@ -488,14 +488,17 @@ fn messages_seq(tok: &TextTokenizer, msgs: &[ChatMessage]) -> Result<Sequence, P
         spans.push((before.len(), end));
     }
     let (ids, offsets) = tok.encode_with_offsets(&full)?;
+    // A token is trained when it overlaps an assistant turn: one that
+    // straddles the turn's start (a template whose assistant prefix ends in
+    // a space, merged into the answer's first token) is the answer's.
     let trained: Vec<bool> = offsets
         .iter()
-        .map(|&(s, e)| e > s && spans.iter().any(|&(a, b)| s >= a && s < b))
+        .map(|&(s, e)| e > s && spans.iter().any(|&(a, b)| s < b && e > a))
         .collect();
     let last_start = spans.last().map_or(0, |s| s.0);
     let prompt_len = offsets
         .iter()
-        .position(|&(s, _)| s >= last_start)
+        .position(|&(_, e)| e > last_start)
         .unwrap_or(ids.len());
     let eos = eos(tok)?;
     if !ids.iter().zip(&trained).any(|(&id, &t)| t && id == eos) {
