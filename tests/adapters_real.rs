@@ -132,3 +132,27 @@ fn smollm2_adapters_warm_start_and_serve_as_dpo_references() {
     }
     eprintln!("eval {evaluated} vs {trained}");
 }
+
+/// `evaluate.max_new_tokens` bounds what the generation metrics read: the
+/// answers cut at one new token score another ROUGE-L than at four.
+#[test]
+fn generation_metrics_read_at_most_max_new_tokens() {
+    let rouge = |n: usize| {
+        let recipe = chatterbot_recipe(
+            "chat([user: \"{question}\"])",
+            "peft lora { rank = 4, targets = [q_proj, v_proj] }",
+            "steps = 1\nbatch = 2\nmax_len = 64",
+            &format!("evaluate {{ on = val, metrics = [rouge_l], max_new_tokens = {n} }}"),
+        );
+        let dir = workdir(&format!("max-new-tokens-{n}"), &recipe);
+        let o = ft(&dir, &["eval", "recipe.ft", "--format", "json"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v[0]["metrics"]["rouge_l"].as_f64().unwrap()
+    };
+    let (short, long) = (rouge(1), rouge(4));
+    assert!(
+        (short - long).abs() > 1e-6,
+        "1 token {short}, 4 tokens {long}"
+    );
+}

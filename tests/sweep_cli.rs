@@ -297,3 +297,38 @@ fn a_sweep_killed_during_trial_3_resumes_with_trials_3_to_6_only() {
     assert!(again.status.success(), "{err}");
     assert!(!err.contains("started"), "{err}");
 }
+
+/// `jobs = 2` runs two trials at a time (the second starts before the
+/// first is done) with the results of one at a time.
+#[test]
+fn two_jobs_run_trials_side_by_side_with_the_same_results() {
+    let losses = |jobs: usize| {
+        let dir = fresh(&format!("jobs-{jobs}"));
+        let quick = quickstart_into(&dir);
+        let sweep = format!(
+            "\nsweep {{\n  train.optimizer.lr in [1e-3, 3e-3]\n  budget = {{ steps = 4 }}\n  pick = max(val.accuracy)\n  jobs = {jobs}\n}}\n"
+        );
+        std::fs::write(dir.join("recipe.ft"), format!("{quick}{sweep}")).unwrap();
+        let out = ft(&dir, &["sweep", "recipe.ft"]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        let sw = sweep_dir(&dir, "recipe");
+        let loss = |i: usize| {
+            json(&sw.join(format!("trial-{i:02}/summary.json")))["final_eval"][0]["metrics"]["loss"]
+                .as_f64()
+                .unwrap()
+        };
+        let second_started = err.find("trial 2/2 (lr = 3e-3): started").unwrap();
+        let first_done = err.find("trial 1/2 (lr = 1e-3): done").unwrap();
+        ((loss(1), loss(2)), second_started < first_done)
+    };
+    let (one, overlapped_one) = losses(1);
+    let (two, overlapped_two) = losses(2);
+    assert!(!overlapped_one, "one job runs trials one after the other");
+    assert!(overlapped_two, "two jobs overlap");
+    // Each of two jobs gets half the threads, and sums split
+    // differently may round differently.
+    for (a, b) in [(one.0, two.0), (one.1, two.1)] {
+        assert!((a - b).abs() <= 1e-6 * a.abs(), "one job {a}, two jobs {b}");
+    }
+}

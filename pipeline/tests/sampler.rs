@@ -492,3 +492,31 @@ fn grouping_by_length_cuts_padding_keeps_epochs_whole_and_resumes_exactly() {
         assert_eq!(resumed, all[cut..], "resume after {cut} batches");
     }
 }
+
+/// A stage's `max_len` cuts its batches to that length; the next stage,
+/// at train's, keeps the whole examples.
+#[test]
+fn a_stages_max_len_cuts_only_its_own_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = curriculum_plan(dir.path(), Pacing::None);
+    let TrainData::Curriculum { curriculum, .. } = &mut p.data else {
+        unreachable!()
+    };
+    curriculum.stages[0].max_len = Some(4);
+    let data = build(&p, tok()).unwrap();
+    let seqs: Vec<(String, usize)> = data
+        .train_sampler()
+        .unwrap()
+        .map(|b| (b.stage_name.clone(), b.data.main().seq))
+        .collect();
+    // "Q q k A a k" and EOS: 7 tokens whole.
+    assert_eq!(
+        seqs,
+        vec![
+            ("short".to_string(), 4),
+            ("short".to_string(), 4),
+            ("all".to_string(), 7),
+            ("all".to_string(), 7)
+        ]
+    );
+}

@@ -298,18 +298,29 @@ mod tests {
         let prompts = vec![vec![1, 4, 9], vec![1, 3]];
         let responses = vec![vec![20, 30], vec![40, 2]];
         let g = Grid::new(&prompts, &responses, 0);
-        let (_, lp) = grid_logprobs(&lm, &g, 1.0, &device, None);
-        let lp = to_vec(lp);
-        // Row 1 alone, unpadded: position 1 predicts 40, position 2 predicts 2.
-        let ids =
-            Tensor::<B, 2, Int>::from_data(TensorData::new(vec![1i64, 3, 40, 2], [1, 4]), &device);
-        let full = to_vec(log_softmax(lm.forward(ids, None, None), 2));
-        let v = 64;
-        let want = [full[v + 40], full[2 * v + 2]];
-        let got = g.row(&lp, 1);
-        for (a, b) in got.iter().zip(want) {
-            assert!((a - b).abs() < 1e-4, "{got:?} vs {want:?}");
+        // At PPO's `temperature`, the log-probabilities of the logits
+        // divided by it (the distribution the rollouts sample from).
+        let mut rows = Vec::new();
+        for temperature in [1.0, 0.5] {
+            let (_, lp) = grid_logprobs(&lm, &g, temperature, &device, None);
+            let lp = to_vec(lp);
+            // Row 1 alone, unpadded: position 1 predicts 40, position 2
+            // predicts 2.
+            let ids = Tensor::<B, 2, Int>::from_data(
+                TensorData::new(vec![1i64, 3, 40, 2], [1, 4]),
+                &device,
+            );
+            let logits = lm.forward(ids, None, None).div_scalar(temperature);
+            let full = to_vec(log_softmax(logits, 2));
+            let v = 64;
+            let want = [full[v + 40], full[2 * v + 2]];
+            let got = g.row(&lp, 1).to_vec();
+            for (a, b) in got.iter().zip(want) {
+                assert!((a - b).abs() < 1e-4, "{got:?} vs {want:?}");
+            }
+            rows.push(got);
         }
+        assert_ne!(rows[0], rows[1], "the temperature changes them");
     }
 
     #[test]
