@@ -18,7 +18,8 @@ crate::declare_codes! {
 
     /// A setting that has nothing to act on in this recipe.
     ///
-    /// `eval_every` without a validation split, `evaluate.max_new_tokens`
+    /// A warmup as long as the run, `eval_every` without a validation
+    /// split, `evaluate.max_new_tokens`
     /// without a metric that generates, a sweep's `seed` beside the seed
     /// of `strategy = random(…)` (which wins): the run would go on as if
     /// the setting were not there. Remove it, or add what it acts on.
@@ -42,6 +43,31 @@ fn no_effect(recipe: &Recipe, diags: &mut Vec<Diagnostic>) {
         let val = recipe
             .all("dataset")
             .any(|d| super::rules::declared_splits(d).iter().any(|s| s == "val"));
+        // A warmup of more steps than the run has is cut to the run.
+        let steps = t.get("steps").and_then(|v| v.as_i64());
+        let warmup = t.get("schedule").and_then(|s| s.arg("warmup"));
+        if let (Some(steps), Some(w)) = (steps, warmup) {
+            let n = match w.val {
+                Val::Fraction(_) => None,
+                _ => w.as_i64(),
+            };
+            if let Some(n) = n {
+                if n >= steps && recipe.one("curriculum").is_none() {
+                    diags.push(
+                        Diagnostic::warning(
+                            &NO_EFFECT,
+                            w.span,
+                            format!(
+                                "a warmup of {n} steps is not shorter than the run ({steps} steps)"
+                            ),
+                        )
+                        .in_file(t.file)
+                        .label("the learning rate would never reach its peak")
+                        .help("use fewer warmup steps, or a share: `warmup = 10%`"),
+                    );
+                }
+            }
+        }
         if t.keys.contains_key("eval_every") && !val && !recipe.maybe_broken("dataset") {
             diags.push(warn(
                 t,

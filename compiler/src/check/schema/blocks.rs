@@ -323,8 +323,8 @@ static ADAPTER_KEYS: [Key; 4] = [
 ];
 
 static IA3_KEYS: [Key; 3] = [
-    key("targets", Ty::Targets, Some("keys, values and the MLP's down projection"), "Modules whose activations are rescaled."),
-    key("feedforward", Ty::Targets, Some("the MLP's down projection"), "Which of the targets are feed-forward modules (scaled on their input rather than their output)."),
+    key("targets", Ty::Targets, Some("PEFT's: `[k_proj, v_proj, down_proj]` (Llama), `[key, value, output.dense]` (BERT, where `output.dense` is both the attention output and the MLP's down projection)"), "Modules whose activations are rescaled."),
+    key("feedforward", Ty::Targets, Some("PEFT's: `[down_proj]` (Llama), `[output.dense]` (BERT: both `output.dense` modules)"), "Which of the targets are feed-forward modules (scaled on their input rather than their output)."),
     key("layers", Ty::List(&Ty::Int { min: 0, max: None }), Some("all layers"), "Only adapt these layer indices."),
 ];
 
