@@ -56,6 +56,8 @@ pub(crate) struct Fitted {
     pub class_label: Option<usize>,
     pub task: u16,
     pub id: u64,
+    /// Whether fitting cut it.
+    pub cut: bool,
 }
 
 impl Fitted {
@@ -138,13 +140,14 @@ impl<'p> Fitter<'p> {
     pub fn fit_at(&self, store: &Store, pos: usize) -> Option<Fitted> {
         let t = store.tokens(pos);
         let class_label = t.class_label;
-        let (seq, rejected, _) = self.fit(t)?;
+        let (seq, rejected, cut) = self.fit(t)?;
         Some(Fitted {
             seq,
             rejected,
             class_label,
             task: store.task(),
             id: store.entry(pos).id,
+            cut,
         })
     }
 }
@@ -192,6 +195,7 @@ pub(crate) fn fit_split(
             class_label,
             task: store.task(),
             id: store.entry(pos).id,
+            cut,
         };
         each(pos, &built, f)?;
     }
@@ -594,7 +598,9 @@ fn build_stage(
         let mut lengths: Vec<u32> = Vec::new();
         let mut keys: Vec<f64> = Vec::new();
         let (mut filter_err, mut key_err) = (None, None);
-        let (truncated, dropped) = fit_split(p, di, &train.examples, d.max_len, |pos, seq, f| {
+        // Truncations are counted among the examples the stage keeps.
+        let mut truncated = 0;
+        let (_, dropped) = fit_split(p, di, &train.examples, d.max_len, |pos, seq, f| {
             if filter_err.is_some() {
                 return Ok(());
             }
@@ -625,6 +631,7 @@ fn build_stage(
                 return Ok(());
             }
             kept.push(pos as u32);
+            truncated += usize::from(f.cut);
             let rejected = f.rejected.as_ref().map_or(0, |r| r.ids.len());
             lengths.push(f.seq.ids.len().max(rejected) as u32);
             if let (Some((key, _)), None) = (order, &key_err) {

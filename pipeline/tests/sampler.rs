@@ -494,7 +494,7 @@ fn grouping_by_length_cuts_padding_keeps_epochs_whole_and_resumes_exactly() {
 }
 
 /// A stage's `max_len` cuts its batches to that length; the next stage,
-/// at train's, keeps the whole examples.
+/// at train's, keeps the whole examples; each stage reports its own cuts.
 #[test]
 fn a_stages_max_len_cuts_only_its_own_batches() {
     let dir = tempfile::tempdir().unwrap();
@@ -519,4 +519,8 @@ fn a_stages_max_len_cuts_only_its_own_batches() {
             ("all".to_string(), 7)
         ]
     );
+    // The report counts the cut examples among those each stage keeps:
+    // the four of `short`'s filter, none of `all`.
+    let r = &data.report().stages;
+    assert_eq!((r[0].truncated, r[1].truncated), (4, 0));
 }
