@@ -27,8 +27,14 @@ pub fn run(args: Args) -> ExitCode {
         OutputFormat::Json => println!("{}", plan.to_json()),
         OutputFormat::Human => {
             println!("plan for {}", args.recipe.display());
-            let lines = match summary::estimate(&plan, &analysis) {
-                Some(s) => summary::lines(&plan, &s),
+            // The memory line at the batch and length that need the most
+            // (a curriculum stage's own, when larger).
+            let lines = match ft_compiler::plan::memory::worst(&plan, &analysis) {
+                Some((s, at, stage)) => summary::lines(
+                    &plan,
+                    &s,
+                    stage.map(|n| (n, at.train.batch, at.train.max_len)),
+                ),
                 None => summary::describe(&plan),
             };
             for line in lines {

@@ -194,8 +194,21 @@ pub fn check(a: &Analysis, probe: MemoryProbe) -> Option<Diagnostic> {
         return None;
     }
     let available = probe.available()?;
-    // A curriculum stage may train at its own batch and length: the worst
-    // of the train block's and the stages' is the one that must fit.
+    let (s, plan_at, stage) = worst(plan, a)?;
+    let at = match stage {
+        Some(name) => a
+            .recipe
+            .one("curriculum")
+            .and_then(|c| c.stages.iter().find(|b| b.name_str() == Some(name))),
+        None => a.recipe.one("train"),
+    };
+    warning(&plan_at, &s, &available, at, a.recipe.model(), stage)
+}
+
+/// The estimate that must fit: a curriculum stage may train at its own
+/// batch and length, so the worst of the train block's and the stages',
+/// with the Plan at that batch and length and the stage's name.
+pub fn worst<'a>(plan: &'a Plan, a: &Analysis) -> Option<(Summary, Plan, Option<&'a str>)> {
     let mut worst = (summary::estimate(plan, a)?, plan.clone(), None);
     if let TrainData::Curriculum { curriculum, .. } = &plan.data {
         for stage in &curriculum.stages {
@@ -211,15 +224,7 @@ pub fn check(a: &Analysis, probe: MemoryProbe) -> Option<Diagnostic> {
             }
         }
     }
-    let (s, plan_at, stage) = worst;
-    let at = match stage {
-        Some(name) => a
-            .recipe
-            .one("curriculum")
-            .and_then(|c| c.stages.iter().find(|b| b.name_str() == Some(name))),
-        None => a.recipe.one("train"),
-    };
-    warning(&plan_at, &s, &available, at, a.recipe.model(), stage)
+    Some(worst)
 }
 
 /// The largest micro-batch whose estimate fits in `available`, at the same

@@ -162,9 +162,15 @@ pub fn summarize(plan: &Plan, inv: &ModelInventory) -> Summary {
     }
 }
 
-/// The human-readable lines of a summary.
-pub fn lines(plan: &Plan, s: &Summary) -> Vec<String> {
+/// The human-readable lines of a summary; `stage` names the curriculum
+/// stage whose batch and length the memory line is at (the worst one),
+/// when not the train block's.
+pub fn lines(plan: &Plan, s: &Summary, stage: Option<(&str, usize, usize)>) -> Vec<String> {
     let f = &s.figures;
+    let (batch, max_len) = stage.map_or((plan.train.batch, plan.train.max_len), |(_, b, l)| (b, l));
+    let at_stage = stage
+        .map(|(n, _, _)| format!(", stage `{n}`"))
+        .unwrap_or_default();
     let mut out = vec![
         format!(
             "model      {} ({})",
@@ -188,14 +194,14 @@ pub fn lines(plan: &Plan, s: &Summary) -> Vec<String> {
         out.push(format!("modules    {} adapted", f.modules));
     }
     out.push(format!(
-        "memory     ≈ {} (runtime and other models {}, weights {}, gradients + optimizer {}, activations {} at {} × {}{})",
+        "memory     ≈ {} (runtime and other models {}, weights {}, gradients + optimizer {}, activations {} at {} × {}{at_stage}{})",
         figures::bytes(s.memory_bytes()),
         figures::bytes(s.fixed_bytes),
         figures::bytes(f.weight_bytes),
         figures::bytes(f.train_bytes),
         figures::bytes(s.activation_bytes),
-        plan.train.batch,
-        plan.train.max_len,
+        batch,
+        max_len,
         if plan.train.gradient_checkpointing {
             ", layers recomputed"
         } else {
