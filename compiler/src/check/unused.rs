@@ -19,10 +19,10 @@ crate::declare_codes! {
     /// A setting that has nothing to act on in this recipe.
     ///
     /// A warmup as long as the run, `eval_every` without a validation
-    /// split, `evaluate.max_new_tokens`
-    /// without a metric that generates, a sweep's `seed` beside the seed
-    /// of `strategy = random(…)` (which wins): the run would go on as if
-    /// the setting were not there. Remove it, or add what it acts on.
+    /// split, `evaluate.max_new_tokens` without a metric that generates, a
+    /// sweep's `seed` beside the seed of `strategy = random(…)` (which
+    /// wins): the run would go on as if the setting were not there. Remove
+    /// it, or add what it acts on.
     NO_EFFECT = "FT0513", "setting has no effect";
 }
 
