@@ -32,16 +32,16 @@ fn main() {
         } else {
             Tensor::<B, 2>::random([k, n], Distribution::Default, &d)
         };
+        let weight = ft_runtime::kernels::pack_frozen(&w, false).expect("packed on AMX");
         let wp = w.into_primitive().tensor();
-        assert!(amx::register(&wp, false));
         let view = Strided::of(&wp).expect("f32 weight");
         let view = if bt { view.t() } else { view };
         let (rs, cs) = (view.strides[0], view.strides[1]);
-        let packed = amx::lookup(view.ptr(), k, n, rs, cs).expect("registered");
+        let packed = weight.view(view.ptr(), k, n, rs, cs).expect("packed");
         let a = vec![0.5f32; m * k];
         let mut out = vec![0f32; m * n];
         let run = |out: &mut Vec<f32>| unsafe {
-            amx::gemm(m, a.as_ptr(), k as isize, 1, &packed, out.as_mut_ptr())
+            amx::gemm(m, a.as_ptr(), k as isize, 1, packed, out.as_mut_ptr())
         };
         run(&mut out);
         // The median of single runs: other tenants of the machine come and go.
@@ -60,6 +60,5 @@ fn main() {
             s * 1e3,
             gflop / s
         );
-        amx::clear();
     }
 }

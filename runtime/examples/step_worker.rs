@@ -111,13 +111,17 @@ fn main() {
     let s: usize = args[4].parse().expect("SEQ");
     let bf16 = args.get(5).is_some_and(|p| p.starts_with("bf16"));
     let recompute = args.get(5).is_some_and(|p| p.ends_with("+recompute"));
-    let frozen_bf16 = |n: usize| {
+    let frozen_bf16 = |f: ft_runtime::kernels::PackedFigures| {
         if bf16 {
             eprintln!(
-                "bf16: {n} frozen weights packed ({} MiB)",
-                ft_runtime::kernels::amx::packed_bytes() >> 20
+                "bf16: {} frozen weights packed ({} MiB)",
+                f.weights,
+                f.packed_bytes >> 20
             );
-            assert!(n > 0, "bf16 asked for, but this CPU has no AMX-BF16");
+            assert!(
+                f.weights > 0,
+                "bf16 asked for, but this CPU has no AMX-BF16"
+            );
         }
     };
     let dev = Default::default();
@@ -137,9 +141,9 @@ fn main() {
             }
             let mut model = apply(base, &method, &ApplyOptions::default()).expect("apply");
             frozen_bf16(if bf16 {
-                ft_runtime::kernels::register_frozen_bf16(&model, true)
+                ft_runtime::peft::pack_frozen(&mut model, true)
             } else {
-                0
+                Default::default()
             });
             let labels: Vec<i64> = (0..b as i64).map(|i| i % 2).collect();
             let labels: Tensor<AB, 2, Int> =
@@ -168,9 +172,9 @@ fn main() {
             let method = lora(&lm, &["q_proj", "v_proj"]);
             let mut model = apply(lm, &method, &ApplyOptions::default()).expect("apply");
             frozen_bf16(if bf16 {
-                ft_runtime::kernels::register_frozen_bf16(&model, true)
+                ft_runtime::peft::pack_frozen(&mut model, true)
             } else {
-                0
+                Default::default()
             });
             let mut optim = AdamWConfig::new().init();
             println!(

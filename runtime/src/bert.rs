@@ -5,9 +5,10 @@
 //! `layer_norm`); [`BertModel::linear_mut`] resolves HF module paths such as
 //! `encoder.layer.0.attention.self.query` to the Burn `Linear`.
 
+use crate::kernels::Kernels;
 use burn::module::Module;
 use burn::nn::{Embedding, Linear};
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use ft_formats::{Family, FormatError, FormatErrorKind, ModelConfig};
 
 use crate::kernels::{gelu, matmul, reshape, softmax_scaled};
@@ -19,7 +20,7 @@ use crate::recompute::RecomputeTape;
 use crate::weights::{Loader, Result, WeightSource};
 
 #[derive(Module, Debug)]
-pub struct BertEmbeddings<B: Backend> {
+pub struct BertEmbeddings<B: Kernels> {
     pub word_embeddings: Embedding<B>,
     pub position_embeddings: Embedding<B>,
     pub token_type_embeddings: Embedding<B>,
@@ -29,7 +30,7 @@ pub struct BertEmbeddings<B: Backend> {
 }
 
 #[derive(Module, Debug)]
-pub struct BertSelfAttention<B: Backend> {
+pub struct BertSelfAttention<B: Kernels> {
     pub query: AdaptedLinear<B>,
     pub key: AdaptedLinear<B>,
     pub value: AdaptedLinear<B>,
@@ -38,7 +39,7 @@ pub struct BertSelfAttention<B: Backend> {
 
 /// `dense` + residual + `LayerNorm` (used after attention and after the FFN).
 #[derive(Module, Debug)]
-pub struct BertOutput<B: Backend> {
+pub struct BertOutput<B: Kernels> {
     pub dense: AdaptedLinear<B>,
     pub layer_norm: LayerNorm<B>,
     /// A bottleneck adapter on `dense`'s output, before the residual.
@@ -46,13 +47,13 @@ pub struct BertOutput<B: Backend> {
 }
 
 #[derive(Module, Debug)]
-pub struct BertAttention<B: Backend> {
+pub struct BertAttention<B: Kernels> {
     pub self_attn: BertSelfAttention<B>,
     pub output: BertOutput<B>,
 }
 
 #[derive(Module, Debug)]
-pub struct BertLayer<B: Backend> {
+pub struct BertLayer<B: Kernels> {
     pub attention: BertAttention<B>,
     /// `intermediate.dense` (hidden → FFN, GELU).
     pub intermediate: AdaptedLinear<B>,
@@ -60,7 +61,7 @@ pub struct BertLayer<B: Backend> {
 }
 
 #[derive(Module, Debug)]
-pub struct BertModel<B: Backend> {
+pub struct BertModel<B: Kernels> {
     pub embeddings: BertEmbeddings<B>,
     pub layers: Vec<BertLayer<B>>,
     /// `pooler.dense` (tanh of the [CLS] state); absent in some checkpoints.
@@ -79,19 +80,19 @@ pub struct BertModel<B: Backend> {
 /// `BertForSequenceClassification`: the pooled output through a linear
 /// classifier whose PyTorch weight is `[labels, hidden]`.
 #[derive(Module, Debug)]
-pub struct BertForSequenceClassification<B: Backend> {
+pub struct BertForSequenceClassification<B: Kernels> {
     pub bert: BertModel<B>,
     pub classifier: Linear<B>,
 }
 
-impl<B: Backend> BertOutput<B> {
+impl<B: Kernels> BertOutput<B> {
     fn forward(&self, x: Tensor<B, 3>, residual: Tensor<B, 3>, ctx: &ForwardCtx) -> Tensor<B, 3> {
         let y = adapt(&self.adapter, self.dense.forward(x, ctx));
         self.layer_norm.forward(crate::kernels::add(y, residual))
     }
 }
 
-impl<B: Backend> BertSelfAttention<B> {
+impl<B: Kernels> BertSelfAttention<B> {
     /// Self-attention over `x`; with `kept = Some(n)` only the first `n`
     /// positions ask (queries, output `[batch, n, hidden]`) while every
     /// position is a key and a value.
@@ -128,7 +129,7 @@ impl<B: Backend> BertSelfAttention<B> {
     }
 }
 
-impl<B: Backend> BertLayer<B> {
+impl<B: Kernels> BertLayer<B> {
     /// One encoder layer; with `kept = Some(n)` only the first `n`
     /// positions come out (see [`BertSelfAttention::forward`]).
     fn forward(
@@ -154,7 +155,7 @@ impl<B: Backend> BertLayer<B> {
     }
 }
 
-impl<B: Backend> BertModel<B> {
+impl<B: Kernels> BertModel<B> {
     pub fn load(
         config: &ModelConfig,
         source: &mut dyn WeightSource,
@@ -505,7 +506,7 @@ impl<B: Backend> BertModel<B> {
     }
 }
 
-impl<B: Backend> BertForSequenceClassification<B> {
+impl<B: Kernels> BertForSequenceClassification<B> {
     /// Loads encoder and classifier; a checkpoint without `classifier.weight`
     /// is an error (use [`Self::with_new_head`] to start a fresh head).
     pub fn load(

@@ -4,11 +4,12 @@
 //! hidden state of each row's last non-padding token. [`Classifier`] is
 //! either, loaded from what a model folder holds.
 
+use crate::kernels::Kernels;
 use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use ft_formats::{Family, FormatError, FormatErrorKind, ModelConfig, ModelFiles};
 use ft_plan::Method;
 
@@ -24,13 +25,13 @@ use crate::weights::{self, Loader, WeightSource};
 /// [`LlamaForCausalLM`] without its LM head, so that every PEFT method and
 /// forward path of the causal LM applies unchanged.
 #[derive(Module, Debug)]
-pub struct LlamaForSequenceClassification<B: Backend> {
+pub struct LlamaForSequenceClassification<B: Kernels> {
     pub llama: LlamaForCausalLM<B>,
     /// Burn layout `[hidden, labels]`, no bias (transformers' `score`).
     pub score: Linear<B>,
 }
 
-impl<B: Backend> LlamaForSequenceClassification<B> {
+impl<B: Kernels> LlamaForSequenceClassification<B> {
     /// Loads decoder and `score`; a checkpoint without `score.weight` is
     /// an error (see [`Self::with_new_head`]).
     pub fn load(
@@ -113,7 +114,7 @@ pub(crate) fn num_labels(
 
 /// Each row's rightmost position with mask 1 (the last position without a
 /// mask): `[batch]`.
-fn last_real_token<B: Backend>(
+fn last_real_token<B: Kernels>(
     mask: Option<&Tensor<B, 2>>,
     b: usize,
     s: usize,
@@ -135,12 +136,12 @@ fn last_real_token<B: Backend>(
 // One is made per model loaded: boxing the larger variant saves nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub enum Classifier<B: Backend> {
+pub enum Classifier<B: Kernels> {
     Bert(BertForSequenceClassification<B>),
     Llama(LlamaForSequenceClassification<B>),
 }
 
-impl<B: Backend> Classifier<B> {
+impl<B: Kernels> Classifier<B> {
     /// The model folder's own classifier when it has one (merged weights
     /// of a run, a fine-tuned checkpoint), else a new head for `labels`
     /// drawn from `seed` (an adapter then brings its trained one).
@@ -259,7 +260,7 @@ impl<B: Backend> Classifier<B> {
     }
 }
 
-impl<B: Backend> Adaptable<B> for LlamaForSequenceClassification<B> {
+impl<B: Kernels> Adaptable<B> for LlamaForSequenceClassification<B> {
     const HEAD_NAME: &'static str = "score";
     fn geometry(&self) -> Geometry {
         self.llama.geometry()

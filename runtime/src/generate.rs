@@ -2,7 +2,8 @@
 //! transformers' `apply_chat_template`), greedy or temperature/top-p
 //! sampling with a seeded generator, KV cache, stop at EOS.
 
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use crate::kernels::Kernels;
+use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::llama::{KvCache, LlamaForCausalLM};
 
@@ -110,7 +111,7 @@ pub fn sample(logits: &[f32], opts: &SamplingOptions, rng: &mut Rng) -> u32 {
 }
 
 /// Each row's logits at its last position, `[rows · vocab]`.
-fn last_logits<B: Backend>(model: &LlamaForCausalLM<B>, hidden: Tensor<B, 3>) -> Vec<f32> {
+fn last_logits<B: Kernels>(model: &LlamaForCausalLM<B>, hidden: Tensor<B, 3>) -> Vec<f32> {
     let n = hidden.dims()[1];
     model
         .head(hidden.narrow(1, n - 1, 1))
@@ -123,7 +124,7 @@ fn last_logits<B: Backend>(model: &LlamaForCausalLM<B>, hidden: Tensor<B, 3>) ->
 /// Generates up to `max_new_tokens` after `prompt` (token ids), calling
 /// `on_token` for each new token; returns the new tokens (including the stop
 /// token if one was produced).
-pub fn generate<B: Backend>(
+pub fn generate<B: Kernels>(
     model: &LlamaForCausalLM<B>,
     prompt: &[u32],
     opts: &SamplingOptions,
@@ -160,7 +161,7 @@ pub fn generate<B: Backend>(
 /// that has produced a stop token is fed on but no longer extended. Each
 /// row gets what [`generate`] gives it alone, up to the rounding of
 /// products over a longer, padded row (masked columns add exact zeros).
-pub fn generate_batch<B: Backend>(
+pub fn generate_batch<B: Kernels>(
     model: &LlamaForCausalLM<B>,
     prompts: &[Vec<u32>],
     opts: &SamplingOptions,

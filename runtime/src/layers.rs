@@ -2,6 +2,7 @@
 //! transformers' arithmetic (so parity holds to f32 rounding): HF-style
 //! `weight`/`bias` names, RMSNorm, LayerNorm, rotary tables, attention masks.
 
+use crate::kernels::Kernels;
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use ft_formats::{FormatError, FormatErrorKind, RopeScaling};
@@ -15,12 +16,12 @@ pub const MASKED: f32 = -1e9;
 
 /// Llama's RMSNorm: `x / sqrt(mean(x²) + eps) · weight`.
 #[derive(Module, Debug)]
-pub struct RmsNorm<B: Backend> {
+pub struct RmsNorm<B: Kernels> {
     pub weight: Param<Tensor<B, 1>>,
     pub eps: f64,
 }
 
-impl<B: Backend> RmsNorm<B> {
+impl<B: Kernels> RmsNorm<B> {
     pub fn load(l: &mut Loader<B>, path: &str, d: usize, eps: f64) -> Result<Self> {
         Ok(RmsNorm {
             weight: Param::from_tensor(l.tensor(&format!("{path}.weight"), [d])?),
@@ -29,24 +30,19 @@ impl<B: Backend> RmsNorm<B> {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        if let Some(y) = crate::kernels::rms_norm(&x, &self.weight.val(), self.eps) {
-            return y;
-        }
-        let ms = x.clone().powi_scalar(2).mean_dim(D - 1);
-        let inv = (ms + self.eps).sqrt().recip();
-        x * inv * self.weight.val().unsqueeze()
+        crate::kernels::rms_norm(x, self.weight.val(), self.eps)
     }
 }
 
 /// BERT's LayerNorm (biased variance, as PyTorch).
 #[derive(Module, Debug)]
-pub struct LayerNorm<B: Backend> {
+pub struct LayerNorm<B: Kernels> {
     pub weight: Param<Tensor<B, 1>>,
     pub bias: Param<Tensor<B, 1>>,
     pub eps: f64,
 }
 
-impl<B: Backend> LayerNorm<B> {
+impl<B: Kernels> LayerNorm<B> {
     pub fn load(l: &mut Loader<B>, path: &str, d: usize, eps: f64) -> Result<Self> {
         Ok(LayerNorm {
             weight: Param::from_tensor(l.tensor(&format!("{path}.weight"), [d])?),
@@ -56,14 +52,7 @@ impl<B: Backend> LayerNorm<B> {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        if let Some(y) =
-            crate::kernels::layer_norm(&x, &self.weight.val(), &self.bias.val(), self.eps)
-        {
-            return y;
-        }
-        let (var, mean) = x.clone().var_mean_bias(D - 1);
-        let normed = (x - mean) / (var + self.eps).sqrt();
-        normed * self.weight.val().unsqueeze() + self.bias.val().unsqueeze()
+        crate::kernels::layer_norm(x, self.weight.val(), self.bias.val(), self.eps)
     }
 }
 
@@ -127,7 +116,7 @@ impl Rope {
 
     /// `(cos, sin)` tables `[1, 1, len, head_dim]` for positions
     /// `start..start + len`.
-    pub fn tables<B: Backend>(
+    pub fn tables<B: Kernels>(
         &self,
         start: usize,
         len: usize,
@@ -140,7 +129,7 @@ impl Rope {
     /// `(cos, sin)` tables `[rows, 1, len, head_dim]`, row `r` for the
     /// positions `positions[r·len..(r + 1)·len]` (left-padded batches, whose
     /// rows start their positions at different columns).
-    pub fn tables_at<B: Backend>(
+    pub fn tables_at<B: Kernels>(
         &self,
         positions: &[usize],
         rows: usize,
@@ -168,19 +157,16 @@ impl Rope {
 }
 
 /// `x·cos + rotate_half(x)·sin` for `x: [batch, heads, seq, head_dim]`.
-pub fn apply_rope<B: Backend>(
+pub fn apply_rope<B: Kernels>(
     x: Tensor<B, 4>,
     cos: &Tensor<B, 4>,
     sin: &Tensor<B, 4>,
 ) -> Tensor<B, 4> {
-    if let Some(y) = crate::kernels::rope(&x, cos, sin) {
-        return y;
-    }
-    apply_rope_composite(x, cos, sin)
+    crate::kernels::rope(x, cos, sin)
 }
 
-/// [`apply_rope`] from Burn's operations (other backends; the reference of
-/// the fused kernel's test).
+/// [`apply_rope`] from Burn's operations, as transformers writes it (the
+/// reference of the kernels' tests).
 pub fn apply_rope_composite<B: Backend>(
     x: Tensor<B, 4>,
     cos: &Tensor<B, 4>,
@@ -200,7 +186,7 @@ pub fn apply_rope_composite<B: Backend>(
 /// virtual column and, causally, to its own example; virtual tokens attend
 /// causally among themselves. Padding attends to earlier padding, so no
 /// row is empty.
-pub fn packed_attention_bias<B: Backend>(
+pub fn packed_attention_bias<B: Kernels>(
     segments: &[u32],
     batch: usize,
     virt: usize,
@@ -231,7 +217,7 @@ pub fn packed_attention_bias<B: Backend>(
 /// Additive mask `[batch, 1, q_len, past + q_len]`: 0 where attending is
 /// allowed, [`MASKED`] elsewhere. `attention_mask` (`[batch, past + q_len]`,
 /// 1 = token, 0 = padding) masks padded keys; `causal` masks the future.
-pub fn attention_bias<B: Backend>(
+pub fn attention_bias<B: Kernels>(
     batch: usize,
     q_len: usize,
     past: usize,

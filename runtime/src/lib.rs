@@ -22,7 +22,7 @@ pub mod tiny;
 pub mod train;
 pub mod weights;
 
-use burn::tensor::backend::Backend;
+use crate::kernels::Kernels;
 use ft_formats::{FormatError, ModelConfig, ModelFiles};
 
 /// The default CPU backend.
@@ -71,7 +71,7 @@ pub fn version() -> &'static str {
 }
 
 /// Opens a model folder or GGUF file and loads a Llama-family decoder.
-pub fn load_causal_lm<B: Backend>(
+pub fn load_causal_lm<B: Kernels>(
     path: impl AsRef<std::path::Path>,
     device: &B::Device,
 ) -> Result<(llama::LlamaForCausalLM<B>, ModelFiles), FormatError> {
@@ -83,7 +83,7 @@ pub fn load_causal_lm<B: Backend>(
 }
 
 /// Opens a model folder and loads a BERT-family encoder.
-pub fn load_bert<B: Backend>(
+pub fn load_bert<B: Kernels>(
     path: impl AsRef<std::path::Path>,
     device: &B::Device,
 ) -> Result<(bert::BertModel<B>, ModelFiles), FormatError> {

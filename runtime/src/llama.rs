@@ -5,9 +5,10 @@
 //! [`LlamaForCausalLM::linear_mut`] resolves such a path to the Burn
 //! `Linear`, which is how PEFT methods find their targets.
 
+use crate::kernels::{Kernels, PackedWeight};
 use burn::module::Module;
 use burn::nn::{Embedding, Linear};
-use burn::tensor::{backend::Backend, Int, Tensor};
+use burn::tensor::{Int, Tensor};
 use ft_formats::{Family, FormatError, FormatErrorKind, ModelConfig};
 
 use crate::kernels::{self, matmul, reshape, softmax_scaled};
@@ -19,7 +20,7 @@ use crate::recompute::RecomputeTape;
 use crate::weights::{Loader, Result, WeightSource};
 
 #[derive(Module, Debug)]
-pub struct LlamaAttention<B: Backend> {
+pub struct LlamaAttention<B: Kernels> {
     pub q_proj: AdaptedLinear<B>,
     pub k_proj: AdaptedLinear<B>,
     pub v_proj: AdaptedLinear<B>,
@@ -30,14 +31,14 @@ pub struct LlamaAttention<B: Backend> {
 }
 
 #[derive(Module, Debug)]
-pub struct LlamaMlp<B: Backend> {
+pub struct LlamaMlp<B: Kernels> {
     pub gate_proj: AdaptedLinear<B>,
     pub up_proj: AdaptedLinear<B>,
     pub down_proj: AdaptedLinear<B>,
 }
 
 #[derive(Module, Debug)]
-pub struct LlamaDecoderLayer<B: Backend> {
+pub struct LlamaDecoderLayer<B: Kernels> {
     pub self_attn: LlamaAttention<B>,
     pub mlp: LlamaMlp<B>,
     pub input_layernorm: RmsNorm<B>,
@@ -49,7 +50,7 @@ pub struct LlamaDecoderLayer<B: Backend> {
 }
 
 #[derive(Module, Debug)]
-pub struct LlamaModel<B: Backend> {
+pub struct LlamaModel<B: Kernels> {
     pub embed_tokens: Embedding<B>,
     pub layers: Vec<LlamaDecoderLayer<B>>,
     pub norm: RmsNorm<B>,
@@ -65,17 +66,21 @@ pub struct LlamaModel<B: Backend> {
 /// head is tied to the token embedding (the embedding matrix is used
 /// directly rather than duplicated).
 #[derive(Module, Debug)]
-pub struct LlamaForCausalLM<B: Backend> {
+pub struct LlamaForCausalLM<B: Kernels> {
     pub model: LlamaModel<B>,
     pub lm_head: Option<Linear<B>>,
     #[module(skip)]
     pub config: ModelConfig,
+    /// The tied head's embedding packed for bf16 products
+    /// (`precision = bf16`; see [`LlamaForCausalLM::pack_frozen`]).
+    #[module(skip)]
+    pub tied_packed: Option<PackedWeight>,
 }
 
 /// Keys and values of the positions seen so far, per layer, after rotary
 /// embedding and before the KV heads are repeated: `[batch, kv_heads, t, d]`.
 #[derive(Debug, Clone)]
-pub struct KvCache<B: Backend> {
+pub struct KvCache<B: Kernels> {
     pub layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
     /// Left padding of each row (empty: none). A left-padded batch puts
     /// every row's next token in the same column; a row's positions then
@@ -84,7 +89,7 @@ pub struct KvCache<B: Backend> {
     pub pads: Vec<usize>,
 }
 
-impl<B: Backend> KvCache<B> {
+impl<B: Kernels> KvCache<B> {
     pub fn new(num_layers: usize) -> Self {
         KvCache {
             layers: vec![None; num_layers],
@@ -155,7 +160,7 @@ impl Packed {
     }
 }
 
-impl<B: Backend> LlamaAttention<B> {
+impl<B: Kernels> LlamaAttention<B> {
     // Rotary tables, mask, cache slot, prefix and step context are all
     // per-call inputs of one attention; bundling them would only rename them.
     #[allow(clippy::too_many_arguments)]
@@ -211,7 +216,7 @@ impl<B: Backend> LlamaAttention<B> {
     }
 }
 
-impl<B: Backend> LlamaMlp<B> {
+impl<B: Kernels> LlamaMlp<B> {
     fn forward(&self, x: Tensor<B, 3>, ctx: &ForwardCtx) -> Tensor<B, 3> {
         let g = self.gate_proj.forward(x.clone(), ctx);
         let h = kernels::swiglu(g, self.up_proj.forward(x, ctx));
@@ -219,7 +224,7 @@ impl<B: Backend> LlamaMlp<B> {
     }
 }
 
-impl<B: Backend> LlamaDecoderLayer<B> {
+impl<B: Kernels> LlamaDecoderLayer<B> {
     /// One decoder layer: attention and MLP, each behind an RMSNorm and
     /// added to the residual stream.
     #[allow(clippy::too_many_arguments)]
@@ -250,7 +255,7 @@ impl<B: Backend> LlamaDecoderLayer<B> {
     }
 }
 
-impl<B: Backend> LlamaForCausalLM<B> {
+impl<B: Kernels> LlamaForCausalLM<B> {
     /// Builds the model from a weight source (HF names, PyTorch shapes).
     pub fn load(
         config: &ModelConfig,
@@ -365,6 +370,7 @@ impl<B: Backend> LlamaForCausalLM<B> {
             },
             lm_head,
             config: config.clone(),
+            tied_packed: None,
         })
     }
 
@@ -518,8 +524,17 @@ impl<B: Backend> LlamaForCausalLM<B> {
     /// Logits `[batch, seq, vocab]` for hidden states.
     pub fn head(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
-            Some(l) => kernels::linear(hidden, l.weight.val(), l.bias.as_ref().map(|b| b.val())),
-            None => tied_logits(hidden, self.model.embed_tokens.weight.val()),
+            Some(l) => kernels::linear(
+                hidden,
+                l.weight.val(),
+                l.bias.as_ref().map(|b| b.val()),
+                None,
+            ),
+            None => tied_logits(
+                hidden,
+                self.model.embed_tokens.weight.val(),
+                self.tied_packed.as_ref(),
+            ),
         }
     }
 
@@ -529,8 +544,13 @@ impl<B: Backend> LlamaForCausalLM<B> {
     /// ([`kernels::tied_head_log_softmax`]); the logits otherwise.
     pub fn token_logits(&self, hidden: Tensor<B, 3>) -> TokenLogits<B> {
         let embedding = self.model.embed_tokens.weight.val();
-        if self.lm_head.is_none() && kernels::fast::<B>() && !embedding.is_require_grad() {
-            return TokenLogits::Tied { hidden, embedding };
+        if self.lm_head.is_none() {
+            let packed = self.tied_packed.clone();
+            return TokenLogits::Tied {
+                hidden,
+                embedding,
+                packed,
+            };
         }
         TokenLogits::Dense(self.head(hidden))
     }
@@ -636,22 +656,25 @@ impl<B: Backend> LlamaForCausalLM<B> {
 }
 
 /// A causal LM's scores over the vocabulary for a batch.
-pub enum TokenLogits<B: Backend> {
+pub enum TokenLogits<B: Kernels> {
     /// `[batch, seq, vocab]`.
     Dense(Tensor<B, 3>),
     /// A tied head not yet applied: `logits = hidden · embeddingᵀ`.
     Tied {
         hidden: Tensor<B, 3>,
         embedding: Tensor<B, 2>,
+        packed: Option<PackedWeight>,
     },
 }
 
-impl<B: Backend> TokenLogits<B> {
+impl<B: Kernels> TokenLogits<B> {
     /// `[batch, seq, vocab]`.
     pub fn dims(&self) -> [usize; 3] {
         match self {
             TokenLogits::Dense(l) => l.dims(),
-            TokenLogits::Tied { hidden, embedding } => {
+            TokenLogits::Tied {
+                hidden, embedding, ..
+            } => {
                 let [b, s, _] = hidden.dims();
                 [b, s, embedding.dims()[0]]
             }
@@ -669,32 +692,35 @@ impl<B: Backend> TokenLogits<B> {
     pub fn into_dense(self) -> Tensor<B, 3> {
         match self {
             TokenLogits::Dense(l) => l,
-            TokenLogits::Tied { hidden, embedding } => tied_logits(hidden, embedding),
+            TokenLogits::Tied {
+                hidden,
+                embedding,
+                packed,
+            } => tied_logits(hidden, embedding, packed.as_ref()),
         }
     }
 }
 
-impl<B: Backend> From<Tensor<B, 3>> for TokenLogits<B> {
+impl<B: Kernels> From<Tensor<B, 3>> for TokenLogits<B> {
     fn from(logits: Tensor<B, 3>) -> Self {
         TokenLogits::Dense(logits)
     }
 }
 
-/// `hidden · embeddingᵀ` for a head tied to the `[vocab, hidden]` embedding.
-pub fn tied_logits<B: Backend>(hidden: Tensor<B, 3>, embedding: Tensor<B, 2>) -> Tensor<B, 3> {
+/// `hidden · embeddingᵀ` for a head tied to the `[vocab, hidden]` embedding
+/// (`packed`: the embedding's packed form).
+pub fn tied_logits<B: Kernels>(
+    hidden: Tensor<B, 3>,
+    embedding: Tensor<B, 2>,
+    packed: Option<&PackedWeight>,
+) -> Tensor<B, 3> {
     let [b, s, h] = hidden.dims();
     let vocab = embedding.dims()[0];
-    if kernels::fast::<B>() {
-        // Eᵀ read through its strides. In 2-d: unsqueezing the transposed
-        // view would copy the embedding.
-        return reshape(
-            kernels::matmul(reshape(hidden, [b * s, h]), embedding.transpose()),
-            [b, s, vocab],
-        );
-    }
-    // Multiplying by a transposed view of the 49k×576 embedding makes the
-    // CPU backend copy it on every call, so compute (E · hᵀ)ᵀ, which only
-    // transposes the small activation.
-    let x = hidden.reshape([b * s, h]).transpose();
-    embedding.matmul(x).transpose().reshape([b, s, vocab])
+    // Eᵀ read through its strides. In 2-d: unsqueezing the transposed view
+    // would copy the embedding.
+    let flat = reshape(hidden, [b * s, h]);
+    reshape(
+        kernels::linear(flat, embedding.transpose(), None, packed),
+        [b, s, vocab],
+    )
 }

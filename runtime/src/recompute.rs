@@ -28,11 +28,11 @@
 //! one whose backward is in progress, which deadlocks. Here every backward
 //! pass is a top-level one over a small graph.
 
+use crate::kernels::{AutodiffKernels, Kernels};
 use std::cell::RefCell;
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{GradientsAccumulator, GradientsParams};
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 
 /// A layer's prefix keys and values (prefix tuning), `[batch, heads, n, d]`.
@@ -42,7 +42,7 @@ pub type KeyValues<B> = (Tensor<B, 4>, Tensor<B, 4>);
 /// output out.
 type LayerFn<B> = Box<dyn Fn(Tensor<B, 3>, Option<&KeyValues<B>>) -> Tensor<B, 3>>;
 
-struct Segment<B: Backend> {
+struct Segment<B: Kernels> {
     /// The layer's input, untracked.
     input: Tensor<B, 3>,
     /// The prefix, an untracked copy…
@@ -53,7 +53,7 @@ struct Segment<B: Backend> {
 }
 
 /// One forward pass through a layer stack.
-struct Pass<B: Backend> {
+struct Pass<B: Kernels> {
     /// The stack's input as computed (tracked when something below trains).
     bottom: Tensor<B, 3>,
     segments: Vec<Segment<B>>,
@@ -64,11 +64,11 @@ struct Pass<B: Backend> {
 /// The layer stacks run by a training step's forward passes (one per pass:
 /// DPO's chosen and rejected sequences are two), for
 /// [`RecomputeTape::backward`] to recompute.
-pub struct RecomputeTape<B: Backend> {
+pub struct RecomputeTape<B: Kernels> {
     passes: RefCell<Vec<Pass<B>>>,
 }
 
-impl<B: Backend> Default for RecomputeTape<B> {
+impl<B: Kernels> Default for RecomputeTape<B> {
     fn default() -> Self {
         RecomputeTape {
             passes: RefCell::new(Vec::new()),
@@ -77,11 +77,11 @@ impl<B: Backend> Default for RecomputeTape<B> {
 }
 
 /// The same values, cut from any graph and not tracked.
-fn untracked<const D: usize, B: Backend>(t: &Tensor<B, D>) -> Tensor<B, D> {
+fn untracked<const D: usize, B: Kernels>(t: &Tensor<B, D>) -> Tensor<B, D> {
     t.clone().detach().set_require_grad(false)
 }
 
-impl<B: Backend> RecomputeTape<B> {
+impl<B: Kernels> RecomputeTape<B> {
     pub fn new() -> Self {
         Self::default()
     }
@@ -138,7 +138,7 @@ impl<B: Backend> RecomputeTape<B> {
     }
 }
 
-impl<B: AutodiffBackend> RecomputeTape<B> {
+impl<B: AutodiffKernels> RecomputeTape<B> {
     /// Completes a backward pass: `grads` are the loss's gradients (the head
     /// and everything above the recorded stacks); the parameter gradients
     /// of every layer and of what lies below go into `accum` with them.
@@ -189,7 +189,7 @@ impl<B: AutodiffBackend> RecomputeTape<B> {
 
 /// A micro-batch's gradients into `accum`: through the tape when its
 /// layers are to be recomputed, straight from `grads` otherwise.
-pub fn accumulate<B: AutodiffBackend, M: AutodiffModule<B>>(
+pub fn accumulate<B: AutodiffKernels, M: AutodiffModule<B>>(
     tape: Option<RecomputeTape<B>>,
     grads: B::Gradients,
     model: &M,

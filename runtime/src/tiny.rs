@@ -3,7 +3,7 @@
 //! grouped-query attention (4 query / 2 KV heads), untied or tied heads,
 //! token types, a classifier.
 
-use burn::tensor::backend::Backend;
+use crate::kernels::Kernels;
 use ft_formats::{Family, ModelConfig};
 
 use crate::bert::{BertForSequenceClassification, BertModel};
@@ -70,7 +70,7 @@ pub fn tiny_bert_config() -> ModelConfig {
 
 /// The tiny BERT ([`tiny_bert_config`], weights of seed 3) with a fresh
 /// 3-label classifier (seed 11): the classifier the runtime's tests share.
-pub fn tiny_bert_classifier<B: Backend>() -> BertForSequenceClassification<B> {
+pub fn tiny_bert_classifier<B: Kernels>() -> BertForSequenceClassification<B> {
     let bert = BertModel::load(
         &tiny_bert_config(),
         &mut RandomSource::new(3),

@@ -7,9 +7,10 @@
 //! A missing tensor is an error: ft never silently random-initializes a
 //! weight that a checkpoint should have provided.
 
+use crate::kernels::Kernels;
 use burn::module::Param;
 use burn::nn::{Embedding, Linear};
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use ft_formats::{
     hf_to_gguf_name, FormatError, FormatErrorKind, Gguf, HfWeights, ModelConfig, ModelFiles,
     SafetensorsFile, ShardIndex,
@@ -253,12 +254,12 @@ pub fn open_source(files: &ModelFiles, config: &ModelConfig) -> Result<Box<dyn W
 }
 
 /// Loading helpers shared by the model families.
-pub struct Loader<'a, B: Backend> {
+pub struct Loader<'a, B: Kernels> {
     pub source: &'a mut dyn WeightSource,
     pub device: &'a B::Device,
 }
 
-impl<B: Backend> Loader<'_, B> {
+impl<B: Kernels> Loader<'_, B> {
     pub fn tensor<const D: usize>(
         &mut self,
         name: &str,

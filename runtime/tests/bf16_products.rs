@@ -5,7 +5,6 @@
 //! working (a read of a released page would stop the test binary); the
 //! tied LM head with the loss runs on the embedding's packed forms, close
 //! to f32.
-//! One test: the registry is process-wide.
 
 #[path = "models/peft_common/mod.rs"]
 mod peft_common;
@@ -15,9 +14,9 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::{Int, Tensor, TensorData};
 use ft_runtime::bert::BertForSequenceClassification;
-use ft_runtime::kernels::{self, amx, FrozenBf16};
+use ft_runtime::kernels::{self, amx};
 use ft_runtime::llama::LlamaForCausalLM;
-use ft_runtime::peft::{apply, Adaptable, ApplyOptions, ForwardCtx};
+use ft_runtime::peft::{apply, pack_frozen, Adaptable, ApplyOptions, ForwardCtx};
 use ft_runtime::tiny::{tiny_bert_classifier, tiny_llama_config};
 use ft_runtime::weights::RandomSource;
 use peft_common::*;
@@ -71,10 +70,15 @@ fn train<M: AutodiffModule<AB> + Adaptable<AB>>(
     loss: impl Fn(&M, u64) -> Tensor<AB, 1>,
     infer: impl Fn(&M::InnerModule) -> Vec<f32>,
 ) -> (Vec<f32>, Vec<f32>, usize) {
-    let guard = bf16.then(|| FrozenBf16::register(&model, true).expect("registered"));
-    let released = guard.as_ref().map_or(0, |g| g.released_bytes);
-    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
     let mut model = model;
+    let released = if bf16 {
+        let figures = pack_frozen(&mut model, true);
+        assert!(figures.weights > 0, "nothing packed");
+        figures.released_bytes
+    } else {
+        0
+    };
+    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
     let mut losses = Vec::new();
     for step in 0..3 {
         let l = loss(&model, step);
@@ -83,7 +87,6 @@ fn train<M: AutodiffModule<AB> + Adaptable<AB>>(
         model = optim.step(1e-2, model, grads);
     }
     let out = infer(&model.valid());
-    drop(guard);
     (losses, out, released)
 }
 
@@ -109,24 +112,23 @@ fn random<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<Inner, D> {
     Tensor::random(shape, Distribution::Uniform(-1.0, 1.0), &Default::default())
 }
 
-/// The tied head with the loss on a registered embedding, against f32.
+/// The tied head with the loss on a packed embedding, against f32.
 fn tied_head_in_bf16() {
     // The tied head: log-probabilities of targets, and the gradient.
     let (b, s, h, v, n) = (2, 40, 64, 160, 39);
     let targets: Vec<Option<usize>> = (0..b * n).map(|i| Some((i * 37) % v)).collect();
     let hidden = random([b, s, h], 13);
     let emb = random([v, h], 14) * 2.0;
-    let head = |hidden: &Tensor<Inner, 3>| {
+    let head = |hidden: &Tensor<Inner, 3>, packed: Option<&kernels::PackedWeight>| {
         let x = Tensor::<AB, 3>::from_inner(hidden.clone()).require_grad();
         let e = Tensor::<AB, 2>::from_inner(emb.clone());
-        let lp = kernels::tied_head_log_softmax(&x, &e, &targets, n).expect("fast path");
+        let lp = kernels::tied_head_log_softmax(x.clone(), e, &targets, n, packed);
         let g = x.grad(&lp.clone().sum().backward()).expect("gradient");
         (lp.inner(), g)
     };
-    let (lp32, g32) = head(&hidden);
-    assert!(amx::register(&emb.clone().into_primitive().tensor(), false));
-    let (lp16, g16) = head(&hidden);
-    amx::clear();
+    let (lp32, g32) = head(&hidden, None);
+    let packed = kernels::pack_frozen(&emb, false).expect("packed");
+    let (lp16, g16) = head(&hidden, Some(&packed));
     for (what, (d, differs)) in [
         ("tied head log-probabilities", rel_diff(lp16, lp32)),
         ("tied head gradient", rel_diff(g16, g32)),

@@ -3,43 +3,19 @@
 //! has ten, each over a whole `[tokens, hidden]` activation). burn-ndarray
 //! adds on one thread while the other cores wait.
 
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::tensor::{backend::Backend, Tensor, TensorPrimitive};
 use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
-use super::data::{contiguous, prim, shape, tensor, Output};
+use super::data::{contiguous, shape, tensor, Output};
 use super::fastmath::simd_fn;
-use super::{cast, is, AdNd, Nd};
 
 /// Elements per parallel task.
 const ELEMS_PER_TASK: usize = 16 * 1024;
 
-/// `a + b`, where `b` has `a`'s shape or is a row broadcast along `a`'s
-/// last dimension (`[1, …, 1, n]`: a bias); other shapes take Burn's add.
-pub fn add<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
-    if row_len(&a.dims(), &b.dims()).is_some() {
-        if is::<B, AdNd>() {
-            if let Some(y) = ad_add::<D>(cast(a.clone()), cast(b.clone())) {
-                return cast(y);
-            }
-        } else if is::<B, Nd>() {
-            let (x, y): (Tensor<Nd, D>, Tensor<Nd, D>) = (cast(a.clone()), cast(b.clone()));
-            if let Some(out) = forward(&prim(&x), &prim(&y)) {
-                return cast(Tensor::<Nd, D>::from_primitive(TensorPrimitive::Float(out)));
-            }
-        }
-    }
-    a + b
-}
-
 /// How many elements of `b` one row of the sum reads: all of `a` when the
 /// shapes are equal, the last dimension when `b` is a row broadcast.
-fn row_len(a: &[usize], b: &[usize]) -> Option<usize> {
+pub(super) fn row_len(a: &[usize], b: &[usize]) -> Option<usize> {
     let n = a.iter().product::<usize>();
     if a == b {
         return Some(n.max(1));
@@ -56,7 +32,8 @@ simd_fn! {
     }
 }
 
-fn forward(a: &NdArrayTensor, b: &NdArrayTensor) -> Option<NdArrayTensor> {
+/// `a + b` for the shapes [`row_len`] accepts.
+pub(super) fn forward(a: &NdArrayTensor, b: &NdArrayTensor) -> Option<NdArrayTensor> {
     let dims = shape(a);
     let row = row_len(&dims, &shape(b))?;
     let (xs, ys) = (contiguous(a)?, contiguous(b)?);
@@ -87,35 +64,9 @@ fn forward(a: &NdArrayTensor, b: &NdArrayTensor) -> Option<NdArrayTensor> {
     Some(tensor(unsafe { out.assume_init() }, dims))
 }
 
-/// `da = dy`; `db = dy`, summed over the rows when `b` was broadcast.
-#[derive(Debug)]
-struct AddBackward;
-
-impl Backward<Nd, 2> for AddBackward {
-    /// The shape of `b`.
-    type State = Vec<usize>;
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_a, node_b] = ops.parents;
-        let grad = grads.consume::<Nd>(&ops.node);
-        let b_shape = ops.state;
-        if let Some(node) = node_b {
-            let db = if shape(&grad) == b_shape {
-                grad.clone()
-            } else {
-                tensor(column_sums(&grad, *b_shape.last().expect("bias")), b_shape)
-            };
-            grads.register::<Nd>(node.id, db);
-        }
-        if let Some(node) = node_a {
-            grads.register::<Nd>(node.id, grad);
-        }
-    }
-}
-
 /// Sums of each column of `g` seen as `[rows, n]`, in a fixed order (blocks
 /// of rows, then the blocks in turn) so that every run gives the same bits.
-fn column_sums(g: &NdArrayTensor, n: usize) -> Vec<f32> {
+pub(super) fn column_sums(g: &NdArrayTensor, n: usize) -> Vec<f32> {
     const ROWS_PER_TASK: usize = 64;
     let gs = contiguous(g).expect("f32 gradient");
     let partial: Vec<Vec<f32>> = gs
@@ -137,19 +88,4 @@ fn column_sums(g: &NdArrayTensor, n: usize) -> Vec<f32> {
         }
     }
     sums
-}
-
-fn ad_add<const D: usize>(a: Tensor<AdNd, D>, b: Tensor<AdNd, D>) -> Option<Tensor<AdNd, D>> {
-    let b_shape = b.dims().to_vec();
-    let (ap, bp) = (a.into_primitive().tensor(), b.into_primitive().tensor());
-    let y = forward(&ap.primitive, &bp.primitive)?;
-    let out = match AddBackward
-        .prepare::<NoCheckpointing>([ap.node.clone(), bp.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(b_shape, y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    };
-    Some(Tensor::from_primitive(TensorPrimitive::Float(out)))
 }

@@ -11,26 +11,21 @@
 //! softmax and the optimizer stay in f32 — the same numerics as PyTorch's
 //! CPU autocast to bfloat16, applied to fewer operations.
 //!
-//! A weight is packed once, when it is [`register`]ed, into the tile
-//! layout `tdpbf16ps` reads, in both orientations (`W` and `Wᵀ`). The
-//! registry keeps a clone of each registered tensor, so its memory (the key)
-//! cannot be freed and reused by another tensor while the entry exists;
-//! [`clear`] drops them all.
+//! A weight is packed once, into the tile layout `tdpbf16ps` reads, in
+//! both orientations (`W` and `Wᵀ`), as a [`super::PackedWeight`] that the
+//! layer using the weight owns and passes to its products.
 //!
 //! Once packed, a weight that only ever enters products (a frozen `Linear`
 //! under LoRA, IA3, prompts, prefixes or bottleneck adapters) no longer
-//! needs its f32 copy: [`register`] can hand its pages back to the kernel
-//! (`madvise(MADV_DONTNEED)`) and make them inaccessible (`PROT_NONE`), so
-//! that a stray read through some other path stops the process with a
-//! segmentation fault instead of reading zeros. [`clear`] makes them
-//! accessible again (as zeros) before the tensors are freed, so the
-//! allocator can reuse that memory; a model must not be used for anything
-//! after the registry that released its weights has been cleared.
+//! needs its f32 copy: its pages can be handed back to the kernel
+//! (`madvise(MADV_DONTNEED)`) and made inaccessible (`PROT_NONE`), so that a
+//! stray read through some other path stops the process with a
+//! segmentation fault instead of reading zeros. Dropping the packed weight
+//! makes them accessible again (as zeros) before the tensor can be freed,
+//! so the allocator can reuse that memory.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Mutex, OnceLock};
 
-use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
 use super::gemm::Strided;
@@ -161,108 +156,25 @@ impl Packed {
             });
         Packed { k, n, blocks, data }
     }
-}
 
-/// A view of a registered tensor: its data pointer, `[k, n]` and strides.
-type Key = (usize, usize, usize, isize, isize);
-
-#[derive(Default)]
-struct Registry {
-    packed: HashMap<Key, Arc<Packed>>,
-    /// Clones of the registered tensors: while they live, no other tensor
-    /// can be allocated at a registered address.
-    keep: Vec<NdArrayTensor>,
-    /// Page ranges (start, bytes) of f32 copies handed back to the kernel.
-    released: Vec<(usize, usize)>,
-}
-
-fn registry() -> &'static RwLock<Registry> {
-    static REGISTRY: OnceLock<RwLock<Registry>> = OnceLock::new();
-    REGISTRY.get_or_init(Default::default)
-}
-
-/// Packs a frozen 2-d f32 tensor for both `·t` and `·tᵀ` (each orientation
-/// whose column count is a multiple of 16). Returns whether anything was
-/// registered (false without AMX, or for other element types). With
-/// `release`, the tensor's f32 pages are then handed back to the kernel and
-/// made inaccessible (see the module's documentation): only for a tensor
-/// that nothing reads except products with it as the right operand.
-pub fn register(t: &NdArrayTensor, release: bool) -> bool {
-    if !available() {
-        return false;
-    }
-    let Some(v) = Strided::of(t) else {
-        return false;
-    };
-    if v.shape.len() != 2 {
-        return false;
-    }
-    let mut reg = registry().write().expect("bf16 registry");
-    let mut orientations = 0;
-    for view in [v.clone(), v.clone().t()] {
-        let (k, n, rs, cs) = (
-            view.shape[0],
-            view.shape[1],
-            view.strides[0],
-            view.strides[1],
-        );
-        let key = (view.ptr() as usize, k, n, rs, cs);
-        if n % TILE_ROWS != 0 || n == 0 || k == 0 || reg.packed.contains_key(&key) {
-            continue;
+    /// Packs the view `B: [k, n]` of a 2-d tensor, if its `n` is a
+    /// multiple of 16.
+    ///
+    /// # Safety
+    /// The view describes readable elements.
+    pub(super) unsafe fn of_view(v: &Strided) -> Option<Packed> {
+        let (k, n) = (v.shape[0], v.shape[1]);
+        if n % TILE_ROWS != 0 || n == 0 || k == 0 {
+            return None;
         }
-        // SAFETY: the view describes the tensor's own elements.
-        let packed = unsafe { Packed::new(view.ptr(), k, n, rs, cs) };
-        reg.packed.insert(key, Arc::new(packed));
-        orientations += 1;
+        // SAFETY: the caller's promise.
+        Some(unsafe { Packed::new(v.ptr(), k, n, v.strides[0], v.strides[1]) })
     }
-    if orientations == 0 {
-        return false;
+
+    /// Bytes of the packed tiles.
+    pub fn bytes(&self) -> usize {
+        self.data.len() * 2
     }
-    reg.keep.push(t.clone());
-    // Only when both orientations are packed: a product in the other one
-    // would read the f32 copy.
-    if release && orientations == 2 {
-        if let Some(range) = super::pages::release(&v) {
-            reg.released.push(range);
-        }
-    }
-    true
-}
-
-/// Drops every registered weight (after making released pages accessible).
-pub fn clear() {
-    let mut reg = registry().write().expect("bf16 registry");
-    super::pages::restore(&reg.released);
-    reg.released.clear();
-    reg.packed.clear();
-    reg.keep.clear();
-}
-
-/// Tensors registered (each in one or both orientations).
-pub fn registered() -> usize {
-    registry().read().expect("bf16 registry").keep.len()
-}
-
-/// Bytes of f32 weights handed back to the kernel by [`register`].
-pub fn released_bytes() -> usize {
-    let reg = registry().read().expect("bf16 registry");
-    reg.released.iter().map(|r| r.1).sum()
-}
-
-/// Bytes held by packed weights (reported with a run's memory).
-pub fn packed_bytes() -> usize {
-    let reg = registry().read().expect("bf16 registry");
-    reg.packed.values().map(|p| p.data.len() * 2).sum()
-}
-
-/// The packed form of `B: [k, n]` at `ptr` with strides `rs, cs`, if that
-/// view of a tensor was registered.
-pub fn lookup(ptr: *const f32, k: usize, n: usize, rs: isize, cs: isize) -> Option<Arc<Packed>> {
-    let reg = registry().read().ok()?;
-    if reg.packed.is_empty() {
-        return None;
-    }
-    reg.packed.get(&(ptr as usize, k, n, rs, cs)).cloned()
 }
 
 /// Addresses cross into rayon's workers as integers.

@@ -1,11 +1,10 @@
 //! Moving data between Burn's NdArray tensors and the flat f32 buffers the
 //! fused kernels read and write.
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::TensorData;
 use burn_ndarray::NdArrayTensor;
 
 use super::gemm::Strided;
-use super::Nd;
 
 /// The data of an f32 tensor in row-major order: borrowed when it already
 /// is, copied otherwise.
@@ -49,10 +48,6 @@ pub fn contiguous(t: &NdArrayTensor) -> Option<std::borrow::Cow<'_, [f32]>> {
 
 pub fn tensor(data: Vec<f32>, shape: Vec<usize>) -> NdArrayTensor {
     NdArrayTensor::from_data(TensorData::new(data, shape))
-}
-
-pub fn prim<const D: usize>(t: &Tensor<Nd, D>) -> NdArrayTensor {
-    t.clone().into_primitive().tensor()
 }
 
 pub fn shape(t: &NdArrayTensor) -> Vec<usize> {

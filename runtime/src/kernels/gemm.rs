@@ -185,8 +185,14 @@ pub(super) unsafe fn gemm1(
 /// `b: [.., k, n]`, as a contiguous tensor of shape `[out_batch.., m, n]`.
 /// `out_batch` has one entry per batch dimension, equal to the broadcast
 /// size or 1; a 1 where the broadcast size is larger sums over that
-/// dimension (the gradient of an operand that was broadcast).
-pub fn bmm(a: &Strided, b: &Strided, out_batch: &[usize]) -> NdArrayTensor {
+/// dimension (the gradient of an operand that was broadcast). `packed`
+/// may hold a packed bf16 form of `b` (see [`super::PackedWeight`]).
+pub fn bmm(
+    a: &Strided,
+    b: &Strided,
+    out_batch: &[usize],
+    packed: Option<&super::PackedWeight>,
+) -> NdArrayTensor {
     let nd = a.shape.len();
     assert!(nd >= 2 && b.shape.len() == nd && out_batch.len() == nd - 2);
     let nb = nd - 2;
@@ -223,12 +229,11 @@ pub fn bmm(a: &Strided, b: &Strided, out_batch: &[usize]) -> NdArrayTensor {
     if !reduced && b_broadcast {
         let dims: Vec<usize> = (0..=nb).collect();
         if let Some(rs) = merged_stride(&a.shape, &a.strides, &dims) {
-            // A frozen weight registered for bf16 products (opt-in).
-            let (b_rs, b_cs) = (b.strides[nb], b.strides[nb + 1]);
-            if let Some(packed) = super::amx::lookup(b.ptr, k, n, b_rs, b_cs) {
-                // SAFETY: the packed weight is that view of b (registered
-                // only where AMX is available); dst has count·m·n elements.
-                unsafe { super::amx::gemm(count * m, a.ptr, rs, a.strides[nb + 1], &packed, dst) };
+            // A frozen weight packed for bf16 products (opt-in).
+            if let Some(packed) = packed.and_then(|p| p.operand(b)) {
+                // SAFETY: the packed form is that view of b (packed only
+                // where AMX is available); dst has count·m·n elements.
+                unsafe { super::amx::gemm(count * m, a.ptr, rs, a.strides[nb + 1], packed, dst) };
                 return NdArrayTensor::from_data(TensorData::new(unsafe { out.written() }, shape));
             }
             unsafe {

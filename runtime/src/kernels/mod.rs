@@ -1,30 +1,40 @@
-//! Fast paths for the hot tensor operations of training and inference on
-//! the default CPU backend, behind functions generic over any Burn backend.
+//! ft's fused operations, behind Burn's backend extension: [`Kernels`] is
+//! a trait extending [`Backend`] with the hot operations of training and
+//! inference (products, norms, activations, attention's softmax, RoPE,
+//! dropout, the LM loss), each with its backward.
 //!
-//! The models stay generic (`B: Backend`); [`matmul`] and [`linear`] check
-//! at run time whether `B` is [`crate::CpuBackend`] or `Autodiff` of it and
-//! then compute with [`gemm::bmm`] (one large strided GEMM where Burn's
-//! NdArray runs one matrixmultiply call per batch entry), with a
-//! hand-written backward that only computes the gradients the graph needs
-//! (a frozen weight gets none, and its input gradient reads the weight
-//! through transposed strides instead of copying it). Any other backend
-//! (Flex, CUDA, f64) takes Burn's own operations, so results there are
-//! unchanged.
+//! - Every method has a default written with Burn's own operations
+//!   ([`generic`]): that is what CUDA, Flex and any other backend run.
+//! - The default CPU backend ([`crate::CpuBackend`]) implements them with
+//!   ft's kernels ([`cpu`]): one large strided GEMM where Burn's NdArray
+//!   runs one matrixmultiply call per batch entry, and single fused passes
+//!   split over rayon's threads, compiled for AVX2 or AVX-512 where the
+//!   CPU has them, with outputs written without a zero-fill first.
+//! - `Autodiff<B>` implements them once for every `B: Kernels`
+//!   ([`autodiff`]): the forward is `B`'s, and the backward calls `B`'s
+//!   backward operations, computing only the gradients the graph needs (a
+//!   frozen weight gets none).
 //!
-//! The element-wise passes (LayerNorm, RMSNorm, GELU, SwiGLU, RoPE, the
-//! attention softmax, dropout, adds, the LM loss) are single fused passes
-//! split over rayon's threads, compiled for AVX2 where the CPU has it
-//! (`fastmath::simd_fn!`) with a vectorisable `exp`; their outputs are
-//! written without a zero-fill first.
+//! Models are generic over `B: Kernels` and call the functions below; they
+//! never ask which backend they run on. [`GenericCpu`] is the CPU backend
+//! with every default, so the path other backends take is tested here.
+//!
+//! A frozen weight may be packed for bf16 products on AMX
+//! ([`PackedWeight`], `precision = bf16`); the layer that multiplies by it
+//! owns the packed form and passes it to the product.
 
 mod add;
 pub mod amx;
+mod autodiff;
+mod cpu;
 mod cross_entropy;
 mod data;
 mod dropout;
 mod fastmath;
 pub mod gemm;
+pub mod generic;
 mod norm;
+mod packed;
 mod pages;
 mod reshape;
 mod rms_norm;
@@ -33,261 +43,397 @@ mod softmax;
 mod swiglu;
 mod tied_head;
 
-pub use add::add;
-pub use cross_entropy::target_log_softmax;
-pub use dropout::dropout;
-pub use norm::{gelu, layer_norm};
-pub use reshape::{reshape, unsqueeze};
-pub use rms_norm::rms_norm;
-pub use rope::rope;
-pub use softmax::softmax_scaled;
-pub use swiglu::swiglu;
-pub use tied_head::tied_head_log_softmax;
+pub use packed::{PackedFigures, PackedWeight};
 
-use std::any::{Any, TypeId};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{Shape, Tensor, TensorPrimitive};
 
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::Autodiff;
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{backend::Backend, Tensor, TensorPrimitive};
-use burn_ndarray::NdArrayTensor;
+use crate::peft::rng::KeptPositions;
 
-use crate::CpuBackend;
+/// The CPU backend with Burn's operations in place of ft's kernels: the
+/// arithmetic CUDA and every other backend run, on the CPU (its integers
+/// are 32-bit, which is what makes it a distinct backend type).
+pub type GenericCpu = burn::backend::NdArray<f32, i32>;
 
-type Nd = CpuBackend;
-type AdNd = Autodiff<CpuBackend>;
+/// A training backend whose inner (inference) backend has the kernels too.
+pub trait AutodiffKernels: AutodiffBackend<InnerBackend: Kernels> + Kernels {}
 
-/// Moves a value to a type known (by `TypeId`) to be its own.
-fn cast<A: 'static, T: 'static>(x: A) -> T {
-    let mut slot = Some(x);
-    (&mut slot as &mut dyn Any)
-        .downcast_mut::<Option<T>>()
-        .and_then(Option::take)
-        .expect("cast between identical types")
+impl<B> AutodiffKernels for B
+where
+    B: AutodiffBackend + Kernels,
+    B::InnerBackend: Kernels,
+{
 }
 
-fn is<B: 'static, T: 'static>() -> bool {
-    TypeId::of::<B>() == TypeId::of::<T>()
+/// An inverted-dropout mask: its stream, rate and, for a tensor of the
+/// first positions of whole sequences only, which positions
+/// ([`crate::peft::rng::dropout_mask_of`] draws the same values).
+#[derive(Clone, Copy, Debug)]
+pub struct DropoutMask {
+    pub key: u64,
+    pub p: f64,
+    pub kept: Option<KeptPositions>,
 }
 
-/// Whether [`matmul`] and [`linear`] take the fast path on backend `B`.
-pub fn fast<B: Backend>() -> bool {
-    is::<B, AdNd>() || is::<B, Nd>()
+/// The fused operations, on a backend's float primitives. Shapes are those
+/// of the public functions below; `Option` gradients are computed only
+/// when asked for.
+pub trait Kernels: Backend {
+    /// `lhs · rhs` over the last two dimensions, batch dimensions
+    /// broadcast; `packed` is a packed form of `rhs` (or of its transpose).
+    fn fused_matmul(
+        lhs: FloatTensor<Self>,
+        rhs: FloatTensor<Self>,
+        packed: Option<&PackedWeight>,
+    ) -> FloatTensor<Self> {
+        let _ = packed;
+        generic::matmul::<Self>(lhs, rhs)
+    }
+    /// `grad · rhsᵀ`, summed over the batch dimensions `lhs` was broadcast
+    /// along (`lhs_shape`).
+    fn fused_matmul_grad_lhs(
+        grad: FloatTensor<Self>,
+        rhs: FloatTensor<Self>,
+        lhs_shape: Shape,
+        packed: Option<&PackedWeight>,
+    ) -> FloatTensor<Self> {
+        let _ = packed;
+        generic::matmul_grad_lhs::<Self>(grad, rhs, lhs_shape)
+    }
+    /// `lhsᵀ · grad`, summed to `rhs_shape`.
+    fn fused_matmul_grad_rhs(
+        lhs: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        rhs_shape: Shape,
+    ) -> FloatTensor<Self> {
+        generic::matmul_grad_rhs::<Self>(lhs, grad, rhs_shape)
+    }
+    /// `a + b`, `b` broadcast to `a`'s shape.
+    fn fused_add(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_add(a, b)
+    }
+    /// `grad` summed over the dimensions where `shape` is 1 (the gradient
+    /// of a broadcast operand).
+    fn fused_sum_to(grad: FloatTensor<Self>, shape: Shape) -> FloatTensor<Self> {
+        generic::sum_to::<Self>(grad, shape)
+    }
+    fn fused_reshape(x: FloatTensor<Self>, shape: Shape) -> FloatTensor<Self> {
+        Self::float_reshape(x, shape)
+    }
+    /// `x / sqrt(mean(x²) + eps) · weight` over the last dimension.
+    fn fused_rms_norm(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        eps: f32,
+    ) -> FloatTensor<Self> {
+        generic::rms_norm::<Self>(x, weight, eps)
+    }
+    /// `(dx, dweight)`.
+    fn fused_rms_norm_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        eps: f32,
+        need: [bool; 2],
+    ) -> [Option<FloatTensor<Self>>; 2] {
+        generic::rms_norm_backward::<Self>(x, weight, grad, eps, need)
+    }
+    /// `(x − mean) / sqrt(var + eps) · weight + bias` over the last
+    /// dimension (biased variance, as PyTorch).
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        eps: f32,
+    ) -> FloatTensor<Self> {
+        generic::layer_norm::<Self>(x, weight, bias, eps)
+    }
+    /// `(dx, dweight, dbias)`.
+    fn fused_layer_norm_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        eps: f32,
+        need: [bool; 3],
+    ) -> [Option<FloatTensor<Self>>; 3] {
+        generic::layer_norm_backward::<Self>(x, weight, grad, eps, need)
+    }
+    /// GELU, the exact erf form (as transformers' BERT).
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        generic::gelu::<Self>(x)
+    }
+    /// `grad · (Φ(x) + x·φ(x))`, the exact derivative.
+    fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        generic::gelu_backward::<Self>(x, grad)
+    }
+    /// `silu(gate) · up`.
+    fn fused_swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        generic::swiglu::<Self>(gate, up)
+    }
+    /// `(dgate, dup)`.
+    fn fused_swiglu_backward(
+        gate: FloatTensor<Self>,
+        up: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        need: [bool; 2],
+    ) -> [Option<FloatTensor<Self>>; 2] {
+        generic::swiglu_backward::<Self>(gate, up, grad, need)
+    }
+    /// `x·cos + rotate_half(x)·sin` for `x: [batch, heads, seq, head_dim]`
+    /// and tables broadcast to it; with `inverse`, the transpose of that
+    /// map (rotation by −angle: the backward).
+    fn fused_rope(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+        inverse: bool,
+    ) -> FloatTensor<Self> {
+        generic::rope::<Self>(x, cos, sin, inverse)
+    }
+    /// `softmax(scores · scale + bias)` over the last dimension of a
+    /// rank-4 tensor, `bias` broadcast.
+    fn fused_softmax_scaled(
+        scores: FloatTensor<Self>,
+        scale: f32,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        generic::softmax_scaled::<Self>(scores, scale, bias)
+    }
+    /// `scale · y ⊙ (dy − Σ dy·y)` per row, from the output `y`.
+    fn fused_softmax_backward(
+        y: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        scale: f32,
+    ) -> FloatTensor<Self> {
+        generic::softmax_backward::<Self>(y, grad, scale)
+    }
+    /// `x · mask` (also its own backward).
+    fn fused_dropout(x: FloatTensor<Self>, mask: DropoutMask) -> FloatTensor<Self> {
+        generic::dropout::<Self>(x, mask)
+    }
+    /// `log_softmax(logits[b, t, :])[targets[b·n + t]]` for the first `n`
+    /// positions of `logits: [batch, seq, vocab]`, 0 without a target; and
+    /// each position's log-sum-exp, for the backward. Both `[batch, n]`.
+    fn fused_target_log_softmax(
+        logits: FloatTensor<Self>,
+        targets: &[Option<usize>],
+        n: usize,
+    ) -> [FloatTensor<Self>; 2] {
+        generic::target_log_softmax::<Self>(logits, targets, n)
+    }
+    /// The logits' gradient from the log-probabilities' (`dlp`).
+    fn fused_target_log_softmax_backward(
+        logits: FloatTensor<Self>,
+        lse: FloatTensor<Self>,
+        targets: &[Option<usize>],
+        n: usize,
+        dlp: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        generic::target_log_softmax_backward::<Self>(logits, lse, targets, n, dlp)
+    }
+    /// `log_softmax(hidden · embeddingᵀ)[target]` as
+    /// [`Self::fused_target_log_softmax`], for `hidden: [batch, seq, h]` and
+    /// `embedding: [vocab, h]`, without the `[positions, vocab]` logits
+    /// necessarily being written; with `want_grad`, also `E[t] − pᵀE` for
+    /// each position with a target (in order), `[positions, h]`.
+    fn fused_tied_head(
+        hidden: FloatTensor<Self>,
+        embedding: FloatTensor<Self>,
+        targets: &[Option<usize>],
+        n: usize,
+        want_grad: bool,
+        packed: Option<&PackedWeight>,
+    ) -> (FloatTensor<Self>, Option<FloatTensor<Self>>) {
+        let _ = packed;
+        generic::tied_head::<Self>(hidden, embedding, targets, n, want_grad)
+    }
+    /// The hidden states' gradient: `dlp · (E[t] − pᵀE)` at each position
+    /// with a target, 0 elsewhere.
+    fn fused_tied_head_backward(
+        q: FloatTensor<Self>,
+        targets: &[Option<usize>],
+        n: usize,
+        hidden_shape: Shape,
+        dlp: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        generic::tied_head_backward::<Self>(q, targets, n, hidden_shape, dlp)
+    }
+    /// `weight` (a frozen 2-d weight) packed for bf16 products, or `None`
+    /// where this backend has no such form (every default) or the machine
+    /// lacks the unit. With `release`, the f32 copy is handed back to the
+    /// system once packed: only for weights read by products alone.
+    fn pack_frozen(weight: &FloatTensor<Self>, release: bool) -> Option<PackedWeight> {
+        let _ = (weight, release);
+        None
+    }
+}
+
+fn prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
+    t.into_primitive().tensor()
+}
+
+fn wrap<B: Backend, const D: usize>(p: FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(p))
 }
 
 /// `lhs · rhs` over the last two dimensions, batch dimensions broadcast as
 /// in [`Tensor::matmul`].
-pub fn matmul<B: Backend, const D: usize>(lhs: Tensor<B, D>, rhs: Tensor<B, D>) -> Tensor<B, D> {
-    if is::<B, AdNd>() {
-        return cast(ad_matmul::<D>(cast(lhs), cast(rhs)));
-    }
-    if is::<B, Nd>() {
-        return cast(nd_matmul::<D>(cast(lhs), cast(rhs)));
-    }
-    lhs.matmul(rhs)
+pub fn matmul<B: Kernels, const D: usize>(lhs: Tensor<B, D>, rhs: Tensor<B, D>) -> Tensor<B, D> {
+    wrap(B::fused_matmul(prim(lhs), prim(rhs), None))
 }
 
 /// `x · w + bias` for Burn's `[in, out]` weight layout, as
-/// [`burn::tensor::module::linear`].
-pub fn linear<B: Backend, const D: usize>(
+/// [`burn::tensor::module::linear`]; `packed` is `w`'s packed form.
+pub fn linear<B: Kernels, const D: usize>(
     x: Tensor<B, D>,
     weight: Tensor<B, 2>,
     bias: Option<Tensor<B, 1>>,
+    packed: Option<&PackedWeight>,
 ) -> Tensor<B, D> {
-    if D < 2 || !fast::<B>() {
-        return burn::tensor::module::linear(x, weight, bias);
-    }
-    let y = matmul(x, unsqueeze::<B, 2, D>(weight));
+    let w = prim(unsqueeze::<B, 2, D>(weight));
+    let y: Tensor<B, D> = wrap(B::fused_matmul(prim(x), w, packed));
     match bias {
         Some(b) => add(y, unsqueeze::<B, 1, D>(b)),
         None => y,
     }
 }
 
-/// Registers every frozen 2-d weight of `module` (those without
-/// `require_grad`) for bf16 products on AMX ([`amx`]); returns how many.
-/// With `release_linear`, the f32 copies of the weights of `Linear`
-/// modules are handed back once packed (see [`amx::register`]): right
-/// when nothing else reads them — not under DoRA (which takes the norms of
-/// `W`) nor full fine-tuning (whose export writes every weight). Other
-/// frozen matrices (embeddings, read row by row) keep theirs.
-/// Nothing is registered on other backends or without AMX.
-pub fn register_frozen_bf16<B: Backend, M: Module<B>>(module: &M, release_linear: bool) -> usize {
-    struct Visit {
-        count: usize,
-        release_linear: bool,
-        /// The container types entered (`Struct:Linear`, `Vec`, …).
-        containers: Vec<String>,
-    }
-    impl<B: Backend> ModuleVisitor<B> for Visit {
-        fn enter_module(&mut self, _: &str, container_type: &str) {
-            self.containers.push(container_type.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.containers.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let t = param.val();
-            if D != 2 || t.is_require_grad() {
-                return;
-            }
-            let in_linear = self.containers.last().is_some_and(|c| c == "Struct:Linear");
-            if let Some(p) = nd_primitive(t) {
-                if amx::register(&p, self.release_linear && in_linear) {
-                    self.count += 1;
-                }
-            }
-        }
-    }
-    if !fast::<B>() || !amx::available() {
-        return 0;
-    }
-    let mut visit = Visit {
-        count: 0,
-        release_linear,
-        containers: Vec::new(),
-    };
-    module.visit(&mut visit);
-    visit.count
+/// `a + b`, where `b` has `a`'s shape or broadcasts to it.
+pub fn add<B: Kernels, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
+    wrap(B::fused_add(prim(a), prim(b)))
 }
 
-/// Frozen weights registered for bf16 products ([`register_frozen_bf16`])
-/// for as long as this lives; dropping it unregisters every weight in the
-/// registry (after which a model whose f32 copies were released must not
-/// be used). Its figures are the registry's: a model registered just
-/// before (DPO's reference) is counted with the one registered here.
-pub struct FrozenBf16 {
-    pub weights: usize,
-    pub packed_bytes: usize,
-    /// f32 copies handed back to the kernel.
-    pub released_bytes: usize,
+/// `x.reshape(shape)`; without a copy on the CPU backend when `x` is
+/// contiguous.
+pub fn reshape<B: Kernels, const D1: usize, const D2: usize>(
+    x: Tensor<B, D1>,
+    shape: [usize; D2],
+) -> Tensor<B, D2> {
+    wrap(B::fused_reshape(prim(x), Shape::from(shape.to_vec())))
 }
 
-impl FrozenBf16 {
-    /// Registers `module`'s frozen weights; `None` if nothing is
-    /// registered (no AMX, another backend, nothing frozen).
-    pub fn register<B: Backend, M: Module<B>>(
-        module: &M,
-        release_linear: bool,
-    ) -> Option<FrozenBf16> {
-        register_frozen_bf16(module, release_linear);
-        let weights = amx::registered();
-        (weights > 0).then(|| FrozenBf16 {
-            weights,
-            packed_bytes: amx::packed_bytes(),
-            released_bytes: amx::released_bytes(),
-        })
-    }
+/// `x.unsqueeze::<D2>()` (leading size-1 dimensions), sharing the data.
+pub fn unsqueeze<B: Kernels, const D1: usize, const D2: usize>(x: Tensor<B, D1>) -> Tensor<B, D2> {
+    let dims = x.dims();
+    let mut shape = [1usize; D2];
+    shape[D2 - D1..].copy_from_slice(&dims);
+    reshape(x, shape)
 }
 
-impl Drop for FrozenBf16 {
-    fn drop(&mut self) {
-        amx::clear();
-    }
+/// Llama's RMSNorm over the last dimension.
+pub fn rms_norm<B: Kernels, const D: usize>(
+    x: Tensor<B, D>,
+    weight: Tensor<B, 1>,
+    eps: f64,
+) -> Tensor<B, D> {
+    wrap(B::fused_rms_norm(prim(x), prim(weight), eps as f32))
 }
 
-/// The NdArray tensor under a tensor of the CPU backend (or its autodiff).
-fn nd_primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> Option<NdArrayTensor> {
-    if is::<B, AdNd>() {
-        let t: Tensor<AdNd, D> = cast(t);
-        return Some(t.into_primitive().tensor().primitive);
-    }
-    if is::<B, Nd>() {
-        let t: Tensor<Nd, D> = cast(t);
-        return Some(t.into_primitive().tensor());
-    }
-    None
+/// BERT's LayerNorm over the last dimension.
+pub fn layer_norm<B: Kernels, const D: usize>(
+    x: Tensor<B, D>,
+    weight: Tensor<B, 1>,
+    bias: Tensor<B, 1>,
+    eps: f64,
+) -> Tensor<B, D> {
+    wrap(B::fused_layer_norm(
+        prim(x),
+        prim(weight),
+        prim(bias),
+        eps as f32,
+    ))
 }
 
-fn batch_of(shape: &[usize]) -> Vec<usize> {
-    shape[..shape.len() - 2].to_vec()
+/// GELU with the exact erf form and its exact derivative (Burn's own
+/// backward uses the tanh approximation's).
+pub fn gelu<B: Kernels, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    wrap(B::fused_gelu(prim(x)))
 }
 
-fn nd_product(l: &NdArrayTensor, r: &NdArrayTensor) -> Option<NdArrayTensor> {
-    let (a, b) = (gemm::Strided::of(l)?, gemm::Strided::of(r)?);
-    let out_batch: Vec<usize> = batch_of(&a.shape)
-        .iter()
-        .zip(batch_of(&b.shape))
-        .map(|(x, y)| (*x).max(y))
-        .collect();
-    Some(gemm::bmm(&a, &b, &out_batch))
+/// `silu(gate) · up`, Llama's MLP activation.
+pub fn swiglu<B: Kernels, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>) -> Tensor<B, D> {
+    wrap(B::fused_swiglu(prim(gate), prim(up)))
 }
 
-fn nd_matmul<const D: usize>(lhs: Tensor<Nd, D>, rhs: Tensor<Nd, D>) -> Tensor<Nd, D> {
-    match nd_product(
-        &lhs.clone().into_primitive().tensor(),
-        &rhs.clone().into_primitive().tensor(),
-    ) {
-        Some(out) => Tensor::from_primitive(TensorPrimitive::Float(out)),
-        None => lhs.matmul(rhs),
-    }
+/// `x·cos + rotate_half(x)·sin` for `x: [batch, heads, seq, head_dim]`;
+/// the tables get no gradient.
+pub fn rope<B: Kernels>(x: Tensor<B, 4>, cos: &Tensor<B, 4>, sin: &Tensor<B, 4>) -> Tensor<B, 4> {
+    wrap(B::fused_rope(
+        prim(x),
+        prim(cos.clone()),
+        prim(sin.clone()),
+        false,
+    ))
 }
 
-/// The backward of `C = A · B`: `dA = dC · Bᵀ`, `dB = Aᵀ · dC`, each
-/// summed over the batch dimensions its operand was broadcast along, and
-/// each only when that operand is tracked.
-#[derive(Debug)]
-struct MatmulBackward;
-
-/// `A` (kept only if `B` needs a gradient), `B` (only if `A` does), and the
-/// batch shapes of `A` and `B`.
-type MatmulState = (
-    Option<NdArrayTensor>,
-    Option<NdArrayTensor>,
-    Vec<usize>,
-    Vec<usize>,
-);
-
-impl Backward<Nd, 2> for MatmulBackward {
-    type State = MatmulState;
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_a, node_b] = ops.parents;
-        let grad = grads.consume::<Nd>(&ops.node);
-        let (a, b, a_batch, b_batch) = ops.state;
-        let dc = gemm::Strided::of(&grad).expect("f32 gradient");
-        if let (Some(node), Some(b)) = (node_a, b.as_ref()) {
-            let bt = gemm::Strided::of(b).expect("f32 operand").t();
-            grads.register::<Nd>(node.id, gemm::bmm(&dc, &bt, &a_batch));
-        }
-        if let (Some(node), Some(a)) = (node_b, a.as_ref()) {
-            let at = gemm::Strided::of(a).expect("f32 operand").t();
-            grads.register::<Nd>(node.id, gemm::bmm(&at, &dc, &b_batch));
-        }
-    }
+/// `softmax(scores · scale + bias, 3)`; `bias` broadcasts to `scores` and
+/// gets no gradient (it is the attention mask).
+pub fn softmax_scaled<B: Kernels>(
+    scores: Tensor<B, 4>,
+    scale: f64,
+    bias: &Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    wrap(B::fused_softmax_scaled(
+        prim(scores),
+        scale as f32,
+        prim(bias.clone()),
+    ))
 }
 
-fn ad_matmul<const D: usize>(lhs: Tensor<AdNd, D>, rhs: Tensor<AdNd, D>) -> Tensor<AdNd, D> {
-    let (l, r) = (
-        lhs.clone().into_primitive().tensor(),
-        rhs.clone().into_primitive().tensor(),
-    );
-    let Some(out) = nd_product(&l.primitive, &r.primitive) else {
-        return lhs.matmul(rhs);
-    };
-    let (l_tracked, r_tracked) = (l.is_tracked(), r.is_tracked());
-    let a_batch = batch_of(&lhs.dims());
-    let b_batch = batch_of(&rhs.dims());
-    let out = match MatmulBackward
-        .prepare::<NoCheckpointing>([l.node.clone(), r.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(
-            (
-                r_tracked.then(|| l.primitive.clone()),
-                l_tracked.then(|| r.primitive.clone()),
-                a_batch,
-                b_batch,
-            ),
-            out,
-        ),
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    };
-    Tensor::from_primitive(TensorPrimitive::Float(out))
+/// `x · mask` with the inverted-dropout mask of stream `key` at rate `p`;
+/// with `kept`, `x` holds the first positions of whole sequences and each
+/// element gets its whole-sequence mask value.
+pub fn dropout<B: Kernels, const D: usize>(
+    x: Tensor<B, D>,
+    key: u64,
+    p: f64,
+    kept: Option<KeptPositions>,
+) -> Tensor<B, D> {
+    wrap(B::fused_dropout(prim(x), DropoutMask { key, p, kept }))
+}
+
+/// `log_softmax(logits[b, t, :])[targets[b·n + t]]` for the first `n`
+/// positions of each row: `[batch, n]`. A position whose target is `None`
+/// (or outside the vocabulary) gets 0 and no gradient.
+pub fn target_log_softmax<B: Kernels>(
+    logits: Tensor<B, 3>,
+    targets: &[Option<usize>],
+    n: usize,
+) -> Tensor<B, 2> {
+    let v = logits.dims()[2];
+    let targets = in_vocabulary(targets, v);
+    let [lp, _] = B::fused_target_log_softmax(prim(logits), &targets, n);
+    wrap(lp)
+}
+
+/// [`target_log_softmax`] of `hidden · embeddingᵀ` (a tied LM head), a
+/// slice of the vocabulary at a time where the backend can: the logits are
+/// never written. The gradient flows to `hidden` (and to the embedding,
+/// through the logits, when it is trained).
+pub fn tied_head_log_softmax<B: Kernels>(
+    hidden: Tensor<B, 3>,
+    embedding: Tensor<B, 2>,
+    targets: &[Option<usize>],
+    n: usize,
+    packed: Option<&PackedWeight>,
+) -> Tensor<B, 2> {
+    let v = embedding.dims()[0];
+    let targets = in_vocabulary(targets, v);
+    // Autodiff decides from the graph whether the backward's terms are kept.
+    let (lp, _) = B::fused_tied_head(prim(hidden), prim(embedding), &targets, n, false, packed);
+    wrap(lp)
+}
+
+/// Targets outside a vocabulary of `v` words count as none.
+fn in_vocabulary(targets: &[Option<usize>], v: usize) -> Vec<Option<usize>> {
+    targets.iter().map(|t| t.filter(|&t| t < v)).collect()
+}
+
+/// `weight` packed for bf16 products on this backend, if it has such a
+/// form (see [`Kernels::pack_frozen`]).
+pub fn pack_frozen<B: Kernels>(weight: &Tensor<B, 2>, release: bool) -> Option<PackedWeight> {
+    B::pack_frozen(&weight.clone().into_primitive().tensor(), release)
 }
 
 #[cfg(test)]

@@ -4,20 +4,14 @@
 //! full tensor forward and several more backward; on BERT these passes cost
 //! more than the attention products.
 
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::tensor::{backend::Backend, Tensor, TensorPrimitive};
 use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
-use super::data::{contiguous, prim, shape, tensor};
+use super::data::{contiguous, shape, tensor};
 use std::mem::MaybeUninit;
 
 use super::data::Output;
 use super::fastmath::{exp, simd_fn, sum as fast_sum};
-use super::{cast, is, AdNd, Nd};
 
 /// Rows per parallel task; fixed (not derived from the thread count) so
 /// that the weight-gradient partial sums, added in order, are the same on
@@ -25,31 +19,6 @@ use super::{cast, is, AdNd, Nd};
 const ROWS_PER_TASK: usize = 32;
 
 // ---------------------------------------------------------------- LayerNorm
-
-/// `(x − mean) / sqrt(var + eps) · weight + bias` over the last dimension
-/// (biased variance, as PyTorch), or `None` where the fast path does not
-/// apply.
-pub fn layer_norm<B: Backend, const D: usize>(
-    x: &Tensor<B, D>,
-    weight: &Tensor<B, 1>,
-    bias: &Tensor<B, 1>,
-    eps: f64,
-) -> Option<Tensor<B, D>> {
-    if is::<B, AdNd>() {
-        let (x, w, b): (Tensor<AdNd, D>, Tensor<AdNd, 1>, Tensor<AdNd, 1>) =
-            (cast(x.clone()), cast(weight.clone()), cast(bias.clone()));
-        return ad_layer_norm(x, w, b, eps as f32).map(cast);
-    }
-    if is::<B, Nd>() {
-        let (x, w, b): (Tensor<Nd, D>, Tensor<Nd, 1>, Tensor<Nd, 1>) =
-            (cast(x.clone()), cast(weight.clone()), cast(bias.clone()));
-        let y = ln_forward(&prim(&x), &prim(&w), &prim(&b), eps as f32)?;
-        return Some(cast(Tensor::<Nd, D>::from_primitive(
-            TensorPrimitive::Float(y),
-        )));
-    }
-    None
-}
 
 /// Mean and `sqrt(var + eps)` of one row, as Burn's `var_mean_bias`
 /// computes them (sums divided by the length).
@@ -76,7 +45,9 @@ simd_fn! {
     }
 }
 
-fn ln_forward(
+/// `(x − mean) / sqrt(var + eps) · weight + bias` over the last dimension
+/// (biased variance, as PyTorch); `None` for parameters of another length.
+pub(super) fn ln_forward(
     x: &NdArrayTensor,
     w: &NdArrayTensor,
     b: &NdArrayTensor,
@@ -143,116 +114,60 @@ simd_fn! {
     }
 }
 
-#[derive(Debug)]
-struct LayerNormBackward;
-
-/// `x` (shared with the graph), its shape, the weight, eps.
-type LnState = (NdArrayTensor, Vec<usize>, NdArrayTensor, f32);
-
-impl Backward<Nd, 3> for LayerNormBackward {
-    type State = LnState;
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_w, node_b] = ops.parents;
-        let grad = grads.consume::<Nd>(&ops.node);
-        let (x, dims, w, eps) = ops.state;
-        let xs = contiguous(&x).expect("f32 input");
-        let n = *dims.last().expect("rank ≥ 1");
-        let dy = contiguous(&grad).expect("f32 gradient");
-        let ws = contiguous(&w).expect("f32 weight");
-        let need_x = node_x.is_some();
-        let mut dx = if need_x {
-            vec![0.0f32; xs.len()]
-        } else {
-            Vec::new()
-        };
-        // Per task: partial Σ dy·x̂ and Σ dy over its rows.
-        let tasks = xs.len().div_ceil(n * ROWS_PER_TASK);
-        let mut partial = vec![0.0f32; tasks * 2 * n];
-        let chunk = n * ROWS_PER_TASK;
-        let task = |t: usize, dx: Option<&mut [f32]>, part: &mut [f32]| {
-            let lo = t * chunk;
-            let hi = (lo + chunk).min(xs.len());
-            ln_grad_rows(&xs[lo..hi], &dy[lo..hi], &ws, eps, dx, part);
-        };
-        if need_x {
-            dx.par_chunks_mut(chunk)
-                .zip(partial.par_chunks_mut(2 * n))
-                .enumerate()
-                .for_each(|(t, (d, p))| task(t, Some(d), p));
-        } else {
-            partial
-                .par_chunks_mut(2 * n)
-                .enumerate()
-                .for_each(|(t, p)| task(t, None, p));
-        }
-        if let Some(node) = node_x {
-            grads.register::<Nd>(node.id, tensor(dx, dims.clone()));
-        }
-        let (mut dw, mut db) = (vec![0.0f32; n], vec![0.0f32; n]);
-        for p in partial.chunks(2 * n) {
-            let (pw, pb) = p.split_at(n);
-            dw.iter_mut().zip(pw).for_each(|(d, v)| *d += v);
-            db.iter_mut().zip(pb).for_each(|(d, v)| *d += v);
-        }
-        if let Some(node) = node_w {
-            grads.register::<Nd>(node.id, tensor(dw, vec![n]));
-        }
-        if let Some(node) = node_b {
-            grads.register::<Nd>(node.id, tensor(db, vec![n]));
-        }
-    }
-}
-
-fn ad_layer_norm<const D: usize>(
-    x: Tensor<AdNd, D>,
-    w: Tensor<AdNd, 1>,
-    b: Tensor<AdNd, 1>,
+/// `(dx, dweight, dbias)` of LayerNorm.
+pub(super) fn ln_backward(
+    x: &NdArrayTensor,
+    w: &NdArrayTensor,
+    grad: &NdArrayTensor,
     eps: f32,
-) -> Option<Tensor<AdNd, D>> {
-    let (xp, wp, bp) = (
-        x.into_primitive().tensor(),
-        w.into_primitive().tensor(),
-        b.into_primitive().tensor(),
-    );
-    let y = ln_forward(&xp.primitive, &wp.primitive, &bp.primitive, eps)?;
-    let out = match LayerNormBackward
-        .prepare::<NoCheckpointing>([xp.node.clone(), wp.node.clone(), bp.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(
-            (
-                xp.primitive.clone(),
-                shape(&xp.primitive),
-                wp.primitive.clone(),
-                eps,
-            ),
-            y,
-        ),
-        OpsKind::UnTracked(prep) => prep.finish(y),
+    need: [bool; 3],
+) -> [Option<NdArrayTensor>; 3] {
+    let dims = shape(x);
+    let xs = contiguous(x).expect("f32 input");
+    let n = *dims.last().expect("rank ≥ 1");
+    let dy = contiguous(grad).expect("f32 gradient");
+    let ws = contiguous(w).expect("f32 weight");
+    let need_x = need[0];
+    let mut dx = if need_x {
+        vec![0.0f32; xs.len()]
+    } else {
+        Vec::new()
     };
-    Some(Tensor::from_primitive(TensorPrimitive::Float(out)))
+    // Per task: partial Σ dy·x̂ and Σ dy over its rows.
+    let tasks = xs.len().div_ceil(n * ROWS_PER_TASK);
+    let mut partial = vec![0.0f32; tasks * 2 * n];
+    let chunk = n * ROWS_PER_TASK;
+    let task = |t: usize, dx: Option<&mut [f32]>, part: &mut [f32]| {
+        let lo = t * chunk;
+        let hi = (lo + chunk).min(xs.len());
+        ln_grad_rows(&xs[lo..hi], &dy[lo..hi], &ws, eps, dx, part);
+    };
+    if need_x {
+        dx.par_chunks_mut(chunk)
+            .zip(partial.par_chunks_mut(2 * n))
+            .enumerate()
+            .for_each(|(t, (d, p))| task(t, Some(d), p));
+    } else {
+        partial
+            .par_chunks_mut(2 * n)
+            .enumerate()
+            .for_each(|(t, p)| task(t, None, p));
+    }
+    let dx = need_x.then(|| tensor(dx, dims));
+    let (mut dw, mut db) = (vec![0.0f32; n], vec![0.0f32; n]);
+    for p in partial.chunks(2 * n) {
+        let (pw, pb) = p.split_at(n);
+        dw.iter_mut().zip(pw).for_each(|(d, v)| *d += v);
+        db.iter_mut().zip(pb).for_each(|(d, v)| *d += v);
+    }
+    [
+        dx,
+        need[1].then(|| tensor(dw, vec![n])),
+        need[2].then(|| tensor(db, vec![n])),
+    ]
 }
 
 // --------------------------------------------------------------------- GELU
-
-/// GELU with the exact erf form, as transformers' BERT (not the tanh
-/// approximation); the backward is the exact derivative `Φ(x) + x·φ(x)`
-/// (Burn's own backward uses the tanh approximation's).
-pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    if is::<B, AdNd>() {
-        return cast(ad_gelu::<D>(cast(x)));
-    }
-    if is::<B, Nd>() {
-        let x: Tensor<Nd, D> = cast(x);
-        if let Some(y) = gelu_forward(&prim(&x)) {
-            return cast(Tensor::<Nd, D>::from_primitive(TensorPrimitive::Float(y)));
-        }
-        return cast(burn::tensor::activation::gelu(x));
-    }
-    burn::tensor::activation::gelu(x)
-}
 
 /// `(Φ(x), φ(x))`, the standard normal CDF and density. Φ uses Abramowitz
 /// & Stegun 7.1.26 for erf (absolute error below 1.5e-7, f32's own
@@ -308,7 +223,8 @@ simd_fn! {
     }
 }
 
-fn gelu_forward(x: &NdArrayTensor) -> Option<NdArrayTensor> {
+/// GELU with the exact erf form, as transformers' BERT.
+pub(super) fn gelu_forward(x: &NdArrayTensor) -> Option<NdArrayTensor> {
     let xs = contiguous(x)?;
     let mut out = Output::new(xs.len());
     out.slice()
@@ -319,47 +235,22 @@ fn gelu_forward(x: &NdArrayTensor) -> Option<NdArrayTensor> {
     Some(tensor(unsafe { out.assume_init() }, shape(x)))
 }
 
-#[derive(Debug)]
-struct GeluBackward;
-
-impl Backward<Nd, 1> for GeluBackward {
-    type State = NdArrayTensor;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node] = ops.parents;
-        let grad = grads.consume::<Nd>(&ops.node);
-        let Some(node) = node else { return };
-        let x = ops.state;
-        let (xs, dy) = (
-            contiguous(&x).expect("f32 input"),
-            contiguous(&grad).expect("f32 gradient"),
-        );
-        let mut dx = Output::new(xs.len());
-        dx.slice()
-            .par_chunks_mut(ELEMS_PER_TASK)
-            .zip(
-                xs.par_chunks(ELEMS_PER_TASK)
-                    .zip(dy.par_chunks(ELEMS_PER_TASK)),
-            )
-            .for_each(|(o, (x, g))| gelu_grad_chunk(o, x, g));
-        // SAFETY: the chunks cover the output.
-        let dx = unsafe { dx.assume_init() };
-        grads.register::<Nd>(node.id, tensor(dx, shape(&x)));
-    }
-}
-
-fn ad_gelu<const D: usize>(x: Tensor<AdNd, D>) -> Tensor<AdNd, D> {
-    let xp = x.clone().into_primitive().tensor();
-    let Some(y) = gelu_forward(&xp.primitive) else {
-        return burn::tensor::activation::gelu(x);
-    };
-    let out = match GeluBackward
-        .prepare::<NoCheckpointing>([xp.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(xp.primitive.clone(), y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    };
-    Tensor::from_primitive(TensorPrimitive::Float(out))
+/// `dy · (Φ(x) + x·φ(x))`, the exact derivative (Burn's own backward
+/// uses the tanh approximation's).
+pub(super) fn gelu_backward(x: &NdArrayTensor, grad: &NdArrayTensor) -> NdArrayTensor {
+    let (xs, dy) = (
+        contiguous(x).expect("f32 input"),
+        contiguous(grad).expect("f32 gradient"),
+    );
+    let mut dx = Output::new(xs.len());
+    dx.slice()
+        .par_chunks_mut(ELEMS_PER_TASK)
+        .zip(
+            xs.par_chunks(ELEMS_PER_TASK)
+                .zip(dy.par_chunks(ELEMS_PER_TASK)),
+        )
+        .for_each(|(o, (x, g))| gelu_grad_chunk(o, x, g));
+    // SAFETY: the chunks cover the output.
+    let dx = unsafe { dx.assume_init() };
+    tensor(dx, shape(x))
 }

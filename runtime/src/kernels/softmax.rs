@@ -3,12 +3,7 @@
 //! six element-wise operations, each of which writes a full
 //! `[batch, heads, q, k]` tensor forward and again backward.
 
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::tensor::activation::softmax;
-use burn::tensor::{backend::Backend, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::TensorData;
 use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
@@ -17,34 +12,6 @@ use std::mem::MaybeUninit;
 use super::data::{init_mut, Output};
 use super::fastmath::{exp, simd_fn, sum as fast_sum};
 use super::gemm::Strided;
-use super::{cast, is, AdNd, Nd};
-
-/// `softmax(scores · scale + bias, 3)`; `bias` broadcasts to `scores` and
-/// gets no gradient (it is the attention mask).
-pub fn softmax_scaled<B: Backend>(
-    scores: Tensor<B, 4>,
-    scale: f64,
-    bias: &Tensor<B, 4>,
-) -> Tensor<B, 4> {
-    if is::<B, AdNd>() {
-        let s: Tensor<AdNd, 4> = cast(scores);
-        let b: Tensor<AdNd, 4> = cast(bias.clone());
-        return cast(ad_softmax(s, scale as f32, b.inner()));
-    }
-    if is::<B, Nd>() {
-        let s: Tensor<Nd, 4> = cast(scores);
-        let b: Tensor<Nd, 4> = cast(bias.clone());
-        if let Some(y) = forward(&prim(&s), scale as f32, &prim(&b)) {
-            return cast(Tensor::<Nd, 4>::from_primitive(TensorPrimitive::Float(y)));
-        }
-        return cast(softmax(s * scale + b, 3));
-    }
-    softmax(scores * scale + bias.clone(), 3)
-}
-
-fn prim(t: &Tensor<Nd, 4>) -> NdArrayTensor {
-    t.clone().into_primitive().tensor()
-}
 
 /// The element offset of row `r` (all dimensions but the last, row-major)
 /// in a view; broadcast dimensions (size 1) contribute nothing.
@@ -100,7 +67,11 @@ simd_fn! {
     }
 }
 
-fn forward(scores: &NdArrayTensor, scale: f32, bias: &NdArrayTensor) -> Option<NdArrayTensor> {
+pub(super) fn forward(
+    scores: &NdArrayTensor,
+    scale: f32,
+    bias: &NdArrayTensor,
+) -> Option<NdArrayTensor> {
     let (s, b) = (Strided::of(scores)?, Strided::of(bias)?);
     let dims = s.shape.clone();
     let n = *dims.last()?;
@@ -139,7 +110,7 @@ fn forward(scores: &NdArrayTensor, scale: f32, bias: &NdArrayTensor) -> Option<N
 }
 
 /// `dx = scale · y ⊙ (dy − Σ_j dy·y)` per row.
-fn backward(y: &NdArrayTensor, dy: &NdArrayTensor, scale: f32) -> NdArrayTensor {
+pub(super) fn backward(y: &NdArrayTensor, dy: &NdArrayTensor, scale: f32) -> NdArrayTensor {
     let (yv, gv) = (Strided::of(y).expect("f32"), Strided::of(dy).expect("f32"));
     let dims = yv.shape.clone();
     let n = dims[3];
@@ -172,37 +143,4 @@ fn backward(y: &NdArrayTensor, dy: &NdArrayTensor, scale: f32) -> NdArrayTensor 
         });
     // SAFETY: the rows cover the output.
     NdArrayTensor::from_data(TensorData::new(unsafe { out.assume_init() }, dims))
-}
-
-#[derive(Debug)]
-struct SoftmaxBackward;
-
-impl Backward<Nd, 1> for SoftmaxBackward {
-    /// The output `y` and the scale.
-    type State = (NdArrayTensor, f32);
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node] = ops.parents;
-        let grad = grads.consume::<Nd>(&ops.node);
-        let (y, scale) = ops.state;
-        if let Some(node) = node {
-            grads.register::<Nd>(node.id, backward(&y, &grad, scale));
-        }
-    }
-}
-
-fn ad_softmax(scores: Tensor<AdNd, 4>, scale: f32, bias: Tensor<Nd, 4>) -> Tensor<AdNd, 4> {
-    let s = scores.clone().into_primitive().tensor();
-    let Some(y) = forward(&s.primitive, scale, &prim(&bias)) else {
-        return softmax(scores * scale as f64 + Tensor::from_inner(bias), 3);
-    };
-    let out = match SoftmaxBackward
-        .prepare::<NoCheckpointing>([s.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish((y.clone(), scale), y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    };
-    Tensor::from_primitive(TensorPrimitive::Float(out))
 }

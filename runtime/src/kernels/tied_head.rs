@@ -22,78 +22,27 @@
 //! CPU backend. Under `precision = bf16` both products run on AMX with the
 //! embedding's packed forms, exactly as the dense path's would.
 
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::tensor::{backend::Backend, Tensor, TensorPrimitive};
 use burn_ndarray::NdArrayTensor;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::data::{contiguous, prim, shape, tensor};
+use super::data::{contiguous, shape, tensor};
 use super::fastmath::{exp, simd_fn};
 use super::gemm::{gemm1, threads, Strided};
-use super::{amx, cast, is, AdNd, Nd};
+use super::{amx, PackedWeight};
 
 /// Bytes of f32 logits per slice of the vocabulary: a few MiB, which stay
 /// in cache between the slice's product, its softmax pass and (training)
 /// its product with the embedding.
 const SLICE_BYTES: usize = 4 << 20;
 
-/// `log_softmax(hidden[b, t] · embeddingᵀ)[targets[b·n + t]]` for the first
-/// `n` positions of each row: `[batch, n]`, 0 where the target is `None`.
-/// `hidden: [batch, seq, h]`, `embedding: [vocab, h]`. The gradient flows
-/// to `hidden` only. `None` where this does not apply (other backends, an
-/// embedding that needs a gradient, a target outside the vocabulary).
-pub fn tied_head_log_softmax<B: Backend>(
-    hidden: &Tensor<B, 3>,
-    embedding: &Tensor<B, 2>,
-    targets: &[Option<usize>],
-    n: usize,
-) -> Option<Tensor<B, 2>> {
-    sliced(hidden, embedding, targets, n, None)
-}
-
-/// [`tied_head_log_softmax`] with slices of `width` words (a multiple of
-/// 32) if given, of about [`SLICE_BYTES`] otherwise.
-pub(super) fn sliced<B: Backend>(
-    hidden: &Tensor<B, 3>,
-    embedding: &Tensor<B, 2>,
-    targets: &[Option<usize>],
-    n: usize,
-    width: Option<usize>,
-) -> Option<Tensor<B, 2>> {
-    let [b, s, h] = hidden.dims();
-    let [v, eh] = embedding.dims();
-    if eh != h || n > s || targets.len() != b * n || targets.iter().flatten().any(|&t| t >= v) {
-        return None;
-    }
-    if is::<B, AdNd>() {
-        let x: Tensor<AdNd, 3> = cast(hidden.clone());
-        let e: Tensor<AdNd, 2> = cast(embedding.clone());
-        return ad_forward(x, e, targets, n, width).map(cast);
-    }
-    if is::<B, Nd>() {
-        let x: Tensor<Nd, 3> = cast(hidden.clone());
-        let e: Tensor<Nd, 2> = cast(embedding.clone());
-        let out = forward(&prim(&x), &prim(&e), targets, n, false, width)?;
-        return Some(cast(Tensor::<Nd, 2>::from_primitive(
-            TensorPrimitive::Float(out.lp),
-        )));
-    }
-    None
-}
-
 /// The forward's results.
-struct Forward {
+pub(super) struct Forward {
     /// `[batch, n]` log-probabilities.
-    lp: NdArrayTensor,
+    pub lp: NdArrayTensor,
     /// `E[t] − pᵀE` for each position with a target, `[positions, h]`
-    /// (empty unless asked for).
-    grad: Vec<f32>,
-    /// For each such position: its row of `hidden` and its index in `lp`.
-    rows: Vec<(usize, usize)>,
+    /// (when asked for).
+    pub grad: Option<NdArrayTensor>,
 }
 
 /// A position's running softmax statistics over the slices seen so far.
@@ -239,29 +188,30 @@ unsafe fn add_weighted_rows(
 }
 
 /// The log-probabilities and, with `want_grad`, `E[t] − pᵀE` per position.
-fn forward(
+///
+/// `hidden: [batch, seq, h]`, `embedding: [vocab, h]` (row-major, else
+/// `None`), targets inside the vocabulary; slices of `width` words (a
+/// multiple of 32) if given, of about [`SLICE_BYTES`] otherwise.
+pub(super) fn forward(
     hidden: &NdArrayTensor,
     embedding: &NdArrayTensor,
     targets: &[Option<usize>],
     n: usize,
     want_grad: bool,
     width: Option<usize>,
+    packed: Option<&PackedWeight>,
 ) -> Option<Forward> {
     let dims = shape(hidden);
     let (b, s, h) = (dims[0], dims[1], dims[2]);
     let ev = Strided::of(embedding)?;
     let v = ev.shape[0];
     // The embedding as stored: row-major [vocab, h].
-    if ev.strides[1] != 1 || ev.strides[0] != h as isize {
+    if ev.shape[1] != h || n > s || ev.strides[1] != 1 || ev.strides[0] != h as isize {
         return None;
     }
     let xs = contiguous(hidden)?;
     let e = ev.ptr();
-    let rows: Vec<(usize, usize, usize)> = targets
-        .iter()
-        .enumerate()
-        .filter_map(|(r, t)| t.map(|t| ((r / n) * s + r % n, r, t)))
-        .collect();
+    let rows = super::generic::target_rows(targets, n, s);
     let m = rows.len();
     let mut hc = Vec::with_capacity(m * h);
     for &(row, _, _) in &rows {
@@ -269,8 +219,8 @@ fn forward(
     }
     // The products' packed forms, when the embedding was registered for
     // bf16 products (`precision = bf16`): Eᵀ for the logits, E for pᵀE.
-    let packed_t = amx::lookup(e, h, v, 1, h as isize);
-    let packed = amx::lookup(e, v, h, h as isize, 1);
+    let packed_t = packed.and_then(|p| p.view(e, h, v, 1, h as isize));
+    let packed = packed.and_then(|p| p.view(e, v, h, h as isize, 1));
     let width = width
         .unwrap_or((SLICE_BYTES / (4 * m.max(1))) / 32 * 32)
         .clamp(32, v.next_multiple_of(32));
@@ -290,17 +240,7 @@ fn forward(
         let j1 = (j0 + width).min(v);
         let w = j1 - j0;
         // SAFETY: hc is m × h, E is [v, h] row-major, logits holds m × w.
-        unsafe {
-            slice_logits(
-                &hc,
-                m,
-                e,
-                h,
-                (j0, j1),
-                packed_t.as_deref(),
-                logits.as_mut_ptr(),
-            )
-        };
+        unsafe { slice_logits(&hc, m, e, h, (j0, j1), packed_t, logits.as_mut_ptr()) };
         logits[..m * w]
             .par_chunks_mut(w)
             .zip(running.par_iter_mut())
@@ -325,17 +265,7 @@ fn forward(
             });
         if want_grad {
             // SAFETY: logits holds P (m × w); q is m × h.
-            unsafe {
-                add_weighted_rows(
-                    logits.as_ptr(),
-                    m,
-                    e,
-                    h,
-                    (j0, j1),
-                    packed.as_deref(),
-                    &mut q,
-                )
-            };
+            unsafe { add_weighted_rows(logits.as_ptr(), m, e, h, (j0, j1), packed, &mut q) };
         }
         j0 = j1;
     }
@@ -358,67 +288,27 @@ fn forward(
     }
     Some(Forward {
         lp: tensor(lp, vec![b, n]),
-        grad: q,
-        rows: rows.iter().map(|&(row, r, _)| (row, r)).collect(),
+        grad: want_grad.then(|| tensor(q, vec![m, h])),
     })
 }
 
-#[derive(Debug)]
-struct TiedHeadBackward;
-
-/// `E[t] − pᵀE` per position, (hidden row, lp index) per position, and the
-/// hidden states' shape.
-type State = (Vec<f32>, Vec<(usize, usize)>, Vec<usize>);
-
-impl Backward<Nd, 1> for TiedHeadBackward {
-    type State = State;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node] = ops.parents;
-        let grad = grads.consume::<Nd>(&ops.node);
-        let Some(node) = node else { return };
-        let (g, rows, dims) = ops.state;
-        let h = dims[2];
-        let dlp = contiguous(&grad).expect("f32 gradient");
-        let mut dh = vec![0.0f32; dims.iter().product()];
-        for (gi, &(row, r)) in g.chunks_exact(h).zip(&rows) {
-            let scale = dlp[r];
-            for (o, x) in dh[row * h..(row + 1) * h].iter_mut().zip(gi) {
-                *o = scale * x;
-            }
+/// The hidden states' gradient `[batch, seq, h]`: `dlp · q` at each
+/// position with a target (`q`, `[positions, h]`, in order), 0 elsewhere.
+pub(super) fn backward(
+    q: &NdArrayTensor,
+    rows: &[(usize, usize, usize)],
+    dims: Vec<usize>,
+    dlp: &NdArrayTensor,
+) -> NdArrayTensor {
+    let h = dims[2];
+    let g = contiguous(q).expect("f32 q");
+    let dlp = contiguous(dlp).expect("f32 gradient");
+    let mut dh = vec![0.0f32; dims.iter().product()];
+    for (gi, &(row, r, _)) in g.chunks_exact(h).zip(rows) {
+        let scale = dlp[r];
+        for (o, x) in dh[row * h..(row + 1) * h].iter_mut().zip(gi) {
+            *o = scale * x;
         }
-        grads.register::<Nd>(node.id, tensor(dh, dims));
     }
-}
-
-fn ad_forward(
-    hidden: Tensor<AdNd, 3>,
-    embedding: Tensor<AdNd, 2>,
-    targets: &[Option<usize>],
-    n: usize,
-    width: Option<usize>,
-) -> Option<Tensor<AdNd, 2>> {
-    let ep = embedding.into_primitive().tensor();
-    if ep.is_tracked() {
-        return None;
-    }
-    let xp = hidden.into_primitive().tensor();
-    let dims = shape(&xp.primitive);
-    let out = forward(
-        &xp.primitive,
-        &ep.primitive,
-        targets,
-        n,
-        xp.is_tracked(),
-        width,
-    )?;
-    let lp = match TiedHeadBackward
-        .prepare::<NoCheckpointing>([xp.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish((out.grad, out.rows, dims), out.lp),
-        OpsKind::UnTracked(prep) => prep.finish(out.lp),
-    };
-    Some(Tensor::from_primitive(TensorPrimitive::Float(lp)))
+    tensor(dh, dims)
 }

@@ -9,10 +9,11 @@
 //! the model, listing every one ([`PeftError::Mismatched`]); PEFT itself
 //! only warns about missing keys.
 
+use crate::kernels::Kernels;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use ft_plan::method::{Activation, AdapterStyle, LoraBias};
 use ft_plan::Method;
 use serde_json::{json, Value};
@@ -31,7 +32,7 @@ pub type TensorMap = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
 pub(crate) const TUNER: &str = "base_model.model.";
 
-pub(crate) fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+pub(crate) fn values<B: Kernels, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
         .to_vec::<f32>()
@@ -39,12 +40,12 @@ pub(crate) fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
 }
 
 /// A Burn `[in, out]` matrix as PyTorch `[out, in]`.
-pub(crate) fn torch_matrix<B: Backend>(t: Tensor<B, 2>) -> (Vec<usize>, Vec<f32>) {
+pub(crate) fn torch_matrix<B: Kernels>(t: Tensor<B, 2>) -> (Vec<usize>, Vec<f32>) {
     let [i, o] = t.dims();
     (vec![o, i], transpose_vec(&values(t), i, o))
 }
 
-pub(crate) fn burn_matrix<B: Backend>(
+pub(crate) fn burn_matrix<B: Kernels>(
     shape: &[usize],
     v: &[f32],
     device: &B::Device,
@@ -62,7 +63,7 @@ pub(crate) fn head_prefix(method: &Method) -> &'static str {
 }
 
 /// The adapter's tensors, named and shaped as PEFT saves them.
-pub fn adapter_tensors<B: Backend, M: Adaptable<B>>(
+pub fn adapter_tensors<B: Kernels, M: Adaptable<B>>(
     model: &M,
     method: &Method,
 ) -> Result<TensorMap, PeftError> {
@@ -239,7 +240,7 @@ fn ia3_names(names: &[String], ff: &[String], universe: &[String]) -> (Vec<Strin
 /// refuse unknown keys). Targets are written as PEFT writes the user's
 /// (`q_proj`, `v_proj`), as short as still selects exactly the modules ft
 /// adapted; the full module names where only they do (a layer subset).
-pub fn adapter_config<B: Backend, M: Adaptable<B>>(
+pub fn adapter_config<B: Kernels, M: Adaptable<B>>(
     model: &M,
     method: &Method,
     base_model: &str,
@@ -461,7 +462,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PeftError> {
 
 /// Saves the adapter of `model` under `method` into `dir` (created if
 /// needed): the tensors first, the config last, each file atomically.
-pub fn save_adapter<B: Backend, M: Adaptable<B>>(
+pub fn save_adapter<B: Kernels, M: Adaptable<B>>(
     model: &M,
     method: &Method,
     base_model: &str,

@@ -2,10 +2,11 @@
 //! written by ft or by Hugging Face PEFT, checked against the model with
 //! every mismatch reported at once, then injected (see [`load_adapter`]).
 
+use crate::kernels::Kernels;
 use std::path::Path;
 
 use burn::module::Param;
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use ft_plan::method::{
     Activation, AdapterStyle, Ia3Module, Lora, LoraBias, LoraModule, TargetModule, TargetPattern,
 };
@@ -105,7 +106,7 @@ impl ConfigReader<'_> {
 
 /// Resolves config patterns against the model: `(plan path, module name)`
 /// of every matched linear, and a mismatch for each pattern matching none.
-fn resolve<B: Backend, M: Adaptable<B>>(
+fn resolve<B: Kernels, M: Adaptable<B>>(
     model: &M,
     patterns: &[TargetPattern],
     layers: Option<&[usize]>,
@@ -137,7 +138,7 @@ fn resolve<B: Backend, M: Adaptable<B>>(
         .collect()
 }
 
-fn target<B: Backend, M: Adaptable<B>>(
+fn target<B: Kernels, M: Adaptable<B>>(
     model: &M,
     path: &str,
     layer: Option<usize>,
@@ -152,7 +153,7 @@ fn target<B: Backend, M: Adaptable<B>>(
 }
 
 /// The method an adapter config describes, resolved against `model`.
-fn method_from_config<B: Backend, M: Adaptable<B>>(
+fn method_from_config<B: Kernels, M: Adaptable<B>>(
     model: &M,
     config: &Value,
     problems: &mut Vec<Mismatch>,
@@ -357,7 +358,7 @@ fn method_from_config<B: Backend, M: Adaptable<B>>(
 /// adapter injected (its parameters trainable, as after [`apply`]) and the
 /// method the adapter describes. Every mismatch between config, tensors
 /// and model is reported at once.
-pub fn load_adapter<B: Backend, M: Adaptable<B>>(
+pub fn load_adapter<B: Kernels, M: Adaptable<B>>(
     model: M,
     dir: &Path,
 ) -> Result<(M, Method), PeftError> {
@@ -417,7 +418,7 @@ pub fn load_adapter<B: Backend, M: Adaptable<B>>(
 }
 
 /// Puts the (already validated) tensors into the injected model.
-fn assign<B: Backend, M: Adaptable<B>>(mut model: M, method: &Method, file: &TensorMap) -> M {
+fn assign<B: Kernels, M: Adaptable<B>>(mut model: M, method: &Method, file: &TensorMap) -> M {
     let device = model.devices()[0].clone();
     let get = |k: &str| file.get(k).expect("validated");
     let vec1 = |k: &str| -> Tensor<B, 1> {

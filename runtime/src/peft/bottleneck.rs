@@ -7,16 +7,17 @@
 //! PEFT has no bottleneck type: these are saved in ft's own format
 //! (docs/adapters.md).
 
+use crate::kernels::Kernels;
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::activation::{gelu, relu, silu};
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use ft_plan::method::Activation;
 
 use super::rng;
 
 #[derive(Module, Debug)]
-pub struct Bottleneck<B: Backend> {
+pub struct Bottleneck<B: Kernels> {
     /// `[hidden, size]`
     pub down: Linear<B>,
     /// `[size, hidden]`, zero at init.
@@ -25,7 +26,7 @@ pub struct Bottleneck<B: Backend> {
     pub activation: Activation,
 }
 
-impl<B: Backend> Bottleneck<B> {
+impl<B: Kernels> Bottleneck<B> {
     /// `stream` distinguishes the adapters of one model (layer, position).
     pub fn new(
         hidden: usize,
@@ -68,7 +69,7 @@ impl<B: Backend> Bottleneck<B> {
 }
 
 /// Applies an optional adapter.
-pub fn adapt<B: Backend>(adapter: &Option<Bottleneck<B>>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+pub fn adapt<B: Kernels>(adapter: &Option<Bottleneck<B>>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     match adapter {
         Some(a) => a.forward(x),
         None => x,

@@ -1,9 +1,10 @@
 //! Injecting a Plan's method into a model: the [`Adaptable`] trait the two
 //! model families implement, [`apply`], and which parameters train.
 
+use crate::kernels::{Kernels, PackedWeight};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::nn::Linear;
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use ft_plan::method::{Lora, PromptInit, TargetPattern};
 use ft_plan::Method;
 
@@ -24,7 +25,7 @@ pub struct Geometry {
 }
 
 /// What [`apply`] needs of a model family.
-pub trait Adaptable<B: Backend>: Module<B> + Sized {
+pub trait Adaptable<B: Kernels>: Module<B> + Sized {
     fn geometry(&self) -> Geometry;
     /// The adapted linear at an HF module path.
     fn adapted_mut(&mut self, path: &str) -> Option<&mut AdaptedLinear<B>>;
@@ -56,6 +57,11 @@ pub trait Adaptable<B: Backend>: Module<B> + Sized {
     fn head_mut(&mut self) -> Option<&mut Linear<B>> {
         None
     }
+    /// A head tied to the token embedding: the embedding and the slot for
+    /// its packed form ([`super::pack_frozen`]).
+    fn tied_head_mut(&mut self) -> Option<(Tensor<B, 2>, &mut Option<PackedWeight>)> {
+        None
+    }
     /// PEFT's `task_type` for this model.
     fn task_type(&self) -> &'static str;
     /// The module name, in the transformers model of [`Self::task_type`],
@@ -82,7 +88,7 @@ pub struct ApplyOptions {
 /// Injects `method` into `model` and leaves only its parameters trainable
 /// (`require_grad`), so that Burn's optimizers update nothing else. Call it
 /// on a model of an autodiff backend before training.
-pub fn apply<B: Backend, M: Adaptable<B>>(
+pub fn apply<B: Kernels, M: Adaptable<B>>(
     mut model: M,
     method: &Method,
     opts: &ApplyOptions,
@@ -200,7 +206,7 @@ fn strip_bert_prefix(path: &str) -> &str {
         .unwrap_or(path)
 }
 
-fn inject_lora<B: Backend, M: Adaptable<B>>(
+fn inject_lora<B: Kernels, M: Adaptable<B>>(
     model: &mut M,
     lora: &Lora,
     seed: u64,
@@ -240,7 +246,7 @@ pub(crate) const PEFT_SEGMENTS: &[&str] = &[
 ];
 
 /// Whether the parameter at a Burn module path trains under `method`.
-pub fn is_trainable<B: Backend, M: Adaptable<B>>(method: &Method, burn_path: &[String]) -> bool {
+pub fn is_trainable<B: Kernels, M: Adaptable<B>>(method: &Method, burn_path: &[String]) -> bool {
     if burn_path.first().is_some_and(|s| s == M::HEAD_NAME) {
         return true;
     }
@@ -281,13 +287,13 @@ impl PathTracker {
     }
 }
 
-struct TrainableMapper<'a, B: Backend, M: Adaptable<B>> {
+struct TrainableMapper<'a, B: Kernels, M: Adaptable<B>> {
     path: PathTracker,
     method: &'a Method,
     _m: std::marker::PhantomData<(B, M)>,
 }
 
-impl<B: Backend, M: Adaptable<B>> ModuleMapper<B> for TrainableMapper<'_, B, M> {
+impl<B: Kernels, M: Adaptable<B>> ModuleMapper<B> for TrainableMapper<'_, B, M> {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.enter(name);
     }
@@ -302,7 +308,7 @@ impl<B: Backend, M: Adaptable<B>> ModuleMapper<B> for TrainableMapper<'_, B, M> 
 }
 
 /// Sets `require_grad` on every parameter from [`is_trainable`].
-pub fn set_trainable<B: Backend, M: Adaptable<B>>(model: M, method: &Method) -> M {
+pub fn set_trainable<B: Kernels, M: Adaptable<B>>(model: M, method: &Method) -> M {
     let mut mapper = TrainableMapper::<B, M> {
         path: PathTracker(Vec::new()),
         method,
@@ -318,14 +324,14 @@ pub struct ParamCounts {
     pub total: usize,
 }
 
-struct CountVisitor<'a, B: Backend, M: Adaptable<B>> {
+struct CountVisitor<'a, B: Kernels, M: Adaptable<B>> {
     path: PathTracker,
     method: &'a Method,
     counts: ParamCounts,
     _m: std::marker::PhantomData<(B, M)>,
 }
 
-impl<B: Backend, M: Adaptable<B>> ModuleVisitor<B> for CountVisitor<'_, B, M> {
+impl<B: Kernels, M: Adaptable<B>> ModuleVisitor<B> for CountVisitor<'_, B, M> {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.enter(name);
     }
@@ -345,7 +351,7 @@ impl<B: Backend, M: Adaptable<B>> ModuleVisitor<B> for CountVisitor<'_, B, M> {
 /// `print_trainable_parameters` reports) and all parameters. Counted from
 /// the module tree, so it holds on any backend; on an autodiff backend it
 /// equals the count of parameters with `require_grad` after [`apply`].
-pub fn parameter_counts<B: Backend, M: Adaptable<B>>(model: &M, method: &Method) -> ParamCounts {
+pub fn parameter_counts<B: Kernels, M: Adaptable<B>>(model: &M, method: &Method) -> ParamCounts {
     let mut v = CountVisitor::<B, M> {
         path: PathTracker(Vec::new()),
         method,
@@ -360,13 +366,13 @@ pub fn parameter_counts<B: Backend, M: Adaptable<B>>(model: &M, method: &Method)
 }
 
 /// The trainable parameter count under `method`.
-pub fn trainable_parameters<B: Backend, M: Adaptable<B>>(model: &M, method: &Method) -> usize {
+pub fn trainable_parameters<B: Kernels, M: Adaptable<B>>(model: &M, method: &Method) -> usize {
     parameter_counts(model, method).trainable
 }
 
 /// A new classifier head for `num_labels` with transformers' init:
 /// weight normal(0, `initializer_range`), bias zero, from `seed`.
-pub fn new_classifier<B: Backend>(
+pub fn new_classifier<B: Kernels>(
     bert: BertModel<B>,
     num_labels: usize,
     initializer_range: f64,
@@ -380,7 +386,7 @@ pub fn new_classifier<B: Backend>(
 
 /// A head `[hidden, labels]`: weight normal(0, `initializer_range`) from
 /// `seed` (drawn in PyTorch's `[labels, hidden]` order), bias (if any) zero.
-pub fn new_head<B: Backend>(
+pub fn new_head<B: Kernels>(
     hidden: usize,
     num_labels: usize,
     initializer_range: f64,
@@ -400,7 +406,7 @@ pub fn new_head<B: Backend>(
     }
 }
 
-fn embed_rows<B: Backend>(weight: Tensor<B, 2>, ids: &[u32]) -> Tensor<B, 2> {
+fn embed_rows<B: Kernels>(weight: Tensor<B, 2>, ids: &[u32]) -> Tensor<B, 2> {
     let device = weight.device();
     let idx: Tensor<B, 1, Int> = Tensor::from_data(
         TensorData::new(
@@ -436,7 +442,7 @@ fn bert_hf_path(burn: &str) -> Option<String> {
     Some(out.join("."))
 }
 
-impl<B: Backend> Adaptable<B> for BertModel<B> {
+impl<B: Kernels> Adaptable<B> for BertModel<B> {
     fn geometry(&self) -> Geometry {
         let c = &self.config;
         Geometry {
@@ -499,7 +505,7 @@ impl<B: Backend> Adaptable<B> for BertModel<B> {
     }
 }
 
-impl<B: Backend> Adaptable<B> for BertForSequenceClassification<B> {
+impl<B: Kernels> Adaptable<B> for BertForSequenceClassification<B> {
     fn geometry(&self) -> Geometry {
         self.bert.geometry()
     }
@@ -559,7 +565,13 @@ impl<B: Backend> Adaptable<B> for BertForSequenceClassification<B> {
     }
 }
 
-impl<B: Backend> Adaptable<B> for LlamaForCausalLM<B> {
+impl<B: Kernels> Adaptable<B> for LlamaForCausalLM<B> {
+    fn tied_head_mut(&mut self) -> Option<(Tensor<B, 2>, &mut Option<PackedWeight>)> {
+        if self.lm_head.is_some() {
+            return None;
+        }
+        Some((self.model.embed_tokens.weight.val(), &mut self.tied_packed))
+    }
     fn geometry(&self) -> Geometry {
         let c = &self.config;
         Geometry {

@@ -6,16 +6,17 @@
 //! adapter matrices here (`a: [in, r]`, `b: [r, out]`), transposed to
 //! PyTorch's `[out, in]` only at export.
 
+use crate::kernels::Kernels;
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 use super::rng::{self, dropout_key, ForwardCtx};
-use crate::kernels::linear;
+use crate::kernels::{linear, PackedWeight};
 
 /// `y = W x + b + s · B(A(dropout(x)))`, or DoRA's re-normalised form.
 #[derive(Module, Debug)]
-pub struct LoraAdapter<B: Backend> {
+pub struct LoraAdapter<B: Kernels> {
     /// `[in, r]` (PEFT's `lora_A.weight` transposed).
     pub a: Param<Tensor<B, 2>>,
     /// `[r, out]` (PEFT's `lora_B.weight` transposed).
@@ -33,25 +34,30 @@ pub struct LoraAdapter<B: Backend> {
 /// IA3's learned scaling: of the output (`[out]`) for attention targets, of
 /// the input (`[in]`) for feed-forward ones.
 #[derive(Module, Debug)]
-pub struct Ia3Scale<B: Backend> {
+pub struct Ia3Scale<B: Kernels> {
     pub scale: Param<Tensor<B, 1>>,
     pub feedforward: bool,
 }
 
 #[derive(Module, Debug)]
-pub struct AdaptedLinear<B: Backend> {
+pub struct AdaptedLinear<B: Kernels> {
     /// The pretrained layer (frozen under every method but full fine-tuning).
     pub base: Linear<B>,
     pub lora: Option<LoraAdapter<B>>,
     pub ia3: Option<Ia3Scale<B>>,
+    /// The frozen base weight packed for bf16 products
+    /// (`precision = bf16`), used by every product with it.
+    #[module(skip)]
+    pub packed: Option<PackedWeight>,
 }
 
-impl<B: Backend> From<Linear<B>> for AdaptedLinear<B> {
+impl<B: Kernels> From<Linear<B>> for AdaptedLinear<B> {
     fn from(base: Linear<B>) -> Self {
         AdaptedLinear {
             base,
             lora: None,
             ia3: None,
+            packed: None,
         }
     }
 }
@@ -65,7 +71,7 @@ pub fn lora_scaling(rank: usize, alpha: f64, rslora: bool) -> f64 {
     }
 }
 
-impl<B: Backend> AdaptedLinear<B> {
+impl<B: Kernels> AdaptedLinear<B> {
     pub fn in_features(&self) -> usize {
         self.base.weight.dims()[0]
     }
@@ -147,7 +153,8 @@ impl<B: Backend> AdaptedLinear<B> {
             _ => x,
         };
         let bias = self.base.bias.as_ref().map(|b| b.val());
-        let mut y = linear(x.clone(), self.base.weight.val(), bias);
+        let packed = self.packed.as_ref();
+        let mut y = linear(x.clone(), self.base.weight.val(), bias, packed);
         if let Some(lora) = &self.lora {
             let dropped = ctx.train && lora.dropout > 0.0;
             let xd = if dropped {
@@ -156,19 +163,22 @@ impl<B: Backend> AdaptedLinear<B> {
             } else {
                 x.clone()
             };
-            let down = linear(xd.clone(), lora.a.val(), None);
+            let down = linear(xd.clone(), lora.a.val(), None, None);
             match &lora.magnitude {
                 // s scales the r × out matrix B rather than the [tokens,
                 // out] product: a full-size pass less, forward and back.
-                None => y = crate::kernels::add(y, linear(down, lora.b.val() * lora.scaling, None)),
+                None => {
+                    let update = linear(down, lora.b.val() * lora.scaling, None, None);
+                    y = crate::kernels::add(y, update)
+                }
                 Some(m) => {
-                    let update = linear(down, lora.b.val(), None);
+                    let update = linear(down, lora.b.val(), None, None);
                     // PEFT's DoRA: (m/‖W+sΔW‖ − 1)·W·x' + m/‖W+sΔW‖ · s·B·A·x',
                     // added to the base output; without dropout W·x' is the
                     // base output minus its bias.
                     let scale: Tensor<B, D> = (m.val() / self.dora_weight_norm(lora)).unsqueeze();
                     let base_x = if dropped {
-                        linear(xd, self.base.weight.val(), None)
+                        linear(xd, self.base.weight.val(), None, packed)
                     } else {
                         match &self.base.bias {
                             Some(bias) => y.clone() - bias.val().unsqueeze(),

@@ -6,10 +6,10 @@
 //! Prompt tuning, prefix tuning and bottleneck adapters add computation
 //! rather than changing weights; they cannot be merged and are refused.
 
+use crate::kernels::Kernels;
 use std::path::Path;
 
 use burn::nn::{Embedding, Linear};
-use burn::tensor::backend::Backend;
 use ft_formats::ModelConfig;
 use serde_json::{json, Value};
 
@@ -22,14 +22,14 @@ use crate::layers::{LayerNorm, RmsNorm};
 use crate::llama::LlamaForCausalLM;
 
 /// A model that can be written as merged HF weights.
-pub trait Mergeable<B: Backend>: Adaptable<B> {
+pub trait Mergeable<B: Kernels>: Adaptable<B> {
     /// Every weight, adapters folded in, by HF name in PyTorch layout.
     fn merged_tensors(&self) -> Result<TensorMap, PeftError>;
     /// The transformers `config.json` of the merged model.
     fn hf_config(&self) -> Value;
 }
 
-fn refuse_unmergeable<B: Backend, M: Adaptable<B>>(model: &M) -> Result<(), PeftError> {
+fn refuse_unmergeable<B: Kernels, M: Adaptable<B>>(model: &M) -> Result<(), PeftError> {
     let what = if model.prompt_tuning().is_some() {
         Some("prompt tuning")
     } else if model.prefix_tuning().is_some() {
@@ -54,11 +54,11 @@ fn refuse_unmergeable<B: Backend, M: Adaptable<B>>(model: &M) -> Result<(), Peft
 struct Out(TensorMap);
 
 impl Out {
-    fn put<B: Backend, const D: usize>(&mut self, name: String, t: burn::tensor::Tensor<B, D>) {
+    fn put<B: Kernels, const D: usize>(&mut self, name: String, t: burn::tensor::Tensor<B, D>) {
         let shape = t.dims().to_vec();
         self.0.insert(name, (shape, values(t)));
     }
-    fn linear<B: Backend>(
+    fn linear<B: Kernels>(
         &mut self,
         name: &str,
         w: burn::tensor::Tensor<B, 2>,
@@ -70,26 +70,26 @@ impl Out {
             self.put(format!("{name}.bias"), b);
         }
     }
-    fn adapted<B: Backend>(&mut self, name: &str, a: &AdaptedLinear<B>) {
+    fn adapted<B: Kernels>(&mut self, name: &str, a: &AdaptedLinear<B>) {
         let (w, b) = a.merged();
         self.linear(name, w, b);
     }
-    fn plain<B: Backend>(&mut self, name: &str, l: &Linear<B>) {
+    fn plain<B: Kernels>(&mut self, name: &str, l: &Linear<B>) {
         self.linear(name, l.weight.val(), l.bias.as_ref().map(|b| b.val()));
     }
-    fn embedding<B: Backend>(&mut self, name: &str, e: &Embedding<B>) {
+    fn embedding<B: Kernels>(&mut self, name: &str, e: &Embedding<B>) {
         self.put(format!("{name}.weight"), e.weight.val());
     }
-    fn layer_norm<B: Backend>(&mut self, name: &str, n: &LayerNorm<B>) {
+    fn layer_norm<B: Kernels>(&mut self, name: &str, n: &LayerNorm<B>) {
         self.put(format!("{name}.weight"), n.weight.val());
         self.put(format!("{name}.bias"), n.bias.val());
     }
-    fn rms_norm<B: Backend>(&mut self, name: &str, n: &RmsNorm<B>) {
+    fn rms_norm<B: Kernels>(&mut self, name: &str, n: &RmsNorm<B>) {
         self.put(format!("{name}.weight"), n.weight.val());
     }
 }
 
-fn bert_tensors<B: Backend>(m: &BertModel<B>, p: &str, out: &mut Out) {
+fn bert_tensors<B: Kernels>(m: &BertModel<B>, p: &str, out: &mut Out) {
     let e = &m.embeddings;
     out.embedding(
         &format!("{p}embeddings.word_embeddings"),
@@ -150,7 +150,7 @@ fn bert_config(c: &ModelConfig) -> serde_json::Map<String, Value> {
     v.as_object().expect("object").clone()
 }
 
-impl<B: Backend> Mergeable<B> for BertModel<B> {
+impl<B: Kernels> Mergeable<B> for BertModel<B> {
     fn merged_tensors(&self) -> Result<TensorMap, PeftError> {
         refuse_unmergeable(self)?;
         let mut out = Out(TensorMap::new());
@@ -162,7 +162,7 @@ impl<B: Backend> Mergeable<B> for BertModel<B> {
     }
 }
 
-impl<B: Backend> Mergeable<B> for BertForSequenceClassification<B> {
+impl<B: Kernels> Mergeable<B> for BertForSequenceClassification<B> {
     fn merged_tensors(&self) -> Result<TensorMap, PeftError> {
         refuse_unmergeable(self)?;
         let mut out = Out(TensorMap::new());
@@ -212,7 +212,7 @@ fn with_labels(c: &mut serde_json::Map<String, Value>, config: &ModelConfig, lab
     );
 }
 
-fn llama_tensors<B: Backend>(m: &LlamaForCausalLM<B>, out: &mut Out) {
+fn llama_tensors<B: Kernels>(m: &LlamaForCausalLM<B>, out: &mut Out) {
     out.embedding("model.embed_tokens", &m.model.embed_tokens);
     for (i, l) in m.model.layers.iter().enumerate() {
         let n = format!("model.layers.{i}");
@@ -233,7 +233,7 @@ fn llama_tensors<B: Backend>(m: &LlamaForCausalLM<B>, out: &mut Out) {
     out.rms_norm("model.norm", &m.model.norm);
 }
 
-impl<B: Backend> Mergeable<B> for LlamaForCausalLM<B> {
+impl<B: Kernels> Mergeable<B> for LlamaForCausalLM<B> {
     fn merged_tensors(&self) -> Result<TensorMap, PeftError> {
         refuse_unmergeable(self)?;
         let mut out = Out(TensorMap::new());
@@ -248,7 +248,7 @@ impl<B: Backend> Mergeable<B> for LlamaForCausalLM<B> {
     }
 }
 
-impl<B: Backend> Mergeable<B> for LlamaForSequenceClassification<B> {
+impl<B: Kernels> Mergeable<B> for LlamaForSequenceClassification<B> {
     fn merged_tensors(&self) -> Result<TensorMap, PeftError> {
         refuse_unmergeable(self)?;
         let mut out = Out(TensorMap::new());
@@ -317,7 +317,7 @@ fn llama_config(c: &ModelConfig) -> serde_json::Map<String, Value> {
 
 /// Writes `model.safetensors` and `config.json` of the merged model into
 /// `dir` (created if needed), each file atomically; weights first.
-pub fn save_merged<B: Backend, M: Mergeable<B>>(model: &M, dir: &Path) -> Result<(), PeftError> {
+pub fn save_merged<B: Kernels, M: Mergeable<B>>(model: &M, dir: &Path) -> Result<(), PeftError> {
     let tensors = model.merged_tensors()?;
     std::fs::create_dir_all(dir).map_err(|error| PeftError::Io {
         path: dir.to_path_buf(),

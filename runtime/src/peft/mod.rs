@@ -31,6 +31,45 @@ pub use rng::ForwardCtx;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::kernels::{Kernels, PackedFigures};
+
+/// Packs the model's frozen weights that enter products — the base weight
+/// of every linear layer that gets no gradient, and a tied head's
+/// embedding — for bf16 products, where the backend has such a form
+/// (`precision = bf16` on AMX). Each layer owns its packed weight. With
+/// `release_linear`, the f32 copies of the linear weights are handed back
+/// to the system: right when nothing else reads them (not under DoRA, which
+/// takes the norms of `W`, nor full fine-tuning, whose export writes every
+/// weight). The embedding keeps its copy (its rows are looked up).
+pub fn pack_frozen<B: Kernels, M: Adaptable<B>>(
+    model: &mut M,
+    release_linear: bool,
+) -> PackedFigures {
+    let mut figures = PackedFigures::default();
+    for path in model.target_paths() {
+        let Some(layer) = model.adapted_mut(&path) else {
+            continue;
+        };
+        let w = layer.base.weight.val();
+        if w.is_require_grad() {
+            continue;
+        }
+        layer.packed = crate::kernels::pack_frozen(&w, release_linear);
+        if let Some(p) = &layer.packed {
+            figures.add(p);
+        }
+    }
+    if let Some((embedding, slot)) = model.tied_head_mut() {
+        if !embedding.is_require_grad() {
+            *slot = crate::kernels::pack_frozen(&embedding, false);
+            if let Some(p) = slot.as_ref() {
+                figures.add(p);
+            }
+        }
+    }
+    figures
+}
+
 /// One way an adapter's files disagree with its config or with the model.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mismatch {

@@ -3,20 +3,21 @@
 //! layer), laid out as PEFT lays them out so that `prompt_embeddings`
 //! moves between the two unchanged.
 
+use crate::kernels::Kernels;
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 use super::rng;
 
 /// `virtual_tokens` trainable input embeddings `[n, hidden]`, prepended to
 /// the token embeddings of every sequence.
 #[derive(Module, Debug)]
-pub struct PromptTuning<B: Backend> {
+pub struct PromptTuning<B: Kernels> {
     pub embedding: Param<Tensor<B, 2>>,
 }
 
-impl<B: Backend> PromptTuning<B> {
+impl<B: Kernels> PromptTuning<B> {
     pub fn virtual_tokens(&self) -> usize {
         self.embedding.dims()[0]
     }
@@ -50,7 +51,7 @@ impl<B: Backend> PromptTuning<B> {
 /// Linear(hidden → layers·2·token_dim)`, applied to a `[n, token_dim]`
 /// embedding during training.
 #[derive(Module, Debug)]
-pub struct PrefixProjection<B: Backend> {
+pub struct PrefixProjection<B: Kernels> {
     pub dense_in: Linear<B>,
     pub dense_out: Linear<B>,
 }
@@ -61,7 +62,7 @@ pub struct PrefixProjection<B: Backend> {
 /// `2l`, its values at `2l + 1`). For grouped-query attention PEFT sizes the
 /// prefix by the KV heads (#1901), and so does ft.
 #[derive(Module, Debug)]
-pub struct PrefixTuning<B: Backend> {
+pub struct PrefixTuning<B: Kernels> {
     /// `[n, layers·2·token_dim]`, or `[n, token_dim]` with a projection.
     pub embedding: Param<Tensor<B, 2>>,
     pub projection: Option<PrefixProjection<B>>,
@@ -73,7 +74,7 @@ pub struct PrefixTuning<B: Backend> {
 /// Per-layer `(keys, values)`, each `[batch, kv_heads, n, head_dim]`.
 pub type PrefixKv<B> = Vec<(Tensor<B, 4>, Tensor<B, 4>)>;
 
-impl<B: Backend> PrefixTuning<B> {
+impl<B: Kernels> PrefixTuning<B> {
     pub fn virtual_tokens(&self) -> usize {
         self.embedding.dims()[0]
     }
@@ -150,7 +151,7 @@ impl<B: Backend> PrefixTuning<B> {
 }
 
 /// `nn.Linear`'s default init: weight and bias uniform in `±1/√in`.
-fn torch_default_linear<B: Backend>(
+fn torch_default_linear<B: Kernels>(
     d_in: usize,
     d_out: usize,
     seed: u64,

@@ -8,8 +8,9 @@
 //! layer it wraps (a LoRA or IA3 target) keeps its own weights under
 //! `base_layer` (`…query.base_layer.bias`).
 
+use crate::kernels::Kernels;
 use burn::module::{ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use ft_plan::method::LoraBias;
 use ft_plan::Method;
 
@@ -45,7 +46,7 @@ fn is_adapted(adapted: &[&str], module: &str) -> bool {
 
 /// The HF module path of a parameter's Burn path, when it is a base-model
 /// parameter (not the head, not one a method adds).
-fn base_module<B: Backend, M: Adaptable<B>>(burn_path: &[String]) -> Option<String> {
+fn base_module<B: Kernels, M: Adaptable<B>>(burn_path: &[String]) -> Option<String> {
     if burn_path.first().is_some_and(|s| s == M::HEAD_NAME)
         || burn_path
             .iter()
@@ -58,7 +59,7 @@ fn base_module<B: Backend, M: Adaptable<B>>(burn_path: &[String]) -> Option<Stri
 
 /// Whether the parameter at `burn_path` is trained and saved with the
 /// adapter (see the module documentation).
-pub fn saves_base_param<B: Backend, M: Adaptable<B>>(
+pub fn saves_base_param<B: Kernels, M: Adaptable<B>>(
     method: &Method,
     burn_path: &[String],
 ) -> bool {
@@ -78,7 +79,7 @@ pub fn saves_base_param<B: Backend, M: Adaptable<B>>(
 }
 
 /// PEFT's name of a saved base parameter.
-fn peft_name<B: Backend, M: Adaptable<B>>(method: &Method, burn_path: &[String]) -> Option<String> {
+fn peft_name<B: Kernels, M: Adaptable<B>>(method: &Method, burn_path: &[String]) -> Option<String> {
     let (adapted, _, _) = parts(method)?;
     let module = base_module::<B, M>(burn_path)?;
     let param = burn_path.last()?;
@@ -112,14 +113,14 @@ impl Walk {
     }
 }
 
-struct Collect<'a, B: Backend, M: Adaptable<B>> {
+struct Collect<'a, B: Kernels, M: Adaptable<B>> {
     walk: Walk,
     method: &'a Method,
     out: TensorMap,
     _m: std::marker::PhantomData<(B, M)>,
 }
 
-impl<B: Backend, M: Adaptable<B>> ModuleVisitor<B> for Collect<'_, B, M> {
+impl<B: Kernels, M: Adaptable<B>> ModuleVisitor<B> for Collect<'_, B, M> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
         self.walk.enter(name, container_type);
     }
@@ -151,7 +152,7 @@ impl<B: Backend, M: Adaptable<B>> ModuleVisitor<B> for Collect<'_, B, M> {
 }
 
 /// The saved base parameters of `model`, by PEFT name, in PyTorch layout.
-pub fn saved_base_tensors<B: Backend, M: Adaptable<B>>(model: &M, method: &Method) -> TensorMap {
+pub fn saved_base_tensors<B: Kernels, M: Adaptable<B>>(model: &M, method: &Method) -> TensorMap {
     let mut c = Collect::<B, M> {
         walk: Walk::default(),
         method,
@@ -162,14 +163,14 @@ pub fn saved_base_tensors<B: Backend, M: Adaptable<B>>(model: &M, method: &Metho
     c.out
 }
 
-struct Assign<'a, B: Backend, M: Adaptable<B>> {
+struct Assign<'a, B: Kernels, M: Adaptable<B>> {
     walk: Walk,
     method: &'a Method,
     file: &'a TensorMap,
     _m: std::marker::PhantomData<(B, M)>,
 }
 
-impl<B: Backend, M: Adaptable<B>> ModuleMapper<B> for Assign<'_, B, M> {
+impl<B: Kernels, M: Adaptable<B>> ModuleMapper<B> for Assign<'_, B, M> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
         self.walk.enter(name, container_type);
     }
@@ -199,7 +200,7 @@ impl<B: Backend, M: Adaptable<B>> ModuleMapper<B> for Assign<'_, B, M> {
 
 /// `model` with its saved base parameters replaced by the adapter file's
 /// (already checked against [`saved_base_tensors`]'s names and shapes).
-pub fn assign_saved_base<B: Backend, M: Adaptable<B>>(
+pub fn assign_saved_base<B: Kernels, M: Adaptable<B>>(
     model: M,
     method: &Method,
     file: &TensorMap,
@@ -215,7 +216,7 @@ pub fn assign_saved_base<B: Backend, M: Adaptable<B>>(
 
 /// Entries of `modules_to_save` (other than the heads) that match no
 /// module of `model`: PEFT would fail on them; ft says which.
-pub fn absent_modules_to_save<B: Backend, M: Adaptable<B>>(
+pub fn absent_modules_to_save<B: Kernels, M: Adaptable<B>>(
     model: &M,
     method: &Method,
 ) -> Vec<String> {

@@ -9,11 +9,12 @@
 //! replaced atomically), so a crash at any moment leaves the previous
 //! checkpoint intact and `latest` pointing at a complete one.
 
+use crate::kernels::Kernels;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use ft_pipeline::sampler::SamplerState;
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +29,7 @@ struct Collect {
     out: Values,
 }
 
-impl<B: Backend> ModuleVisitor<B> for Collect {
+impl<B: Kernels> ModuleVisitor<B> for Collect {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         let i = self.index;
         self.index += 1;
@@ -43,7 +44,7 @@ impl<B: Backend> ModuleVisitor<B> for Collect {
 }
 
 /// The values of the trainable parameters (those with `require_grad`).
-pub fn trainable_values<B: Backend, M: Module<B>>(model: &M) -> Values {
+pub fn trainable_values<B: Kernels, M: Module<B>>(model: &M) -> Values {
     let mut c = Collect {
         index: 0,
         only_trainable: true,
@@ -54,7 +55,7 @@ pub fn trainable_values<B: Backend, M: Module<B>>(model: &M) -> Values {
 }
 
 /// The values of every parameter (for bit-identity checks in tests).
-pub fn all_values<B: Backend, M: Module<B>>(model: &M) -> Values {
+pub fn all_values<B: Kernels, M: Module<B>>(model: &M) -> Values {
     let mut c = Collect {
         index: 0,
         only_trainable: false,
@@ -70,7 +71,7 @@ struct Restore<'a> {
     restored: usize,
 }
 
-impl<B: Backend> ModuleMapper<B> for Restore<'_> {
+impl<B: Kernels> ModuleMapper<B> for Restore<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let i = self.index;
         self.index += 1;
@@ -95,7 +96,7 @@ impl<B: Backend> ModuleMapper<B> for Restore<'_> {
 
 /// Puts saved values back; returns the model and how many were restored
 /// (the caller checks it against the number saved).
-pub fn restore<B: Backend, M: Module<B>>(model: M, values: &Values) -> (M, usize) {
+pub fn restore<B: Kernels, M: Module<B>>(model: M, values: &Values) -> (M, usize) {
     let mut r = Restore {
         index: 0,
         values,

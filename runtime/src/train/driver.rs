@@ -10,12 +10,12 @@
 //! update, and hands the result to [`Driver::record_step`] and
 //! [`Driver::after_step`]; [`Driver::finish`] closes the run.
 
+use crate::kernels::{AutodiffKernels, PackedFigures};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
-use burn::tensor::backend::AutodiffBackend;
 use ft_pipeline::sampler::{TrainBatch, TrainSampler};
 use ft_pipeline::DataPipeline;
 use ft_plan::{Method, Metric, Plan, Precision};
@@ -47,7 +47,7 @@ pub(super) struct StepRecord {
     pub ppo: Option<PpoStats>,
 }
 
-pub(super) struct Driver<'a, B: AutodiffBackend> {
+pub(super) struct Driver<'a, B: AutodiffKernels> {
     plan: &'a Plan,
     pipe: &'a DataPipeline,
     opts: &'a RunOptions,
@@ -70,18 +70,19 @@ pub(super) struct Driver<'a, B: AutodiffBackend> {
     /// same weights on `val` reuses it.
     last_val: Option<(u64, EvalResult)>,
     trainable: usize,
-    /// Frozen weights packed for bf16 products, unregistered when the run
-    /// ends.
-    _frozen_bf16: Option<crate::kernels::FrozenBf16>,
 }
 
-impl<'a, B: AutodiffBackend> Driver<'a, B> {
+impl<'a, B: AutodiffKernels> Driver<'a, B> {
     /// Opens the run folder (or, with `--resume`, the newest one, whose
     /// checkpoint is restored into `model`) and reports the start.
-    /// `counts` are the trainable and total parameters to report.
+    /// `counts` are the trainable and total parameters to report. Under
+    /// `precision = bf16`, `pack` packs the (restored) model's frozen
+    /// weights and says what it packed.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn open<M: AutodiffModule<B>>(
         model: M,
         counts: (usize, usize),
+        pack: &mut dyn FnMut(&mut M) -> PackedFigures,
         plan: &'a Plan,
         pipe: &'a DataPipeline,
         opts: &'a RunOptions,
@@ -145,13 +146,11 @@ impl<'a, B: AutodiffBackend> Driver<'a, B> {
             truncate_metrics(&metrics_path, state.step)?;
         }
         let sink = Sink::open(&metrics_path)?;
-        let frozen_bf16 = match t.precision {
+        let packed = match t.precision {
             Precision::F32 => None,
-            Precision::Bf16 => {
-                crate::kernels::FrozenBf16::register(&model, releases_frozen_linear(&plan.method))
-            }
+            Precision::Bf16 => Some(pack(&mut model)).filter(|f| f.weights > 0),
         };
-        let precision = match (t.precision, &frozen_bf16) {
+        let precision = match (t.precision, &packed) {
             (Precision::F32, _) => "f32".to_string(),
             (Precision::Bf16, Some(f)) => format!(
                 "bf16: products with {} frozen weights in bfloat16 on AMX ({} MiB packed, \
@@ -194,7 +193,6 @@ impl<'a, B: AutodiffBackend> Driver<'a, B> {
             window,
             last_val: None,
             trainable: counts.0,
-            _frozen_bf16: frozen_bf16,
         };
         Ok((driver, model))
     }
@@ -447,7 +445,7 @@ impl<'a, B: AutodiffBackend> Driver<'a, B> {
 /// up their f32 copies once packed: every method whose training and export
 /// use them only in products. Not DoRA (its magnitude divides by the norms
 /// of `W + BA`) nor full fine-tuning (its export writes every weight).
-fn releases_frozen_linear(method: &Method) -> bool {
+pub(super) fn releases_frozen_linear(method: &Method) -> bool {
     match method {
         Method::Full { .. } => false,
         Method::Lora(l) => !l.dora,

@@ -1,9 +1,9 @@
 //! Evaluation on a split: loss and the Plan's metrics, overall and per
 //! task (dataset) for mixtures. Generation metrics decode greedily.
 
+use crate::kernels::Kernels;
 use std::collections::BTreeMap;
 
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use ft_pipeline::{BatchData, DataPipeline};
 use ft_plan::{Metric, Objective};
@@ -51,7 +51,7 @@ impl Acc {
     }
 }
 
-fn to_f64<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+fn to_f64<B: Kernels, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
     t.into_data()
         .convert::<f32>()
         .to_vec::<f32>()
@@ -64,7 +64,7 @@ fn to_f64<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
 /// Evaluates `model` (no dropout) on `split`. `reference` is DPO's frozen
 /// reference model.
 #[allow(clippy::too_many_arguments)]
-pub fn evaluate<B: Backend, M: Task<B>>(
+pub fn evaluate<B: Kernels, M: Task<B>>(
     model: &M,
     reference: Option<&M>,
     pipe: &DataPipeline,
@@ -198,7 +198,7 @@ pub fn evaluate<B: Backend, M: Task<B>>(
 /// Generates for the split's prompts, `batch` at a time (one pass over the
 /// weights per token for all of them), and scores against the references.
 #[allow(clippy::too_many_arguments)]
-fn generation_metrics<B: Backend, M: Task<B>>(
+fn generation_metrics<B: Kernels, M: Task<B>>(
     model: &M,
     pipe: &DataPipeline,
     split: &str,

@@ -1,9 +1,9 @@
 //! `ft eval`: a Plan's model (the base, or with an adapter from a run or
 //! from PEFT) evaluated on splits, without training.
 
+use crate::kernels::Kernels;
 use std::path::Path;
 
-use burn::tensor::backend::Backend;
 use ft_pipeline::{BuildOptions, DataPipeline, TextTokenizer};
 use ft_plan::{Head, Metric, Plan};
 
@@ -79,7 +79,7 @@ pub fn evaluate_plan(
     }
 }
 
-fn with_adapter<B: Backend, M: Adaptable<B>>(
+fn with_adapter<B: Kernels, M: Adaptable<B>>(
     model: M,
     adapter: Option<&Path>,
 ) -> Result<M, TrainError> {
@@ -91,7 +91,7 @@ fn with_adapter<B: Backend, M: Adaptable<B>>(
     }
 }
 
-fn run_splits<B: Backend, M: Task<B>>(
+fn run_splits<B: Kernels, M: Task<B>>(
     model: &M,
     pipe: &DataPipeline,
     splits: &[String],

@@ -9,11 +9,11 @@
 //! the update follows `torch.optim.AdamW`/`SGD` term for term, which the
 //! parity with PyTorch + PEFT relies on.
 
+use crate::kernels::{AutodiffKernels, Kernels};
 use std::collections::BTreeMap;
 
 use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use ft_plan::Optimizer;
 
@@ -27,14 +27,14 @@ pub struct SlotState {
 
 /// The optimizer: its settings and per-parameter state, keyed by the
 /// parameter's index in module-visit order.
-pub struct Optim<B: Backend> {
+pub struct Optim<B: Kernels> {
     pub config: Optimizer,
     /// Completed updates (AdamW's bias correction uses it).
     pub updates: u64,
     state: BTreeMap<usize, Vec<Tensor<B, 1>>>,
 }
 
-impl<B: Backend> Optim<B> {
+impl<B: Kernels> Optim<B> {
     pub fn new(config: Optimizer) -> Self {
         Optim {
             config,
@@ -85,13 +85,13 @@ impl<B: Backend> Optim<B> {
 
 /// Sums the squares of every gradient (f64 accumulation on the host is
 /// cheap next to the step and keeps the norm exact).
-struct NormVisitor<'a, B: AutodiffBackend> {
+struct NormVisitor<'a, B: AutodiffKernels> {
     grads: &'a GradientsParams,
     sum_sq: f64,
     _b: std::marker::PhantomData<B>,
 }
 
-impl<B: AutodiffBackend> ModuleVisitor<B> for NormVisitor<'_, B> {
+impl<B: AutodiffKernels> ModuleVisitor<B> for NormVisitor<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
             let s: f32 = g.powi_scalar(2).sum().into_scalar().elem();
@@ -103,7 +103,7 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for NormVisitor<'_, B> {
 use burn::tensor::ElementConversion;
 
 /// The global L2 norm of all gradients.
-pub fn grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
+pub fn grad_norm<B: AutodiffKernels, M: AutodiffModule<B>>(
     model: &M,
     grads: &GradientsParams,
 ) -> f64 {
@@ -116,7 +116,7 @@ pub fn grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     v.sum_sq.sqrt()
 }
 
-struct StepMapper<'a, B: AutodiffBackend> {
+struct StepMapper<'a, B: AutodiffKernels> {
     opt: &'a mut Optim<B::InnerBackend>,
     grads: &'a mut GradientsParams,
     lr: f64,
@@ -125,7 +125,7 @@ struct StepMapper<'a, B: AutodiffBackend> {
     index: usize,
 }
 
-impl<B: AutodiffBackend> ModuleMapper<B> for StepMapper<'_, B> {
+impl<B: AutodiffKernels> ModuleMapper<B> for StepMapper<'_, B> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let index = self.index;
         self.index += 1;
@@ -220,7 +220,7 @@ pub struct StepInfo {
 }
 
 /// Clips (global norm, when `clip` is set) and applies one update.
-pub fn step<B: AutodiffBackend, M: AutodiffModule<B>>(
+pub fn step<B: AutodiffKernels, M: AutodiffModule<B>>(
     model: M,
     opt: &mut Optim<B::InnerBackend>,
     mut grads: GradientsParams,

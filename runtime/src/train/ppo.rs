@@ -22,12 +22,12 @@
 //! a linear layer on the final hidden state (detached: the value loss
 //! trains the head only); it is saved in checkpoints, not in the adapter.
 
+use crate::kernels::{AutodiffKernels, Kernels};
 use std::path::Path;
 
 use burn::module::{AutodiffModule, Module};
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::optim::GradientsAccumulator;
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 use ft_pipeline::{BatchData, DataPipeline};
 use ft_plan::{Metric, Objective, Plan};
@@ -58,12 +58,12 @@ pub const VALUE_COEF: f64 = 0.5;
 /// The policy and its value head: one module, so that the optimizer,
 /// checkpoints and resume treat both alike.
 #[derive(Module, Debug)]
-pub struct PolicyValue<B: Backend> {
+pub struct PolicyValue<B: Kernels> {
     pub policy: LlamaForCausalLM<B>,
     pub value: Linear<B>,
 }
 
-impl<B: Backend> PolicyValue<B> {
+impl<B: Kernels> PolicyValue<B> {
     /// A zero-initialised value head (values start at 0) on `policy`.
     pub fn new(policy: LlamaForCausalLM<B>, device: &B::Device) -> Self {
         let hidden = policy.model.embed_tokens.weight.dims()[1];
@@ -132,7 +132,7 @@ struct Settings {
 }
 
 /// Trains `policy` (the PEFT method already injected) with PPO.
-pub(super) fn train<B: AutodiffBackend>(
+pub(super) fn train<B: AutodiffKernels>(
     policy: LlamaForCausalLM<B>,
     plan: &Plan,
     pipe: &DataPipeline,
@@ -181,9 +181,11 @@ pub(super) fn train<B: AutodiffBackend>(
         recompute: plan.train.gradient_checkpointing,
     };
 
+    let release = super::driver::releases_frozen_linear(&plan.method);
     let (mut run, mut model) = Driver::<B>::open(
         model,
         (counts.trainable + value_params, counts.total + value_params),
+        &mut |m: &mut PolicyValue<B>| crate::peft::pack_frozen(&mut m.policy, release),
         plan,
         pipe,
         opts,
@@ -281,7 +283,7 @@ pub(super) fn train<B: AutodiffBackend>(
     run.finish(model, &mut validate, export, on_event)
 }
 
-struct StepOut<B: AutodiffBackend> {
+struct StepOut<B: AutodiffKernels> {
     model: PolicyValue<B>,
     loss: f64,
     grad_norm: f64,
@@ -291,7 +293,7 @@ struct StepOut<B: AutodiffBackend> {
 
 /// Rolls out, scores and learns from one step's micro-batches.
 #[allow(clippy::too_many_arguments)]
-fn ppo_step<B: AutodiffBackend>(
+fn ppo_step<B: AutodiffKernels>(
     mut model: PolicyValue<B>,
     reference: &LlamaForCausalLM<B::InnerBackend>,
     rm: &RewardModel<B::InnerBackend>,
@@ -446,7 +448,7 @@ fn advantages(e: &Experience, kl: f64) -> (Vec<f32>, Vec<f32>, f64) {
 /// PPO's evaluation: `reward` (greedy responses to the split's prompts,
 /// scored by the reward model) and the Plan's other non-generating
 /// metrics.
-fn evaluate_ppo<B: Backend>(
+fn evaluate_ppo<B: Kernels>(
     lm: &LlamaForCausalLM<B>,
     rm: &RewardModel<B>,
     pipe: &DataPipeline,
@@ -488,7 +490,7 @@ fn evaluate_ppo<B: Backend>(
 }
 
 /// Mean reward of greedy responses to a split's prompts, and how many.
-fn greedy_reward<B: Backend>(
+fn greedy_reward<B: Kernels>(
     lm: &LlamaForCausalLM<B>,
     rm: &RewardModel<B>,
     pipe: &DataPipeline,

@@ -10,7 +10,8 @@
 //! - [`ppo_losses`]: the clipped surrogate, the clipped value loss and the
 //!   share of tokens whose ratio left the clip range.
 
-use burn::tensor::{backend::Backend, Tensor};
+use crate::kernels::Kernels;
+use burn::tensor::Tensor;
 
 /// The reward of one text from a classifier's logits: the log-odds of the
 /// first label, log p₀ − log(1 − p₀) = ℓ₀ − log Σ_{j>0} e^{ℓⱼ} (for two
@@ -82,7 +83,7 @@ pub fn whiten(x: &mut [f32]) {
 
 /// What one PPO minibatch's losses are made of. Every tensor is `[rows,
 /// positions]`; `mask` is 1 at response tokens and `tokens` its sum.
-pub struct PpoInputs<B: Backend> {
+pub struct PpoInputs<B: Kernels> {
     pub logp: Tensor<B, 2>,
     pub old_logp: Tensor<B, 2>,
     pub advantages: Tensor<B, 2>,
@@ -97,7 +98,7 @@ pub struct PpoInputs<B: Backend> {
 /// loss ½·max((V − R)², (V_old + clip(V − V_old, ±ε) − R)²), both averaged
 /// over the response tokens (ρ = exp(log π − log π_old)), and the share of
 /// tokens whose ratio is outside [1 − ε, 1 + ε] (a plain number).
-pub fn ppo_losses<B: Backend>(x: PpoInputs<B>, clip: f64) -> (Tensor<B, 1>, Tensor<B, 1>, f64) {
+pub fn ppo_losses<B: Kernels>(x: PpoInputs<B>, clip: f64) -> (Tensor<B, 1>, Tensor<B, 1>, f64) {
     let n = x.tokens.max(1) as f64;
     let ratio = (x.logp - x.old_logp).exp();
     let outside = ratio

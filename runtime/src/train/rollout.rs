@@ -8,8 +8,9 @@
 //! `stream_key(ROLLOUT, seed, s, m, i)`, so a resumed run samples exactly
 //! what an uninterrupted one would (nothing to save in a checkpoint).
 
+use crate::kernels::Kernels;
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use ft_pipeline::batch::{Batch, IGNORE};
 use ft_pipeline::TextTokenizer;
 use ft_plan::{Head, ModelPlan};
@@ -55,14 +56,14 @@ pub fn reward_text(tok: &TextTokenizer, prompt: &[u32], response: &[u32]) -> Str
 
 /// A frozen sequence classifier (with its trained adapter) and its
 /// tokenizer, scoring texts by the first label's log-odds.
-pub struct RewardModel<B: Backend> {
+pub struct RewardModel<B: Kernels> {
     pub model: Classifier<B>,
     pub tok: TextTokenizer,
     /// Longest input (the model's positions).
     pub max_len: usize,
 }
 
-impl<B: Backend> RewardModel<B> {
+impl<B: Kernels> RewardModel<B> {
     /// Loads the reward model a Plan names: the encoder, a classifier for
     /// its labels, and the adapter (which brings the trained classifier).
     pub fn load(plan: &ModelPlan, device: &B::Device) -> Result<Self, TrainError> {
@@ -222,7 +223,7 @@ impl Grid {
         out
     }
 
-    pub fn tensor<B: Backend>(&self, flat: Vec<f32>, device: &B::Device) -> Tensor<B, 2> {
+    pub fn tensor<B: Kernels>(&self, flat: Vec<f32>, device: &B::Device) -> Tensor<B, 2> {
         Tensor::from_data(TensorData::new(flat, [self.rows, self.width]), device)
     }
 }
@@ -230,7 +231,7 @@ impl Grid {
 /// The causal LM's final hidden states over the grid's positions
 /// `[rows, width, hidden]`, and the log-probabilities of the response
 /// tokens `[rows, width]` (0 outside responses) at `temperature`.
-pub fn grid_logprobs<B: Backend>(
+pub fn grid_logprobs<B: Kernels>(
     lm: &LlamaForCausalLM<B>,
     grid: &Grid,
     temperature: f64,
@@ -257,7 +258,7 @@ pub fn grid_logprobs<B: Backend>(
     (hidden, lp * grid.tensor::<B>(grid.mask.clone(), device))
 }
 
-pub fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+pub fn to_vec<B: Kernels, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec().expect("f32")
 }
 

@@ -1,10 +1,10 @@
 //! The training loop.
 
+use crate::kernels::{AutodiffKernels, Kernels};
 use std::path::Path;
 
 use burn::module::AutodiffModule;
 use burn::optim::GradientsAccumulator;
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 use ft_pipeline::{BatchData, BuildOptions, DataPipeline, TextTokenizer};
 use ft_plan::{Head, Length, Method, Metric, ModelPlan, Objective, Plan, Precision};
@@ -77,7 +77,7 @@ fn sampler_plan(plan: &Plan) -> Plan {
     p
 }
 
-pub fn run_on<B: AutodiffBackend>(
+pub fn run_on<B: AutodiffKernels>(
     plan: &Plan,
     opts: &RunOptions,
     device: &B::Device,
@@ -168,7 +168,7 @@ pub fn run_on<B: AutodiffBackend>(
 
 /// A causal LM as the Plan names it: its weights, with its adapter (if it
 /// has one) applied.
-pub(super) fn load_lm<B: Backend>(
+pub(super) fn load_lm<B: Kernels>(
     m: &ModelPlan,
     device: &B::Device,
 ) -> Result<LlamaForCausalLM<B>, TrainError> {
@@ -185,7 +185,7 @@ pub(super) fn load_lm<B: Backend>(
 /// The trained model: the recipe's method applied to `model`, or, when the
 /// Plan's model names an adapter, that adapter loaded to continue from (it
 /// must be the method the recipe declares).
-fn start<B: Backend, M: peft::Adaptable<B>>(
+fn start<B: Kernels, M: peft::Adaptable<B>>(
     model: M,
     plan: &Plan,
     apply_opts: &ApplyOptions,
@@ -206,7 +206,7 @@ fn start<B: Backend, M: peft::Adaptable<B>>(
 }
 
 /// The loss of one micro-batch, as a scalar tensor, and the tokens it saw.
-fn batch_loss<B: AutodiffBackend, M>(
+fn batch_loss<B: AutodiffKernels, M>(
     model: &M,
     reference: Option<&M::InnerModule>,
     data: &BatchData,
@@ -257,7 +257,7 @@ where
 }
 
 #[allow(clippy::too_many_arguments)]
-fn train_loop<B: AutodiffBackend, M>(
+fn train_loop<B: AutodiffKernels, M>(
     model: M,
     reference: Option<M::InnerModule>,
     plan: &Plan,
@@ -273,18 +273,24 @@ where
     let t = &plan.train;
     let counts = peft::parameter_counts(&model, &plan.method);
     // DPO's reference model only ever runs forward: every frozen product
-    // in bf16, its linear weights' f32 copies handed back. Registered
-    // before the Driver registers the policy, so that the run's report
-    // counts both. Either guard clears the whole registry when dropped:
-    // the Driver's at the end of `finish`, this one if `open` fails; the
-    // reference (a parameter) outlives both.
-    let _reference_bf16 = match (t.precision, &reference) {
-        (Precision::Bf16, Some(r)) => crate::kernels::FrozenBf16::register(r, true),
-        _ => None,
+    // in bf16, its linear weights' f32 copies handed back. The run reports
+    // both models' packed weights.
+    let mut reference = reference;
+    let reference_packed = match (t.precision, reference.as_mut()) {
+        (Precision::Bf16, Some(r)) => peft::pack_frozen(r, true),
+        _ => Default::default(),
     };
+    let release = super::driver::releases_frozen_linear(&plan.method);
     let (mut run, mut model) = Driver::<B>::open(
         model,
         (counts.trainable, counts.total),
+        &mut |m: &mut M| {
+            let mut f = peft::pack_frozen(m, release);
+            f.weights += reference_packed.weights;
+            f.packed_bytes += reference_packed.packed_bytes;
+            f.released_bytes += reference_packed.released_bytes;
+            f
+        },
         plan,
         pipe,
         opts,

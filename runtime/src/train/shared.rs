@@ -2,10 +2,10 @@
 //! resumed, with its lockfile), `metrics.jsonl`, the non-finite stop, the
 //! export (adapter or merged weights) and the report.
 
+use crate::kernels::Kernels;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use ft_pipeline::DataPipeline;
 use ft_plan::{Head, Plan};
@@ -18,7 +18,7 @@ use super::task::Task;
 use super::{ErrorKind, RunOptions, RunSummary, TrainError};
 use crate::peft;
 
-pub(super) fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
+pub(super) fn scalar<B: Kernels>(t: Tensor<B, 1>) -> f64 {
     t.into_data().convert::<f32>().to_vec::<f32>().expect("f32")[0] as f64
 }
 
@@ -157,7 +157,7 @@ pub(super) fn log_eval(sink: &mut Sink, step: u64, r: &EvalResult) -> Result<(),
 /// Writes the adapter in PEFT's format (or ft's own for bottleneck
 /// adapters); full fine-tuning writes the whole model in the Hugging Face
 /// layout (`merged/`).
-pub(super) fn export<B: Backend, M: Task<B>>(
+pub(super) fn export<B: Kernels, M: Task<B>>(
     model: &M,
     plan: &Plan,
     pipe: &DataPipeline,

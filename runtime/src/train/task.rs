@@ -4,8 +4,9 @@
 //! `sequence_logprobs`) follow PyTorch's conventions exactly (mean
 //! cross-entropy; causal-LM labels shifted by one, -100 ignored).
 
+use crate::kernels::Kernels;
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use ft_pipeline::batch::{Batch, IGNORE};
 
 use crate::bert::BertForSequenceClassification;
@@ -16,14 +17,14 @@ use crate::peft::{Adaptable, ForwardCtx};
 use crate::recompute::RecomputeTape;
 
 /// What a model outputs for a batch.
-pub enum Logits<B: Backend> {
+pub enum Logits<B: Kernels> {
     /// `[batch, classes]`.
     Classes(Tensor<B, 2>),
     /// `[batch, seq, vocab]` (for a tied head, possibly not yet computed).
     Tokens(TokenLogits<B>),
 }
 
-pub trait Task<B: Backend>: Adaptable<B> + Mergeable<B> {
+pub trait Task<B: Kernels>: Adaptable<B> + Mergeable<B> {
     fn logits(&self, batch: &Batch, ctx: &ForwardCtx) -> Logits<B> {
         self.logits_taped(batch, ctx, None)
     }
@@ -41,7 +42,7 @@ pub trait Task<B: Backend>: Adaptable<B> + Mergeable<B> {
     }
 }
 
-pub fn input_tensors<B: Backend>(
+pub fn input_tensors<B: Kernels>(
     batch: &Batch,
     device: &B::Device,
 ) -> (Tensor<B, 2, Int>, Tensor<B, 2>) {
@@ -54,7 +55,7 @@ pub fn input_tensors<B: Backend>(
     )
 }
 
-impl<B: Backend> Task<B> for BertForSequenceClassification<B> {
+impl<B: Kernels> Task<B> for BertForSequenceClassification<B> {
     fn logits_taped(
         &self,
         batch: &Batch,
@@ -67,7 +68,7 @@ impl<B: Backend> Task<B> for BertForSequenceClassification<B> {
     }
 }
 
-impl<B: Backend> Task<B> for LlamaForSequenceClassification<B> {
+impl<B: Kernels> Task<B> for LlamaForSequenceClassification<B> {
     fn logits_taped(
         &self,
         batch: &Batch,
@@ -80,7 +81,7 @@ impl<B: Backend> Task<B> for LlamaForSequenceClassification<B> {
     }
 }
 
-impl<B: Backend> Task<B> for LlamaForCausalLM<B> {
+impl<B: Kernels> Task<B> for LlamaForCausalLM<B> {
     fn logits_taped(
         &self,
         batch: &Batch,
@@ -109,7 +110,7 @@ impl<B: Backend> Task<B> for LlamaForCausalLM<B> {
 
 /// Cross-entropy per example of `[batch, classes]` logits against class
 /// indices: `[batch]`.
-pub fn classify_losses<B: Backend>(logits: Tensor<B, 2>, labels: &[usize]) -> Tensor<B, 1> {
+pub fn classify_losses<B: Kernels>(logits: Tensor<B, 2>, labels: &[usize]) -> Tensor<B, 1> {
     let [b, _] = logits.dims();
     let device = logits.device();
     let idx: Tensor<B, 2, Int> = Tensor::from_data(
@@ -120,13 +121,13 @@ pub fn classify_losses<B: Backend>(logits: Tensor<B, 2>, labels: &[usize]) -> Te
 }
 
 /// Mean cross-entropy (PyTorch's `CrossEntropyLoss`).
-pub fn classify_loss<B: Backend>(logits: Tensor<B, 2>, labels: &[usize]) -> Tensor<B, 1> {
+pub fn classify_loss<B: Kernels>(logits: Tensor<B, 2>, labels: &[usize]) -> Tensor<B, 1> {
     classify_losses(logits, labels).mean()
 }
 
 /// Per-position log-probabilities of the next-token targets and their
 /// mask: `([batch, seq-1], [batch, seq-1])` (mask 1 where a label counts).
-pub fn target_logprobs<B: Backend>(
+pub fn target_logprobs<B: Kernels>(
     logits: impl Into<TokenLogits<B>>,
     labels: &[i64],
 ) -> (Tensor<B, 2>, Tensor<B, 2>) {
@@ -152,26 +153,21 @@ pub fn target_logprobs<B: Backend>(
     let mask: Tensor<B, 2> = Tensor::from_data(TensorData::new(mask, [b, n]), &device);
     // A tied head with the loss, a slice of the vocabulary at a time: the
     // logits are never written.
-    if let TokenLogits::Tied { hidden, embedding } = &logits {
-        if let Some(lp) = crate::kernels::tied_head_log_softmax(hidden, embedding, &targets, n) {
-            return (lp, mask);
-        }
-    }
-    let logits = logits.into_dense();
-    // The fused kernel never materialises log_softmax over the vocabulary.
-    if let Some(lp) = crate::kernels::target_log_softmax(&logits, &targets, n) {
-        return (lp, mask);
-    }
-    let idx: Tensor<B, 3, Int> = Tensor::from_data(TensorData::new(idx, [b, n, 1]), &device);
-    let lp = log_softmax(logits.narrow(1, 0, n), 2)
-        .gather(2, idx)
-        .reshape([b, n]);
-    (lp * mask.clone(), mask)
+    let lp = match logits {
+        TokenLogits::Tied {
+            hidden,
+            embedding,
+            packed,
+        } => crate::kernels::tied_head_log_softmax(hidden, embedding, &targets, n, packed.as_ref()),
+        // Never materialises log_softmax over the vocabulary.
+        TokenLogits::Dense(logits) => crate::kernels::target_log_softmax(logits, &targets, n),
+    };
+    (lp, mask)
 }
 
 /// Mean next-token cross-entropy over the labelled positions (HF's causal
 /// LM loss), and how many positions it averages.
-pub fn lm_loss<B: Backend>(
+pub fn lm_loss<B: Kernels>(
     logits: impl Into<TokenLogits<B>>,
     labels: &[i64],
 ) -> (Tensor<B, 1>, usize) {
@@ -182,7 +178,7 @@ pub fn lm_loss<B: Backend>(
 }
 
 /// Sum of the labelled tokens' log-probabilities per sequence (DPO).
-pub fn sequence_logprobs<B: Backend>(
+pub fn sequence_logprobs<B: Kernels>(
     logits: impl Into<TokenLogits<B>>,
     labels: &[i64],
 ) -> Tensor<B, 1> {
@@ -201,7 +197,7 @@ pub fn count_targets(labels: &[i64], seq: usize) -> usize {
 
 /// DPO's loss (Rafailov et al. 2023, sigmoid form) and the mean implicit
 /// reward margin: −log σ(β·((π_c − ref_c) − (π_r − ref_r))).
-pub fn dpo_loss<B: Backend>(
+pub fn dpo_loss<B: Kernels>(
     policy_chosen: Tensor<B, 1>,
     policy_rejected: Tensor<B, 1>,
     ref_chosen: Tensor<B, 1>,

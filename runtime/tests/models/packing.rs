@@ -6,12 +6,12 @@
 
 use burn::backend::{Autodiff, NdArray};
 use burn::optim::GradientsParams;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
 use ft_pipeline::batch::{collate, Item};
 use ft_pipeline::example::Sequence;
 use ft_pipeline::{Batch, IGNORE};
 use ft_plan::Method;
+use ft_runtime::kernels::AutodiffKernels;
 use ft_runtime::llama::LlamaForCausalLM;
 use ft_runtime::peft::{apply, ApplyOptions, ForwardCtx};
 use ft_runtime::tiny::tiny_llama_config;
@@ -69,7 +69,7 @@ fn batches(seqs: &[Sequence], max_len: usize) -> (Batch, Batch) {
 }
 
 /// The loss of a batch and every parameter's gradient.
-fn step<B: AutodiffBackend>(
+fn step<B: AutodiffKernels>(
     model: &LlamaForCausalLM<B>,
     batch: &Batch,
 ) -> (f64, std::collections::BTreeMap<String, Vec<f32>>) {
@@ -84,7 +84,7 @@ fn step<B: AutodiffBackend>(
 
 /// The largest difference between two steps: of the loss and of each
 /// parameter's gradient, relative to that gradient's own scale.
-fn worst_difference<B: AutodiffBackend>(
+fn worst_difference<B: AutodiffKernels>(
     model: &LlamaForCausalLM<B>,
     a: &Batch,
     b: &Batch,

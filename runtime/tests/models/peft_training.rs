@@ -3,13 +3,14 @@
 //! every trainable one; the trainable count equals the parameters with
 //! `require_grad`; dropout is deterministic and resumable.
 
+use ft_runtime::kernels::AutodiffKernels;
 use std::collections::BTreeMap;
 
 use crate::peft_common::*;
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer, SgdConfig};
-use burn::tensor::{backend::AutodiffBackend, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use ft_plan::method::{Activation, AdapterStyle, PromptInit, TargetPattern};
 use ft_plan::Method;
 use ft_runtime::bert::BertForSequenceClassification;
@@ -40,7 +41,7 @@ fn llama() -> LlamaForCausalLM<AB> {
     .unwrap()
 }
 
-trait Loss<B: AutodiffBackend>: AutodiffModule<B> + Adaptable<B> {
+trait Loss<B: AutodiffKernels>: AutodiffModule<B> + Adaptable<B> {
     fn loss(&self, ctx: &ForwardCtx) -> Tensor<B, 1>;
 }
 

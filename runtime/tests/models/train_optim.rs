@@ -3,12 +3,13 @@
 //! Burn's per-tensor clipping), SGD's plain step, and AdamW's first step,
 //! checked parameter by parameter on a tiny BERT classifier.
 
+use ft_runtime::kernels::AutodiffKernels;
 use std::collections::BTreeMap;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::{backend::AutodiffBackend, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use ft_plan::Optimizer;
 use ft_runtime::bert::BertForSequenceClassification;
 use ft_runtime::peft::ForwardCtx;
@@ -39,7 +40,7 @@ struct Collect<'a> {
     out: BTreeMap<usize, Vec<f32>>,
 }
 
-impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_> {
+impl<B: AutodiffKernels> ModuleVisitor<B> for Collect<'_> {
     fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
         if let Some(g) = self.grads.get::<B::InnerBackend, D>(p.id) {
             self.out

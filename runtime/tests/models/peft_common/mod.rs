@@ -2,18 +2,18 @@
 //! snapshots.
 #![allow(dead_code)]
 
+use ft_runtime::kernels::{AutodiffKernels, Kernels};
 use std::collections::BTreeMap;
 
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{backend::Backend, Tensor};
+use burn::tensor::Tensor;
 use ft_plan::method::PromptInit;
 use ft_plan::method::{Ia3Module, Lora, LoraBias, LoraModule, TargetModule, TargetPattern};
 use ft_plan::Method;
 use ft_runtime::peft::Adaptable;
 
-fn target<B: Backend, M: Adaptable<B>>(model: &M, path: &str) -> TargetModule {
+fn target<B: Kernels, M: Adaptable<B>>(model: &M, path: &str) -> TargetModule {
     let a = model.adapted(path).unwrap();
     TargetModule {
         path: path.to_string(),
@@ -23,7 +23,7 @@ fn target<B: Backend, M: Adaptable<B>>(model: &M, path: &str) -> TargetModule {
     }
 }
 
-fn matching<B: Backend, M: Adaptable<B>>(model: &M, names: &[&str]) -> Vec<String> {
+fn matching<B: Kernels, M: Adaptable<B>>(model: &M, names: &[&str]) -> Vec<String> {
     let pats: Vec<TargetPattern> = names
         .iter()
         .map(|n| TargetPattern::Suffix(n.to_string()))
@@ -53,7 +53,7 @@ pub const LORA8: LoraSpec = LoraSpec {
 };
 
 /// A resolved LoRA method on the modules whose path ends with one of `names`.
-pub fn lora<B: Backend, M: Adaptable<B>>(model: &M, names: &[&str], spec: LoraSpec) -> Method {
+pub fn lora<B: Kernels, M: Adaptable<B>>(model: &M, names: &[&str], spec: LoraSpec) -> Method {
     let modules = matching(model, names)
         .iter()
         .map(|p| LoraModule {
@@ -81,7 +81,7 @@ pub fn lora<B: Backend, M: Adaptable<B>>(model: &M, names: &[&str], spec: LoraSp
     })
 }
 
-pub fn ia3<B: Backend, M: Adaptable<B>>(model: &M, names: &[&str], ff: &[&str]) -> Method {
+pub fn ia3<B: Kernels, M: Adaptable<B>>(model: &M, names: &[&str], ff: &[&str]) -> Method {
     let ffp: Vec<TargetPattern> = ff
         .iter()
         .map(|n| TargetPattern::Suffix(n.to_string()))
@@ -106,9 +106,9 @@ pub fn ia3<B: Backend, M: Adaptable<B>>(model: &M, names: &[&str], ff: &[&str]) 
 }
 
 /// Every float parameter by Burn path, with its values.
-pub fn snapshot<B: Backend, M: Module<B>>(m: &M) -> BTreeMap<String, Vec<f32>> {
+pub fn snapshot<B: Kernels, M: Module<B>>(m: &M) -> BTreeMap<String, Vec<f32>> {
     struct V(Vec<String>, BTreeMap<String, Vec<f32>>);
-    impl<B: Backend> ModuleVisitor<B> for V {
+    impl<B: Kernels> ModuleVisitor<B> for V {
         fn enter_module(&mut self, name: &str, _: &str) {
             self.0.push(name.into());
         }
@@ -135,9 +135,9 @@ pub fn snapshot<B: Backend, M: Module<B>>(m: &M) -> BTreeMap<String, Vec<f32>> {
 }
 
 /// Number of parameter values with `require_grad` (autodiff backends).
-pub fn require_grad_count<B: Backend, M: Module<B>>(m: &M) -> usize {
+pub fn require_grad_count<B: Kernels, M: Module<B>>(m: &M) -> usize {
     struct V(usize);
-    impl<B: Backend> ModuleVisitor<B> for V {
+    impl<B: Kernels> ModuleVisitor<B> for V {
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
             if p.is_require_grad() {
                 self.0 += p.shape().num_elements();
@@ -160,7 +160,7 @@ pub fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Every parameter's gradient by path (empty for parameters without one).
-pub fn gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
+pub fn gradients<B: AutodiffKernels, M: AutodiffModule<B>>(
     model: &M,
     grads: &GradientsParams,
 ) -> BTreeMap<String, Vec<f32>> {
@@ -169,7 +169,7 @@ pub fn gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
         grads: &'a GradientsParams,
         out: BTreeMap<String, Vec<f32>>,
     }
-    impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_> {
+    impl<B: AutodiffKernels> ModuleVisitor<B> for Collect<'_> {
         fn enter_module(&mut self, name: &str, _: &str) {
             self.path.push(name.to_string());
         }
