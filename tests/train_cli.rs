@@ -285,7 +285,9 @@ fn early_stopping_restores_the_best_weights() {
 
 /// The default build is CPU-only: a recipe that asks for CUDA is refused
 /// with what to do, before any run folder is made, and a recipe that does
-/// not ask trains on the CPU (the Plan says so).
+/// not ask trains on the CPU (the Plan says so). Every command that runs a
+/// model goes through the same dispatcher, so `--backend cuda` (or a
+/// recipe's `backend = cuda`) is refused by each with the same message.
 #[test]
 #[cfg(not(feature = "cuda"))]
 fn cpu_build_refuses_cuda_and_never_picks_it_by_default() {
@@ -296,17 +298,48 @@ fn cpu_build_refuses_cuda_and_never_picks_it_by_default() {
     );
     let o = ft(&dir, &["run", "recipe.ft", "--runs", "runs"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(
-        text(&o)
-            .contains("built without CUDA: rebuild with `cargo build --release --features cuda`"),
-        "{}",
-        text(&o)
-    );
+    let refusal = "error: the recipe asks for `backend = cuda`, but this ft was built without \
+                   CUDA: rebuild with `cargo build --release --features cuda`";
+    assert!(text(&o).contains(refusal), "{}", text(&o));
     assert!(!dir.join("runs").exists(), "a refused run leaves no folder");
+    for args in [
+        &["eval", "recipe.ft", "--split", "val"][..],
+        &["classify", "recipe.ft", "--text", "good"],
+    ] {
+        let o = ft(&dir, args);
+        assert_ne!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(refusal), "{args:?}: {}", text(&o));
+    }
     let dir = workspace("cpu-default", "train {\n  steps = 2\n}", "");
     let plan = ft(&dir, &["plan", "recipe.ft", "--format", "json"]);
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     assert_eq!(plan["train"]["device"], "Cpu");
+    for args in [
+        &["run", "recipe.ft", "--runs", "runs", "--backend", "cuda"][..],
+        &["eval", "recipe.ft", "--split", "val", "--backend", "cuda"],
+        &[
+            "classify",
+            "recipe.ft",
+            "--text",
+            "good",
+            "--backend",
+            "cuda",
+        ],
+        &[
+            "embed",
+            "models/tiny-sentiment",
+            "--text",
+            "good",
+            "--backend",
+            "cuda",
+        ],
+    ] {
+        let o = ft(&dir, args);
+        assert_ne!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(refusal), "{args:?}: {}", text(&o));
+        assert!(!text(&o).contains("panicked"), "{args:?}: {}", text(&o));
+    }
+    assert!(!dir.join("runs").exists(), "a refused run leaves no folder");
 }
 
 /// `threads = N` spreads the run's parallel work over N threads, whatever

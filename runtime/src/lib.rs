@@ -10,9 +10,12 @@
 //!   `BertModel::linear_mut("encoder.layer.0.attention.self.query")`.
 //! - Generation and chat templates: [`generate`].
 
+pub mod backend;
 pub mod bert;
 pub mod classifier;
+pub mod export;
 pub mod generate;
+pub mod infer;
 pub mod kernels;
 pub mod layers;
 pub mod llama;

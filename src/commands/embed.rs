@@ -8,9 +8,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use burn::tensor::{Int, Tensor, TensorData};
-use ft_formats::ModelTokenizer;
-use ft_runtime::CpuBackend;
+use ft_runtime::backend::Device;
+use ft_runtime::infer;
+
+use super::BackendArg;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Pooling {
@@ -32,6 +33,9 @@ pub struct Args {
     /// Do not L2-normalize the embeddings
     #[arg(long)]
     no_normalize: bool,
+    /// The device to run the model on (default: the CPU)
+    #[arg(long, value_enum)]
+    backend: Option<BackendArg>,
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -40,44 +44,18 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let device = Default::default();
-    let (model, files) = match ft_runtime::load_bert::<CpuBackend>(&args.model, &device) {
-        Ok(m) => m,
-        Err(e) => return fail(e),
+    let pooling = match args.pooling {
+        Pooling::Mean => infer::Pooling::Mean,
+        Pooling::Cls => infer::Pooling::Cls,
     };
-    let tok = match ModelTokenizer::load(&files) {
-        Ok(t) => t,
-        Err(e) => return fail(e),
-    };
-    let max_pos = model.config.max_positions;
-    for text in &args.text {
-        let ids = match tok.tokenizer.encode(text.as_str(), true) {
-            Ok(e) => e.get_ids().to_vec(),
-            Err(e) => return fail(format!("cannot tokenize {text:?}: {e}")),
-        };
-        if ids.len() > max_pos {
-            return fail(format!(
-                "{text:?} has {} tokens; the model takes at most {max_pos}",
-                ids.len()
-            ));
+    let device = args.backend.map_or(Device::Cpu, Into::into);
+    match infer::embed(device, &args.model, &args.text, pooling, !args.no_normalize) {
+        Ok(embeddings) => {
+            for (text, v) in args.text.iter().zip(embeddings) {
+                println!("{}", serde_json::json!({ "text": text, "embedding": v }));
+            }
+            ExitCode::SUCCESS
         }
-        let n = ids.len();
-        let input = Tensor::<CpuBackend, 2, Int>::from_data(
-            TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, n]),
-            &device,
-        );
-        let h = model.forward(input, None, None);
-        let d = h.dims()[2];
-        let pooled = match args.pooling {
-            Pooling::Mean => h.mean_dim(1).reshape([d]),
-            Pooling::Cls => h.narrow(1, 0, 1).reshape([d]),
-        };
-        let mut v: Vec<f32> = pooled.into_data().to_vec().unwrap_or_default();
-        if !args.no_normalize {
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-            v.iter_mut().for_each(|x| *x /= norm);
-        }
-        println!("{}", serde_json::json!({ "text": text, "embedding": v }));
+        Err(e) => fail(e),
     }
-    ExitCode::SUCCESS
 }

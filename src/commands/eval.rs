@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use ft_plan::Metric;
 use ft_runtime::train::offline::evaluate_plan;
 
-use super::OutputFormat;
+use super::{BackendArg, OutputFormat};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,13 +25,19 @@ pub struct Args {
     metrics: Vec<String>,
     #[arg(long, value_enum, default_value = "human")]
     format: OutputFormat,
+    /// Run on this device instead of the recipe's `backend`
+    #[arg(long, value_enum)]
+    backend: Option<BackendArg>,
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let (plan, _) = match super::recipe::load(&args.recipe) {
+    let (mut plan, _) = match super::recipe::load(&args.recipe) {
         Ok(p) => p,
         Err(code) => return code,
     };
+    if let Some(b) = args.backend {
+        plan.train.device = b.into();
+    }
     let mut metrics = Vec::new();
     for m in &args.metrics {
         match Metric::from_name(m) {

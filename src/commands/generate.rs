@@ -1,6 +1,6 @@
 //! `ft generate MODEL --prompt "…"`: text generation with a Llama-family
 //! model (a Hugging Face folder, a GGUF file, or a recipe's trained model
-//! with its adapter) on the CPU.
+//! with its adapter), on the CPU or the device asked for.
 //!
 //! The prompt goes through the model's chat template (as a single user turn,
 //! with the assistant prompt appended) unless `--no-chat`. Tokens are printed
@@ -11,8 +11,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::recipe::ModelArg;
-use ft_runtime::generate::{generate, render_chat_template, ChatMessage, SamplingOptions};
-use ft_runtime::CpuBackend;
+use super::BackendArg;
+use ft_runtime::generate::{render_chat_template, ChatMessage, SamplingOptions};
+use ft_runtime::infer::{self, InferError};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -42,6 +43,10 @@ pub struct Args {
     /// model (replaces a recipe's `adapter`)
     #[arg(long)]
     adapter: Option<PathBuf>,
+    /// The device to run the model on (default: a recipe's `backend`, else
+    /// the CPU)
+    #[arg(long, value_enum)]
+    backend: Option<BackendArg>,
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -62,21 +67,6 @@ pub fn run(args: Args) -> ExitCode {
     let marg = match ModelArg::resolve(&args.model, args.adapter.clone()) {
         Ok(m) => m,
         Err(code) => return code,
-    };
-    let device = Default::default();
-    let (model, _) = match ft_runtime::load_causal_lm::<CpuBackend>(&marg.path, &device) {
-        Ok(m) => m,
-        Err(e) => return fail(e),
-    };
-    let model = match &marg.adapter {
-        None => model,
-        Some(dir) => match ft_runtime::peft::adapter::load_adapter(model, dir) {
-            Ok((m, _)) => m,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
-            }
-        },
     };
     let tok = match marg.tokenizer() {
         Ok(t) => t,
@@ -113,14 +103,6 @@ pub fn run(args: Args) -> ExitCode {
     if ids.is_empty() {
         return fail("the prompt is empty");
     }
-    let max_pos = model.config.max_positions;
-    if ids.len() + args.max_tokens > max_pos {
-        return fail(format!(
-            "prompt ({} tokens) + --max-tokens {} exceeds the model's context of {max_pos} tokens",
-            ids.len(),
-            args.max_tokens
-        ));
-    }
     let opts = SamplingOptions {
         max_new_tokens: args.max_tokens,
         temperature: args.temperature,
@@ -133,7 +115,8 @@ pub fn run(args: Args) -> ExitCode {
     let mut out_ids = Vec::new();
     let mut printed = 0usize;
     let mut stdout = std::io::stdout();
-    generate(&model, &ids, &opts, &device, |id| {
+    let device = marg.device(args.backend);
+    let on_token = &mut |id| {
         out_ids.push(id);
         if let Ok(text) = tok.tokenizer.decode(&out_ids, true) {
             if text.len() > printed && text.is_char_boundary(printed) && !text.ends_with('\u{fffd}')
@@ -143,7 +126,22 @@ pub fn run(args: Args) -> ExitCode {
                 printed = text.len();
             }
         }
-    });
+    };
+    match infer::generate(
+        device,
+        &marg.path,
+        marg.adapter.as_deref(),
+        &ids,
+        &opts,
+        on_token,
+    ) {
+        Ok(_) => {}
+        Err(e @ InferError::Adapter(_)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+        Err(e) => return fail(e),
+    }
     if let Ok(text) = tok.tokenizer.decode(&out_ids, true) {
         if text.len() > printed && text.is_char_boundary(printed) {
             let _ = stdout.write_all(&text.as_bytes()[printed..]);

@@ -32,3 +32,21 @@ pub enum OutputFormat {
 pub fn stderr_style() -> Style {
     Style::detect(std::io::stderr().is_terminal())
 }
+
+/// `--backend`: the device a command runs its model on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendArg {
+    /// The CPU (burn-ndarray with ft's kernels)
+    Cpu,
+    /// An NVIDIA GPU (burn-cuda; ft built with `--features cuda`)
+    Cuda,
+}
+
+impl From<BackendArg> for ft_runtime::backend::Device {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Cpu => ft_runtime::backend::Device::Cpu,
+            BackendArg::Cuda => ft_runtime::backend::Device::Cuda,
+        }
+    }
+}

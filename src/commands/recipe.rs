@@ -61,6 +61,8 @@ pub struct ModelArg {
     pub chat_template: Option<String>,
     /// The recipe's `classify` labels, in label-id order.
     pub labels: Option<Vec<String>>,
+    /// The recipe's `backend`.
+    pub device: Option<ft_runtime::backend::Device>,
 }
 
 impl ModelArg {
@@ -73,9 +75,11 @@ impl ModelArg {
                 tokenizer: None,
                 chat_template: None,
                 labels: None,
+                device: None,
             });
         }
         let (plan, _) = load(arg)?;
+        let device = Some(plan.train.device);
         let m = plan.model;
         Ok(ModelArg {
             path: m.path,
@@ -86,7 +90,15 @@ impl ModelArg {
                 ft_plan::Head::Classify { labels } => Some(labels),
                 ft_plan::Head::CausalLm => None,
             },
+            device,
         })
+    }
+
+    /// `--backend` if given, else the recipe's, else the CPU.
+    pub fn device(&self, cli: Option<super::BackendArg>) -> ft_runtime::backend::Device {
+        cli.map(Into::into)
+            .or(self.device)
+            .unwrap_or(ft_runtime::backend::Device::Cpu)
     }
 
     pub fn tokenizer(&self) -> Result<ft_formats::ModelTokenizer, ft_pipeline::PipelineError> {

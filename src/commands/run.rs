@@ -39,6 +39,9 @@ pub struct Args {
     /// `json` prints one event per line on stdout
     #[arg(long, value_enum, default_value = "human")]
     format: OutputFormat,
+    /// Train on this device instead of the recipe's `backend`
+    #[arg(long, value_enum)]
+    backend: Option<super::BackendArg>,
     /// (for `ft sweep`) run this Plan (JSON); RECIPE is the trial's recipe
     /// text, kept in the run folder
     #[arg(long, hide = true, value_name = "PLAN.json")]
@@ -69,7 +72,7 @@ fn cache_dir(runs: &std::path::Path) -> PathBuf {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let (plan, recipe_text, analysis) = match &args.plan {
+    let (mut plan, recipe_text, analysis) = match &args.plan {
         Some(p) => match trial_plan(p, &args.recipe) {
             Ok((plan, text)) => (plan, Some(text), None),
             Err(e) => {
@@ -82,6 +85,9 @@ pub fn run(args: Args) -> ExitCode {
             Err(code) => return code,
         },
     };
+    if let Some(b) = args.backend {
+        plan.train.device = b.into();
+    }
     let runs = super::recipe::runs_dir(args.runs.clone(), &plan);
     let mut opts = RunOptions::new(runs.clone());
     opts.resume = args.resume;

@@ -1,7 +1,7 @@
 //! Handing the pages of a tensor's f32 copy back to the kernel while the
 //! tensor lives on (its address reserved and inaccessible), and taking
 //! them back before it is freed: for frozen weights that exist only in
-//! their packed bf16 form ([`super::amx::register`]).
+//! their packed bf16 form ([`super::PackedWeight`]).
 
 use super::gemm::Strided;
 
@@ -32,7 +32,7 @@ pub(super) fn release(v: &Strided) -> Option<(usize, usize)> {
     // handed back: should that be refused, the pages stay resident but
     // still guarded, and are restored all the same.
     // SAFETY: whole pages inside the tensor's own elements, which the
-    // registry keeps alive (a clone is held) and nothing writes (frozen).
+    // packed weight keeps alive (it holds a clone) and nothing writes (frozen).
     unsafe {
         if libc::mprotect(addr, bytes, libc::PROT_NONE) != 0 {
             return None;
@@ -52,7 +52,7 @@ pub(super) fn release(_: &Strided) -> Option<(usize, usize)> {
 pub(super) fn restore(ranges: &[(usize, usize)]) {
     for &(start, bytes) in ranges {
         // SAFETY: a range that `release` protected, still mapped (the
-        // registry's clone keeps the tensor alive until after this).
+        // packed weight's clone keeps the tensor alive until after this).
         let ok = unsafe {
             libc::mprotect(
                 start as *mut libc::c_void,

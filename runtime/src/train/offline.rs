@@ -1,7 +1,8 @@
 //! `ft eval`: a Plan's model (the base, or with an adapter from a run or
 //! from PEFT) evaluated on splits, without training.
 
-use crate::kernels::Kernels;
+use crate::backend::{dispatch, OnBackend};
+use crate::kernels::{AutodiffKernels, Kernels};
 use std::path::Path;
 
 use ft_pipeline::{BuildOptions, DataPipeline, TextTokenizer};
@@ -14,8 +15,9 @@ use crate::classifier::Classifier;
 use crate::peft::{self, Adaptable};
 
 /// Evaluates on `splits` with `metrics` (the Plan's `evaluate` block when
-/// empty). An adapter folder is loaded and checked against the model; a
-/// classification head comes from the adapter (`modules_to_save`).
+/// empty), on the Plan's device. An adapter folder is loaded and checked
+/// against the model; a classification head comes from the adapter
+/// (`modules_to_save`).
 pub fn evaluate_plan(
     plan: &Plan,
     adapter: Option<&Path>,
@@ -23,8 +25,45 @@ pub fn evaluate_plan(
     metrics: &[Metric],
     cache_dir: Option<&Path>,
 ) -> Result<Vec<EvalResult>, TrainError> {
-    type B = crate::CpuBackend;
-    let device = Default::default();
+    struct Eval<'a> {
+        plan: &'a Plan,
+        adapter: Option<&'a Path>,
+        splits: &'a [String],
+        metrics: &'a [Metric],
+        cache_dir: Option<&'a Path>,
+    }
+    impl OnBackend for Eval<'_> {
+        type Output = Result<Vec<EvalResult>, TrainError>;
+        fn run<AB: AutodiffKernels>(self, device: &AB::Device) -> Self::Output {
+            let Eval {
+                plan,
+                adapter,
+                splits,
+                metrics,
+                cache_dir,
+            } = self;
+            evaluate_on::<AB::InnerBackend>(plan, adapter, splits, metrics, cache_dir, device)
+        }
+    }
+    let work = Eval {
+        plan,
+        adapter,
+        splits,
+        metrics,
+        cache_dir,
+    };
+    dispatch(plan.train.device, work).map_err(|e| TrainError::input(e.to_string()))?
+}
+
+fn evaluate_on<B: Kernels>(
+    plan: &Plan,
+    adapter: Option<&Path>,
+    splits: &[String],
+    metrics: &[Metric],
+    cache_dir: Option<&Path>,
+    device: &B::Device,
+) -> Result<Vec<EvalResult>, TrainError> {
+    let device = device.clone();
     let tok = TextTokenizer::load(&plan.model).map_err(|e| TrainError::input(e.to_string()))?;
     let pipe = DataPipeline::build(
         plan,

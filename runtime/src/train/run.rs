@@ -1,5 +1,6 @@
 //! The training loop.
 
+use crate::backend::{dispatch, OnBackend};
 use crate::kernels::{AutodiffKernels, Kernels};
 use std::path::Path;
 
@@ -40,22 +41,23 @@ fn run_on_device(
     opts: &RunOptions,
     on_event: &mut dyn FnMut(&Event),
 ) -> Result<RunSummary, TrainError> {
-    match plan.train.device {
-        ft_plan::Device::Cpu => {
-            type B = burn::backend::Autodiff<crate::CpuBackend>;
-            run_on::<B>(plan, opts, &Default::default(), on_event)
-        }
-        #[cfg(feature = "cuda")]
-        ft_plan::Device::Cuda => {
-            type B = burn::backend::Autodiff<burn::backend::Cuda>;
-            run_on::<B>(plan, opts, &Default::default(), on_event)
-        }
-        #[cfg(not(feature = "cuda"))]
-        ft_plan::Device::Cuda => Err(TrainError::input(
-            "the recipe asks for `backend = cuda`, but this ft was built without CUDA: \
-             rebuild with `cargo build --release --features cuda`",
-        )),
+    struct Train<'a> {
+        plan: &'a Plan,
+        opts: &'a RunOptions,
+        on_event: &'a mut dyn FnMut(&Event),
     }
+    impl OnBackend for Train<'_> {
+        type Output = Result<RunSummary, TrainError>;
+        fn run<B: AutodiffKernels>(self, device: &B::Device) -> Self::Output {
+            run_on::<B>(self.plan, self.opts, device, self.on_event)
+        }
+    }
+    let work = Train {
+        plan,
+        opts,
+        on_event,
+    };
+    dispatch(plan.train.device, work).map_err(|e| TrainError::input(e.to_string()))?
 }
 
 /// The data plan the sampler runs: with gradient accumulation, `steps`
