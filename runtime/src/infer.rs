@@ -120,13 +120,12 @@ pub fn generate(
                     context,
                 });
             }
-            let on_token = self.on_token;
             Ok(crate::generate::generate(
                 &lm,
                 self.prompt,
                 self.opts,
                 device,
-                |id| on_token(id),
+                self.on_token,
             ))
         }
     }
