@@ -86,6 +86,15 @@ fn row<B: Kernels>(ids: &[u32], device: &B::Device) -> Tensor<B, 2, Int> {
     Tensor::from_data(TensorData::new(v, [1, n]), device)
 }
 
+/// The config of a Llama-family model, read without its weights (to
+/// refuse another family before anything else is done with it).
+pub fn causal_lm_config(model: &Path) -> Result<ModelConfig, InferError> {
+    let files = ft_formats::ModelFiles::open(model)?;
+    let config = files.config()?;
+    crate::llama::require_llama(&config, model)?;
+    Ok(config)
+}
+
 /// Generates from a Llama-family model (with an adapter, if given) after
 /// `prompt`, calling `on_token` with each new id; returns them all.
 pub fn generate(

@@ -283,14 +283,7 @@ impl<B: Kernels> LlamaForCausalLM<B> {
         lm_head: bool,
     ) -> Result<Self> {
         let path = source.path();
-        if config.family != Family::Llama {
-            return Err(FormatError::new(
-                path,
-                FormatErrorKind::UnsupportedArchitecture {
-                    name: format!("{} (not a Llama-family decoder)", config.model_type),
-                },
-            ));
-        }
+        require_llama(config, &path)?;
         let c = config;
         let (h, d) = (c.hidden_size, c.head_dim);
         let rope = Rope::new(d, c.rope_theta, c.rope_scaling.as_ref(), &path)?;
@@ -653,6 +646,19 @@ impl<B: Kernels> LlamaForCausalLM<B> {
             _ => return None,
         })
     }
+}
+
+/// Refuses a config that is not a Llama-family decoder.
+pub fn require_llama(config: &ModelConfig, path: &std::path::Path) -> Result<()> {
+    if config.family != Family::Llama {
+        return Err(FormatError::new(
+            path,
+            FormatErrorKind::UnsupportedArchitecture {
+                name: format!("{} (not a Llama-family decoder)", config.model_type),
+            },
+        ));
+    }
+    Ok(())
 }
 
 /// A causal LM's scores over the vocabulary for a batch.

@@ -68,6 +68,9 @@ pub fn run(args: Args) -> ExitCode {
         Ok(m) => m,
         Err(code) => return code,
     };
+    if let Err(e) = infer::causal_lm_config(&marg.path) {
+        return fail(e);
+    }
     let tok = match marg.tokenizer() {
         Ok(t) => t,
         Err(e) => return fail(e),

@@ -151,3 +151,62 @@ pub fn run_recipe(dir: &Path) -> PathBuf {
     assert!(o.status.success(), "{}", text(&o));
     dir.join("runs/recipe/0001")
 }
+
+/// A tiny Llama with seeded random weights (the compiler's fixture has
+/// headers only): the fixture's config and tokenizer, every tensor written.
+pub fn write_tiny_llama(dir: &Path) {
+    let fixture = root().join("compiler/tests/fixtures/world/models/tiny-llama");
+    std::fs::create_dir_all(dir).unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
+    }
+    let (h, ffn, vocab) = (16usize, 32usize, 16usize);
+    let mut shapes: Vec<(String, Vec<usize>)> = vec![
+        ("model.embed_tokens.weight".into(), vec![vocab, h]),
+        ("model.norm.weight".into(), vec![h]),
+        ("lm_head.weight".into(), vec![vocab, h]),
+    ];
+    for l in 0..2 {
+        let p = format!("model.layers.{l}");
+        for n in ["input_layernorm", "post_attention_layernorm"] {
+            shapes.push((format!("{p}.{n}.weight"), vec![h]));
+        }
+        for n in ["q_proj", "k_proj", "v_proj", "o_proj"] {
+            shapes.push((format!("{p}.self_attn.{n}.weight"), vec![h, h]));
+        }
+        shapes.push((format!("{p}.mlp.gate_proj.weight"), vec![ffn, h]));
+        shapes.push((format!("{p}.mlp.up_proj.weight"), vec![ffn, h]));
+        shapes.push((format!("{p}.mlp.down_proj.weight"), vec![h, ffn]));
+    }
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut header = serde_json::Map::new();
+    let mut data: Vec<u8> = Vec::new();
+    for (name, shape) in &shapes {
+        let n: usize = shape.iter().product();
+        let start = data.len();
+        for _ in 0..n {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let u = (state >> 40) as f32 / (1u64 << 24) as f32 * 0.6 - 0.3;
+            let v = if name.ends_with("norm.weight") {
+                1.0 + u
+            } else {
+                u
+            };
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut h = serde_json::to_vec(&header).unwrap();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    out.extend(data);
+    std::fs::write(dir.join("model.safetensors"), out).unwrap();
+}

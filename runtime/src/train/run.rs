@@ -28,19 +28,6 @@ pub fn run(
     opts: &RunOptions,
     on_event: &mut dyn FnMut(&Event),
 ) -> Result<RunSummary, TrainError> {
-    match plan.train.threads {
-        Some(n) => super::threads::with_threads(n, on_event, |on_event| {
-            run_on_device(plan, opts, on_event)
-        })?,
-        None => run_on_device(plan, opts, on_event),
-    }
-}
-
-fn run_on_device(
-    plan: &Plan,
-    opts: &RunOptions,
-    on_event: &mut dyn FnMut(&Event),
-) -> Result<RunSummary, TrainError> {
     struct Train<'a> {
         plan: &'a Plan,
         opts: &'a RunOptions,
@@ -79,7 +66,23 @@ fn sampler_plan(plan: &Plan) -> Plan {
     p
 }
 
+/// Runs a Plan on backend `B` (on `train.threads` threads when the Plan
+/// sets them).
 pub fn run_on<B: AutodiffKernels>(
+    plan: &Plan,
+    opts: &RunOptions,
+    device: &B::Device,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<RunSummary, TrainError> {
+    match plan.train.threads {
+        Some(n) => super::threads::with_threads(n, on_event, |on_event| {
+            run_here::<B>(plan, opts, device, on_event)
+        })?,
+        None => run_here::<B>(plan, opts, device, on_event),
+    }
+}
+
+fn run_here<B: AutodiffKernels>(
     plan: &Plan,
     opts: &RunOptions,
     device: &B::Device,

@@ -164,6 +164,49 @@ fn minilm_matches_pytorch() {
     println!("MiniLM worst relative error: {worst:.2e}");
 }
 
+/// The worst relative error of SmolLM2's logits (top-10 and a slice of
+/// each prompt's last position) against transformers, on backend `K`.
+fn smollm2_logits_error<K: ft_runtime::kernels::Kernels>() -> f64 {
+    let fx = fixture("smollm2.json");
+    let dev = Default::default();
+    let (model, files) =
+        ft_runtime::load_causal_lm::<K>(asset("SmolLM2-135M-Instruct.Q4_1.gguf"), &dev).unwrap();
+    let tok = ModelTokenizer::load(&files).unwrap();
+    let mut worst = 0f64;
+    for case in fx["cases"].as_array().unwrap() {
+        let ids = ids_of(&case["input_ids"]);
+        let s = ids.len();
+        let n = ids.len();
+        let input = Tensor::<K, 2, Int>::from_data(
+            TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, n]),
+            &dev,
+        );
+        let hidden = model.forward_hidden(input, None, None).narrow(1, s - 1, 1);
+        let logits: Vec<f32> = model.head(hidden).into_data().to_vec().unwrap();
+        let top = ids_of(&case["top_ids"]);
+        let at_top: Vec<f32> = top.iter().map(|&i| logits[i as usize]).collect();
+        worst = worst.max(rel_err(&at_top, &f32s(&case["top_logits"])));
+        let start = case["slice_start"].as_u64().unwrap() as usize;
+        let want = f32s(&case["slice"]);
+        worst = worst.max(rel_err(&logits[start..start + want.len()], &want));
+    }
+    let _ = tok;
+    worst
+}
+
+/// Burn's own operations (the path CUDA runs) and ft's CPU kernels are
+/// both within the tolerance of transformers on SmolLM2.
+#[test]
+fn smollm2_generic_path_matches_pytorch_too() {
+    let kernels = smollm2_logits_error::<B>();
+    let generic = smollm2_logits_error::<ft_runtime::kernels::GenericCpu>();
+    println!("SmolLM2 against transformers: kernels {kernels:.2e}, generic {generic:.2e}");
+    assert!(
+        kernels <= TOL && generic <= TOL,
+        "{kernels:e} / {generic:e}"
+    );
+}
+
 #[test]
 fn smollm2_matches_pytorch_and_answers_paris() {
     let fx = fixture("smollm2.json");
