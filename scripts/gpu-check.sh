@@ -2,9 +2,14 @@
 # The GPU check: trains a short LoRA recipe with `backend = cuda` with a
 # CUDA build of ft, checks the run folder, and compares ft's
 # tokens/s with eager PyTorch + PEFT on the same GPU, printing a table.
+# With --tests, first runs the generic-path tests (tests/generic_backend.rs)
+# built with CUDA: every model family × PEFT method × objective trained on
+# CUDA and on ft's CPU kernels, compared step by step.
 #
 #   cargo build --release --features cuda     # beforehand, on the GPU machine
+#   cargo test --release --features cuda --test generic_backend --no-run
 #   scripts/gpu-check.sh [--steps N] [--model DIR --data TSV] [--ft BINARY]
+#                        [--tests TEST_BINARY]
 #
 # `--cpu` runs exactly the same steps on the CPU (any build of ft), so that
 # everything the GPU check runs is exercised on machines without a GPU:
@@ -16,6 +21,8 @@
 # sides report steps 21–40 (after start-up and autotuning).
 # Needs .cache/venv-ref (torch, transformers, peft) for the PyTorch side.
 # Exits 2 when no GPU is present (without --cpu), 1 when a check fails.
+# (`--tests` with --cpu runs a test binary built without CUDA: Burn's own
+# operations on the CPU against ft's kernels.)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -26,6 +33,7 @@ model=""
 data=""
 ft="${CARGO_TARGET_DIR:-$root/target}/release/ft"
 python="$root/.cache/venv-ref/bin/python"
+tests=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) device=cpu ;;
@@ -34,7 +42,8 @@ while [ $# -gt 0 ]; do
     --data) data="$2"; shift ;;
     --ft) ft="$2"; shift ;;
     --python) python="$2"; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --tests) tests="$2"; shift ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument \`$1\` (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -62,6 +71,13 @@ fi
 [ -f "$data" ] || fail "no data at $data"
 model="$(cd "$model" && pwd)"
 data="$(cd "$(dirname "$data")" && pwd)/$(basename "$data")"
+
+if [ -n "$tests" ]; then
+  [ -x "$tests" ] || fail "no test binary at $tests"
+  echo "gpu-check: the generic-path tests ($(basename "$tests"))" >&2
+  # The tests find their assets and fixtures from the repository root.
+  (cd "$root" && "$tests" --test-threads 1) >&2 || fail "the generic-path tests failed"
+fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/ft-gpu-check.XXXXXX")"
 trap 'rm -rf "$work"' EXIT

@@ -16,6 +16,9 @@
 //! - exact resume on the generic path: a run interrupted after step 2 and
 //!   resumed ends with the uninterrupted run's weights, bit for bit;
 //! - real weights: SmolLM2-135M (tied head) and MiniLM with LoRA.
+//!
+//! Built with `--features cuda`, the same tests compare CUDA with the CPU
+//! kernels (`scripts/gpu-check.sh` runs them on a GPU machine).
 
 mod common;
 
@@ -27,12 +30,19 @@ use burn::backend::Autodiff;
 use common::{asset, ft, quickstart_into, root, text, write_tiny_llama};
 use ft_compiler::driver::{self, Options};
 use ft_runtime::generate::{generate, SamplingOptions};
-use ft_runtime::kernels::{AutodiffKernels, GenericCpu, Kernels};
+#[cfg(not(feature = "cuda"))]
+use ft_runtime::kernels::GenericCpu;
+use ft_runtime::kernels::{AutodiffKernels, Kernels};
 use ft_runtime::train::{self, ErrorKind, Event, RunOptions};
 use ft_runtime::CpuBackend;
 
 type Fast = Autodiff<CpuBackend>;
-type Generic = Autodiff<GenericCpu>;
+/// The backend under test: Burn's operations on the CPU, or CUDA.
+#[cfg(not(feature = "cuda"))]
+type Other = GenericCpu;
+#[cfg(feature = "cuda")]
+type Other = burn::backend::Cuda;
+type Generic = Autodiff<Other>;
 
 fn workdir(name: &str) -> PathBuf {
     let dir = root().join("target/generic-tests").join(name);
@@ -196,7 +206,7 @@ fn greedy<B: Kernels>(model: &Path, adapter: &Path, prompt: &[u32]) -> Vec<u32> 
 
 fn same_generation(model: &Path, fast_run: &Path, generic_run: &Path, prompt: &[u32]) {
     let a = greedy::<CpuBackend>(model, &fast_run.join("adapter"), prompt);
-    let b = greedy::<GenericCpu>(model, &generic_run.join("adapter"), prompt);
+    let b = greedy::<Other>(model, &generic_run.join("adapter"), prompt);
     assert_eq!(a, b, "greedy generation: kernels vs generic");
     assert_eq!(a.len(), 8);
 }

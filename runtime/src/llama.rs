@@ -71,10 +71,10 @@ pub struct LlamaForCausalLM<B: Kernels> {
     pub lm_head: Option<Linear<B>>,
     #[module(skip)]
     pub config: ModelConfig,
-    /// The tied head's embedding packed for bf16 products
-    /// (`precision = bf16`; see [`LlamaForCausalLM::pack_frozen`]).
+    /// The head's weight (`lm_head`, or the tied embedding) packed for
+    /// bf16 products (`precision = bf16`; see [`crate::peft::pack_frozen`]).
     #[module(skip)]
-    pub tied_packed: Option<PackedWeight>,
+    pub head_packed: Option<PackedWeight>,
 }
 
 /// Keys and values of the positions seen so far, per layer, after rotary
@@ -363,7 +363,7 @@ impl<B: Kernels> LlamaForCausalLM<B> {
             },
             lm_head,
             config: config.clone(),
-            tied_packed: None,
+            head_packed: None,
         })
     }
 
@@ -521,24 +521,24 @@ impl<B: Kernels> LlamaForCausalLM<B> {
                 hidden,
                 l.weight.val(),
                 l.bias.as_ref().map(|b| b.val()),
-                None,
+                self.head_packed.as_ref(),
             ),
             None => tied_logits(
                 hidden,
                 self.model.embed_tokens.weight.val(),
-                self.tied_packed.as_ref(),
+                self.head_packed.as_ref(),
             ),
         }
     }
 
-    /// The training step's view of the head: with a tied head whose
-    /// embedding gets no gradient, the hidden states and the embedding, for
-    /// the loss to multiply a slice of the vocabulary at a time
-    /// ([`kernels::tied_head_log_softmax`]); the logits otherwise.
+    /// The training step's view of the head: with a tied head, the hidden
+    /// states and the embedding, for the loss to multiply a slice of the
+    /// vocabulary at a time where it can ([`kernels::tied_head_log_softmax`]);
+    /// the logits otherwise.
     pub fn token_logits(&self, hidden: Tensor<B, 3>) -> TokenLogits<B> {
         let embedding = self.model.embed_tokens.weight.val();
         if self.lm_head.is_none() {
-            let packed = self.tied_packed.clone();
+            let packed = self.head_packed.clone();
             return TokenLogits::Tied {
                 hidden,
                 embedding,

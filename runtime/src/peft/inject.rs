@@ -57,9 +57,10 @@ pub trait Adaptable<B: Kernels>: Module<B> + Sized {
     fn head_mut(&mut self) -> Option<&mut Linear<B>> {
         None
     }
-    /// A head tied to the token embedding: the embedding and the slot for
-    /// its packed form ([`super::pack_frozen`]).
-    fn tied_head_mut(&mut self) -> Option<(Tensor<B, 2>, &mut Option<PackedWeight>)> {
+    /// An LM head: the weight it multiplies by, the slot for its packed
+    /// form ([`super::pack_frozen`]), and whether only products read that
+    /// weight (not a tied embedding, whose rows are looked up).
+    fn lm_head_mut(&mut self) -> Option<(Tensor<B, 2>, &mut Option<PackedWeight>, bool)> {
         None
     }
     /// PEFT's `task_type` for this model.
@@ -566,11 +567,15 @@ impl<B: Kernels> Adaptable<B> for BertForSequenceClassification<B> {
 }
 
 impl<B: Kernels> Adaptable<B> for LlamaForCausalLM<B> {
-    fn tied_head_mut(&mut self) -> Option<(Tensor<B, 2>, &mut Option<PackedWeight>)> {
-        if self.lm_head.is_some() {
-            return None;
+    fn lm_head_mut(&mut self) -> Option<(Tensor<B, 2>, &mut Option<PackedWeight>, bool)> {
+        match &self.lm_head {
+            Some(l) => Some((l.weight.val(), &mut self.head_packed, true)),
+            None => Some((
+                self.model.embed_tokens.weight.val(),
+                &mut self.head_packed,
+                false,
+            )),
         }
-        Some((self.model.embed_tokens.weight.val(), &mut self.tied_packed))
     }
     fn geometry(&self) -> Geometry {
         let c = &self.config;

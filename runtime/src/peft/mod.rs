@@ -34,13 +34,14 @@ use std::path::PathBuf;
 use crate::kernels::{Kernels, PackedFigures};
 
 /// Packs the model's frozen weights that enter products — the base weight
-/// of every linear layer that gets no gradient, and a tied head's
-/// embedding — for bf16 products, where the backend has such a form
-/// (`precision = bf16` on AMX). Each layer owns its packed weight. With
-/// `release_linear`, the f32 copies of the linear weights are handed back
-/// to the system: right when nothing else reads them (not under DoRA, which
-/// takes the norms of `W`, nor full fine-tuning, whose export writes every
-/// weight). The embedding keeps its copy (its rows are looked up).
+/// of every linear layer that gets no gradient, and an LM head's weight
+/// (its own or the tied embedding) — for bf16 products, where the backend
+/// has such a form (`precision = bf16` on AMX). Each layer owns its packed
+/// weight. With `release_linear`, the f32 copies of the linear weights are
+/// handed back to the system: right when nothing else reads them (not
+/// under DoRA, which takes the norms of `W`, nor full fine-tuning, whose
+/// export writes every weight). A tied embedding keeps its copy (its rows
+/// are looked up).
 pub fn pack_frozen<B: Kernels, M: Adaptable<B>>(
     model: &mut M,
     release_linear: bool,
@@ -59,9 +60,9 @@ pub fn pack_frozen<B: Kernels, M: Adaptable<B>>(
             figures.add(p);
         }
     }
-    if let Some((embedding, slot)) = model.tied_head_mut() {
-        if !embedding.is_require_grad() {
-            *slot = crate::kernels::pack_frozen(&embedding, false);
+    if let Some((weight, slot, products_only)) = model.lm_head_mut() {
+        if !weight.is_require_grad() {
+            *slot = crate::kernels::pack_frozen(&weight, release_linear && products_only);
             if let Some(p) = slot.as_ref() {
                 figures.add(p);
             }

@@ -34,7 +34,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use eval::EvalResult;
 pub use ppo::{PolicyValue, PpoStats};
@@ -77,8 +77,9 @@ impl RunOptions {
 }
 
 /// What a run reports as it goes (rendered by the CLI as a progress line,
-/// plain lines, or a JSON event stream).
-#[derive(Debug, Clone, Serialize)]
+/// plain lines, or a JSON event stream, which a sweep reads back from its
+/// trials as these same events).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     Start {
@@ -104,7 +105,7 @@ pub enum Event {
         tokens_per_s: f64,
         eta_s: f64,
         /// PPO's step statistics (reward, KL, losses, clip fraction).
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         ppo: Option<PpoStats>,
     },
     Eval {
@@ -135,7 +136,7 @@ pub enum Event {
     },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunSummary {
     pub run_dir: PathBuf,
     pub steps: u64,

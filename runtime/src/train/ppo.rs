@@ -31,7 +31,7 @@ use burn::optim::GradientsAccumulator;
 use burn::tensor::Tensor;
 use ft_pipeline::{BatchData, DataPipeline};
 use ft_plan::{Metric, Objective, Plan};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::driver::{Driver, StepRecord};
 use super::eval::{evaluate, EvalResult};
@@ -91,7 +91,7 @@ impl<B: Kernels> PolicyValue<B> {
 }
 
 /// One step's statistics (also written to `metrics.jsonl`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PpoStats {
     /// Mean reward-model score of the rollouts.
     pub reward: f64,

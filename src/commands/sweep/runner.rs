@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
+use ft_runtime::train::Event;
 use serde_json::Value;
 
 /// One trial to run.
@@ -40,7 +41,7 @@ pub enum Outcome {
 }
 
 enum Msg {
-    Event(usize, Value),
+    Event(usize, Box<Event>),
     Exit(usize, Option<i32>),
 }
 
@@ -169,8 +170,8 @@ fn spawn(
     let index = job.index;
     std::thread::spawn(move || {
         for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&l) {
-                let _ = tx.send(Msg::Event(index, v));
+            if let Ok(e) = serde_json::from_str::<Event>(&l) {
+                let _ = tx.send(Msg::Event(index, Box::new(e)));
             }
         }
         let code = child.wait().ok().and_then(|s| s.code());
@@ -234,32 +235,27 @@ impl Line {
         }
     }
 
-    fn event(&mut self, i: usize, total: usize, label: &str, e: &Value) {
-        match e["event"].as_str() {
-            Some("step") if self.redraw && !self.quiet => {
-                eprint!(
-                    "\r\x1b[2Ktrial {i}/{total}: step {}/{} loss {:.4}",
-                    e["step"],
-                    e["total"],
-                    e["loss"].as_f64().unwrap_or(f64::NAN)
-                );
+    fn event(&mut self, i: usize, total: usize, label: &str, e: &Event) {
+        match e {
+            Event::Step {
+                step,
+                total: n,
+                loss,
+                ..
+            } if self.redraw && !self.quiet => {
+                eprint!("\r\x1b[2Ktrial {i}/{total}: step {step}/{n} loss {loss:.4}");
                 let _ = std::io::stderr().flush();
                 self.drawn = true;
             }
-            Some("eval") => {
-                let r = &e["result"];
-                let ms: Vec<String> = r["metrics"]
-                    .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| format!("{k} {:.4}", v.as_f64().unwrap_or(f64::NAN)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+            Event::Eval { step, result } => {
+                let ms: Vec<String> = result
+                    .metrics
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.4}"))
+                    .collect();
                 let line = format!(
-                    "trial {i}/{total} ({label}): {} at step {}: {}",
-                    r["split"].as_str().unwrap_or("?"),
-                    e["step"],
+                    "trial {i}/{total} ({label}): {} at step {step}: {}",
+                    result.split,
                     ms.join(", ")
                 );
                 if self.last_eval.get(&i) != Some(&line) {
@@ -267,9 +263,10 @@ impl Line {
                     self.say(line);
                 }
             }
-            Some("early_stop") => self.say(format!(
-                "trial {i}/{total}: early stop at step {}, best step {}",
-                e["step"], e["best_step"]
+            Event::EarlyStop {
+                step, best_step, ..
+            } => self.say(format!(
+                "trial {i}/{total}: early stop at step {step}, best step {best_step}"
             )),
             _ => {}
         }
