@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use burn::backend::Autodiff;
-use common::{asset, ft, quickstart_into, root, text, write_tiny_llama};
+use common::{asset, ft, quickstart_into, root, text, train_lines, write_tiny_llama};
 use ft_compiler::driver::{self, Options};
 use ft_runtime::generate::{generate, SamplingOptions};
 #[cfg(not(feature = "cuda"))]
@@ -68,15 +68,6 @@ fn train_on<B: AutodiffKernels>(
     let s = train::run_on::<B>(plan, &opts, &Default::default(), &mut |_| {})
         .unwrap_or_else(|e| panic!("{}: {e}", runs.display()));
     (train_lines(&s.run_dir), s.run_dir)
-}
-
-fn train_lines(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["split"] == "train")
-        .collect()
 }
 
 /// Every tensor of every `.safetensors` file the run exported (its

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::{asset, ft, quickstart_into, root, text, write_tiny_llama};
+use common::{asset, ft, quickstart_into, root, text, train_lines, write_tiny_llama};
 use ft_compiler::driver::{self, Options};
 use ft_runtime::train::ppo_math::adapt_kl;
 use ft_runtime::train::{self, ErrorKind, Event, RunOptions};
@@ -26,16 +26,6 @@ fn workdir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// The `split: train` lines of a run's metrics.
-fn train_lines(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["split"] == "train")
-        .collect()
 }
 
 fn plan_of(recipe: &Path) -> ft_plan::Plan {

@@ -210,3 +210,13 @@ pub fn write_tiny_llama(dir: &Path) {
     out.extend(data);
     std::fs::write(dir.join("model.safetensors"), out).unwrap();
 }
+
+/// The `split: train` lines of a run's metrics.
+pub fn train_lines(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["split"] == "train")
+        .collect()
+}

@@ -93,3 +93,45 @@ impl Output {
         unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast(), v.len(), v.capacity()) }
     }
 }
+
+/// The frame of a row-wise backward pass (LayerNorm's, RMSNorm's) over
+/// `len` elements in rows of `n`, split into tasks of `rows_per_task` rows:
+/// `body(range, dx, partial)` writes the task's rows of `dx` (only when
+/// `need_x`) and adds into its own `k · n` partial sums. Returns `dx`
+/// (empty unless asked for) and the partial sums added in task order — a
+/// fixed order, not the thread count's, so every machine gets the same bits.
+pub fn row_tasks(
+    len: usize,
+    n: usize,
+    rows_per_task: usize,
+    k: usize,
+    need_x: bool,
+    body: impl Fn(std::ops::Range<usize>, Option<&mut [f32]>, &mut [f32]) + Sync,
+) -> (Vec<f32>, Vec<f32>) {
+    use rayon::prelude::*;
+    let chunk = n * rows_per_task;
+    let tasks = len.div_ceil(chunk);
+    let mut partial = vec![0.0f32; tasks * k * n];
+    let range = |t: usize| t * chunk..((t + 1) * chunk).min(len);
+    let mut dx = if need_x {
+        vec![0.0f32; len]
+    } else {
+        Vec::new()
+    };
+    if need_x {
+        dx.par_chunks_mut(chunk)
+            .zip(partial.par_chunks_mut(k * n))
+            .enumerate()
+            .for_each(|(t, (d, p))| body(range(t), Some(d), p));
+    } else {
+        partial
+            .par_chunks_mut(k * n)
+            .enumerate()
+            .for_each(|(t, p)| body(range(t), None, p));
+    }
+    let mut sums = vec![0.0f32; k * n];
+    for p in partial.chunks(k * n) {
+        sums.iter_mut().zip(p).for_each(|(s, v)| *s += v);
+    }
+    (dx, sums)
+}

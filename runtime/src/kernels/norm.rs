@@ -7,7 +7,7 @@
 use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
-use super::data::{contiguous, shape, tensor};
+use super::data::{contiguous, row_tasks, shape, tensor};
 use std::mem::MaybeUninit;
 
 use super::data::Output;
@@ -127,39 +127,13 @@ pub(super) fn ln_backward(
     let n = *dims.last().expect("rank ≥ 1");
     let dy = contiguous(grad).expect("f32 gradient");
     let ws = contiguous(w).expect("f32 weight");
-    let need_x = need[0];
-    let mut dx = if need_x {
-        vec![0.0f32; xs.len()]
-    } else {
-        Vec::new()
-    };
     // Per task: partial Σ dy·x̂ and Σ dy over its rows.
-    let tasks = xs.len().div_ceil(n * ROWS_PER_TASK);
-    let mut partial = vec![0.0f32; tasks * 2 * n];
-    let chunk = n * ROWS_PER_TASK;
-    let task = |t: usize, dx: Option<&mut [f32]>, part: &mut [f32]| {
-        let lo = t * chunk;
-        let hi = (lo + chunk).min(xs.len());
-        ln_grad_rows(&xs[lo..hi], &dy[lo..hi], &ws, eps, dx, part);
-    };
-    if need_x {
-        dx.par_chunks_mut(chunk)
-            .zip(partial.par_chunks_mut(2 * n))
-            .enumerate()
-            .for_each(|(t, (d, p))| task(t, Some(d), p));
-    } else {
-        partial
-            .par_chunks_mut(2 * n)
-            .enumerate()
-            .for_each(|(t, p)| task(t, None, p));
-    }
-    let dx = need_x.then(|| tensor(dx, dims));
-    let (mut dw, mut db) = (vec![0.0f32; n], vec![0.0f32; n]);
-    for p in partial.chunks(2 * n) {
-        let (pw, pb) = p.split_at(n);
-        dw.iter_mut().zip(pw).for_each(|(d, v)| *d += v);
-        db.iter_mut().zip(pb).for_each(|(d, v)| *d += v);
-    }
+    let (dx, sums) = row_tasks(xs.len(), n, ROWS_PER_TASK, 2, need[0], |rows, dx, part| {
+        ln_grad_rows(&xs[rows.clone()], &dy[rows], &ws, eps, dx, part)
+    });
+    let dx = need[0].then(|| tensor(dx, dims));
+    let (dw, db) = sums.split_at(n);
+    let (dw, db) = (dw.to_vec(), db.to_vec());
     [
         dx,
         need[1].then(|| tensor(dw, vec![n])),

@@ -7,7 +7,7 @@
 use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
-use super::data::{contiguous, shape, tensor};
+use super::data::{contiguous, row_tasks, shape, tensor};
 
 /// Rows per parallel task; fixed (not derived from the thread count) so
 /// that the weight-gradient partial sums, added in order, are the same on
@@ -56,55 +56,35 @@ pub(super) fn backward(
     let xs = contiguous(x).expect("f32 input");
     let dy = contiguous(grad).expect("f32 gradient");
     let ws = contiguous(w).expect("f32 weight");
-    let need_x = need[0];
-    let mut dx = if need_x {
-        vec![0.0f32; xs.len()]
-    } else {
-        Vec::new()
-    };
-    let chunk = n * ROWS_PER_TASK;
-    let tasks = xs.len().div_ceil(chunk);
-    // Per task: its partial Σ dy·x̂.
-    let mut partial = vec![0.0f32; tasks * n];
-    let body = |t: usize, mut dx: Option<&mut [f32]>, pw: &mut [f32]| {
-        let lo = t * chunk;
-        let hi = (lo + chunk).min(xs.len());
-        for (r, start) in (lo..hi).step_by(n).enumerate() {
-            let row = &xs[start..start + n];
-            let g = &dy[start..start + n];
-            let inv = inv_rms(row, eps);
-            let mut sum_gwx = 0.0f32;
-            for (((x, g), w), pw) in row.iter().zip(g).zip(ws.iter()).zip(pw.iter_mut()) {
-                let xhat = x * inv;
-                *pw += g * xhat;
-                sum_gwx += g * w * xhat;
-            }
-            if let Some(dx) = dx.as_deref_mut() {
-                let mean = sum_gwx / n as f32;
-                let o = &mut dx[r * n..(r + 1) * n];
-                for (((o, x), g), w) in o.iter_mut().zip(row).zip(g).zip(ws.iter()) {
-                    *o = inv * (g * w - x * inv * mean);
+    let (dx, dw) = row_tasks(
+        xs.len(),
+        n,
+        ROWS_PER_TASK,
+        1,
+        need[0],
+        |rows, mut dx, pw| {
+            for (r, start) in rows.step_by(n).enumerate() {
+                let row = &xs[start..start + n];
+                let g = &dy[start..start + n];
+                let inv = inv_rms(row, eps);
+                let mut sum_gwx = 0.0f32;
+                for (((x, g), w), pw) in row.iter().zip(g).zip(ws.iter()).zip(pw.iter_mut()) {
+                    let xhat = x * inv;
+                    *pw += g * xhat;
+                    sum_gwx += g * w * xhat;
+                }
+                if let Some(dx) = dx.as_deref_mut() {
+                    let mean = sum_gwx / n as f32;
+                    let o = &mut dx[r * n..(r + 1) * n];
+                    for (((o, x), g), w) in o.iter_mut().zip(row).zip(g).zip(ws.iter()) {
+                        *o = inv * (g * w - x * inv * mean);
+                    }
                 }
             }
-        }
-    };
-    if need_x {
-        dx.par_chunks_mut(chunk)
-            .zip(partial.par_chunks_mut(n))
-            .enumerate()
-            .for_each(|(t, (d, p))| body(t, Some(d), p));
-    } else {
-        partial
-            .par_chunks_mut(n)
-            .enumerate()
-            .for_each(|(t, p)| body(t, None, p));
-    }
-    let dw = need[1].then(|| {
-        let mut dw = vec![0.0f32; n];
-        for p in partial.chunks(n) {
-            dw.iter_mut().zip(p).for_each(|(d, v)| *d += v);
-        }
-        tensor(dw, vec![n])
-    });
-    [need_x.then(|| tensor(dx, dims)), dw]
+        },
+    );
+    [
+        need[0].then(|| tensor(dx, dims)),
+        need[1].then(|| tensor(dw, vec![n])),
+    ]
 }
