@@ -149,7 +149,9 @@ else
     run_tests --workspace --doc || true
   fi
   phase "editors" editors/test.sh || true
-  # The CUDA backend (and every example) type-checked as users build it
+  # The CUDA backend (and every example, and the generic-path tests that
+  # gpu-check.sh runs on CUDA) type-checked as users build it
   # (`--features cuda`); scripts/gpu-check.sh builds and runs it on a GPU.
-  phase "CUDA check" cargo check --profile ci --workspace --features ft/cuda --bins --examples || true
+  phase "CUDA check" cargo check --profile ci --workspace --features ft/cuda --bins --examples \
+    --test generic_backend || true
 fi
