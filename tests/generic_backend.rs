@@ -229,7 +229,7 @@ fn resumes(dir: &Path, name: &str, recipe: &str, how: Resume) {
         }
     })
     .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Interrupted, "{name}: {err}");
+    assert_eq!(err.kind(), ErrorKind::Interrupted, "{name}: {err}");
     opts.resume = true;
     opts.stop = Default::default();
     let s = train::run_on::<Generic>(&plan, &opts, &Default::default(), &mut |_| {}).unwrap();

@@ -180,7 +180,7 @@ fn tiny_ppo_trains_checkpoints_and_resumes_bit_identical() {
         }
     })
     .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Interrupted, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Interrupted, "{err}");
     let mut opts = RunOptions::new(dir.join("runs-b"));
     opts.resume = true;
     let s = train::run(&plan, &opts, &mut |_| {}).unwrap();

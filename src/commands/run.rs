@@ -114,7 +114,7 @@ pub fn run(args: Args) -> ExitCode {
         Err(e) => {
             progress.clear();
             eprintln!("error: {e}");
-            match e.kind {
+            match e.kind() {
                 ErrorKind::Interrupted => ExitCode::from(130),
                 ErrorKind::Io => ExitCode::from(2),
                 _ => ExitCode::from(1),

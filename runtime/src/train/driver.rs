@@ -96,7 +96,7 @@ impl<'a, B: AutodiffKernels> Driver<'a, B> {
         let (run_dir, resuming) = open_run(plan, opts, &lock)?;
         let ck_dir = run_dir.join("checkpoints");
         let metrics_path = run_dir.join("metrics.jsonl");
-        let input = |e: ft_pipeline::PipelineError| TrainError::input(e.to_string());
+        let input = TrainError::from;
         let mut sampler = pipe.train_sampler().map_err(input)?;
         let total = sampler.total_steps().div_ceil(accumulate);
         let train_examples: usize = pipe

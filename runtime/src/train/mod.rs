@@ -171,31 +171,61 @@ pub enum ErrorKind {
     Io,
 }
 
-#[derive(Debug, Clone)]
-pub struct TrainError {
-    pub kind: ErrorKind,
-    pub message: String,
+/// Why a run stopped, with the typed cause where it has one: a data file
+/// or row the pipeline refused (its file and line), a model or adapter that
+/// could not be used, a device this build lacks.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] ft_pipeline::PipelineError),
+    #[error(transparent)]
+    Model(#[from] ft_formats::FormatError),
+    #[error(transparent)]
+    Adapter(#[from] crate::peft::PeftError),
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
+    /// Other bad inputs, in words.
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    NonFinite(String),
+    #[error("{0}")]
+    LockMismatch(String),
+    #[error("{0}")]
+    Interrupted(String),
+    #[error("{0}")]
+    Io(String),
 }
 
 impl TrainError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        TrainError {
-            kind,
-            message: message.into(),
+        let m = message.into();
+        match kind {
+            ErrorKind::Input => TrainError::Input(m),
+            ErrorKind::NonFinite => TrainError::NonFinite(m),
+            ErrorKind::LockMismatch => TrainError::LockMismatch(m),
+            ErrorKind::Interrupted => TrainError::Interrupted(m),
+            ErrorKind::Io => TrainError::Io(m),
         }
     }
     pub(crate) fn input(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Input, message)
+        TrainError::Input(message.into())
     }
     pub(crate) fn io(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Io, message)
+        TrainError::Io(message.into())
+    }
+    /// What kind of failure this is (the command line's exit code).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TrainError::Data(_)
+            | TrainError::Model(_)
+            | TrainError::Adapter(_)
+            | TrainError::Backend(_)
+            | TrainError::Input(_) => ErrorKind::Input,
+            TrainError::NonFinite(_) => ErrorKind::NonFinite,
+            TrainError::LockMismatch(_) => ErrorKind::LockMismatch,
+            TrainError::Interrupted(_) => ErrorKind::Interrupted,
+            TrainError::Io(_) => ErrorKind::Io,
+        }
     }
 }
-
-impl std::fmt::Display for TrainError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for TrainError {}

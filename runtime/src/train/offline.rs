@@ -52,7 +52,7 @@ pub fn evaluate_plan(
         metrics,
         cache_dir,
     };
-    dispatch(plan.train.device, work).map_err(|e| TrainError::input(e.to_string()))?
+    dispatch(plan.train.device, work).map_err(TrainError::from)?
 }
 
 fn evaluate_on<B: Kernels>(
@@ -64,7 +64,7 @@ fn evaluate_on<B: Kernels>(
     device: &B::Device,
 ) -> Result<Vec<EvalResult>, TrainError> {
     let device = device.clone();
-    let tok = TextTokenizer::load(&plan.model).map_err(|e| TrainError::input(e.to_string()))?;
+    let tok = TextTokenizer::load(&plan.model).map_err(TrainError::from)?;
     let pipe = DataPipeline::build(
         plan,
         tok,
@@ -72,8 +72,8 @@ fn evaluate_on<B: Kernels>(
             cache_dir: cache_dir.map(Path::to_path_buf),
         },
     )
-    .map_err(|e| TrainError::input(e.to_string()))?;
-    let model_err = |e: ft_formats::FormatError| TrainError::input(e.to_string());
+    .map_err(TrainError::from)?;
+    let model_err = TrainError::from;
     // `--adapter` replaces the model's own `adapter`.
     let adapter = adapter.or(plan.model.adapter.as_deref());
     let splits: Vec<String> = if splits.is_empty() {
@@ -126,7 +126,7 @@ fn with_adapter<B: Kernels, M: Adaptable<B>>(
         None => Ok(model),
         Some(dir) => peft::adapter::load_adapter(model, dir)
             .map(|(m, _)| m)
-            .map_err(|e| TrainError::input(e.to_string())),
+            .map_err(TrainError::from),
     }
 }
 

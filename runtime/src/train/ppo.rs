@@ -499,9 +499,7 @@ fn greedy_reward<B: Kernels>(
     device: &B::Device,
 ) -> Result<(f64, usize), TrainError> {
     let tok = pipe.tokenizer();
-    let examples = pipe
-        .eval_examples(split)
-        .map_err(|e| TrainError::input(e.to_string()))?;
+    let examples = pipe.eval_examples(split).map_err(TrainError::from)?;
     let greedy = SamplingOptions {
         temperature: 0.0,
         ..s.sampling.clone()

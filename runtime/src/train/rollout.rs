@@ -80,9 +80,9 @@ impl<B: Kernels> RewardModel<B> {
                 plan.name
             )));
         };
-        let tok = TextTokenizer::load(plan).map_err(|e| TrainError::input(e.to_string()))?;
-        let model = Classifier::<B>::load(&plan.path, labels.len(), 0, device)
-            .map_err(|e| TrainError::input(e.to_string()))?;
+        let tok = TextTokenizer::load(plan).map_err(TrainError::from)?;
+        let model =
+            Classifier::<B>::load(&plan.path, labels.len(), 0, device).map_err(TrainError::from)?;
         let max_len = model.config().max_positions;
         let (model, _) = model
             .with_adapter(adapter)
@@ -101,10 +101,7 @@ impl<B: Kernels> RewardModel<B> {
         }
         let mut rows = Vec::with_capacity(texts.len());
         for t in texts {
-            let mut ids = self
-                .tok
-                .encode(t, true)
-                .map_err(|e| TrainError::input(e.to_string()))?;
+            let mut ids = self.tok.encode(t, true).map_err(TrainError::from)?;
             if ids.len() > self.max_len {
                 // Keep the end (the response); the first token stays ([CLS]).
                 let cut = ids.len() - self.max_len;

@@ -44,7 +44,7 @@ pub fn run(
         opts,
         on_event,
     };
-    dispatch(plan.train.device, work).map_err(|e| TrainError::input(e.to_string()))?
+    dispatch(plan.train.device, work).map_err(TrainError::from)?
 }
 
 /// The data plan the sampler runs: with gradient accumulation, `steps`
@@ -88,15 +88,12 @@ fn run_here<B: AutodiffKernels>(
     device: &B::Device,
     on_event: &mut dyn FnMut(&Event),
 ) -> Result<RunSummary, TrainError> {
-    let tok = TextTokenizer::load(&plan.model).map_err(|e| TrainError::input(e.to_string()))?;
+    let tok = TextTokenizer::load(&plan.model).map_err(TrainError::from)?;
     let prompt_init_ids = match &plan.method {
         Method::Prompt {
             init: ft_plan::method::PromptInit::Text(t),
             ..
-        } => Some(
-            tok.encode(t, true)
-                .map_err(|e| TrainError::input(e.to_string()))?,
-        ),
+        } => Some(tok.encode(t, true).map_err(TrainError::from)?),
         _ => None,
     };
     let pipe = DataPipeline::build(
@@ -106,7 +103,7 @@ fn run_here<B: AutodiffKernels>(
             cache_dir: opts.cache_dir.clone(),
         },
     )
-    .map_err(|e| TrainError::input(e.to_string()))?;
+    .map_err(TrainError::from)?;
     for d in &pipe.report().datasets {
         if !d.leaks.is_empty() {
             on_event(&Event::Leakage {
@@ -119,7 +116,7 @@ fn run_here<B: AutodiffKernels>(
         seed: plan.seed,
         prompt_init_ids,
     };
-    let model_err = |e: ft_formats::FormatError| TrainError::input(e.to_string());
+    let model_err = TrainError::from;
     match &plan.model.head {
         Head::Classify { labels } => {
             let model = Classifier::<B>::load(&plan.model.path, labels.len(), plan.seed, device)
@@ -177,12 +174,11 @@ pub(super) fn load_lm<B: Kernels>(
     m: &ModelPlan,
     device: &B::Device,
 ) -> Result<LlamaForCausalLM<B>, TrainError> {
-    let (lm, _) = crate::load_causal_lm::<B>(&m.path, device)
-        .map_err(|e| TrainError::input(e.to_string()))?;
+    let (lm, _) = crate::load_causal_lm::<B>(&m.path, device).map_err(TrainError::from)?;
     match &m.adapter {
         Some(dir) => peft::adapter::load_adapter(lm, dir)
             .map(|(lm, _)| lm)
-            .map_err(|e| TrainError::input(e.to_string())),
+            .map_err(TrainError::from),
         None => Ok(lm),
     }
 }
@@ -196,11 +192,9 @@ fn start<B: Kernels, M: peft::Adaptable<B>>(
     apply_opts: &ApplyOptions,
 ) -> Result<M, TrainError> {
     let Some(dir) = &plan.model.adapter else {
-        return peft::apply(model, &plan.method, apply_opts)
-            .map_err(|e| TrainError::input(e.to_string()));
+        return peft::apply(model, &plan.method, apply_opts).map_err(TrainError::from);
     };
-    let (model, found) =
-        peft::adapter::load_adapter(model, dir).map_err(|e| TrainError::input(e.to_string()))?;
+    let (model, found) = peft::adapter::load_adapter(model, dir).map_err(TrainError::from)?;
     if let Some(difference) = super::continued::difference(&found, &plan.method) {
         return Err(TrainError::input(format!(
             "the adapter {} is not the recipe's `peft` method ({difference}): declare the method it was trained with",
