@@ -9,6 +9,12 @@
 //! - HF module path → Burn `Linear`: `LlamaForCausalLM::linear_mut("model.layers.3.self_attn.q_proj")`,
 //!   `BertModel::linear_mut("encoder.layer.0.attention.self.query")`.
 //! - Generation and chat templates: [`generate`].
+//! - Backends: every entry point reaches a Burn backend through
+//!   [`backend::dispatch`]; the models call ft's fused operations through
+//!   [`kernels::Kernels`], Burn's backend extension (ft's kernels on the CPU,
+//!   Burn's operations elsewhere).
+//! - Using a model without training it: [`infer`] (generation, embeddings,
+//!   classification) and [`export`] (adapter check and merge).
 
 pub mod backend;
 pub mod bert;
