@@ -207,6 +207,16 @@ fn smollm2_generic_path_matches_pytorch_too() {
     );
 }
 
+/// Burn's Flex CPU backend (built with `--features flex`), which takes
+/// every default of the kernels trait, against transformers.
+#[cfg(feature = "flex")]
+#[test]
+fn smollm2_on_flex_against_pytorch() {
+    let flex = smollm2_logits_error::<burn::backend::Flex>();
+    println!("SmolLM2 on burn-flex against transformers: {flex:.2e}");
+    assert!(flex <= TOL, "{flex:e}");
+}
+
 #[test]
 fn smollm2_matches_pytorch_and_answers_paris() {
     let fx = fixture("smollm2.json");
